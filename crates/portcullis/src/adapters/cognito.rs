@@ -1,0 +1,190 @@
+//! `UserPools` on Amazon Cognito user pools.
+
+use async_trait::async_trait;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::types::{
+    AccountRecoverySettingType, AdminCreateUserConfigType, EmailConfigurationType,
+    EmailSendingAccountType, MessageTemplateType, OAuthFlowType, PreventUserExistenceErrorTypes,
+    RecoveryOptionNameType, RecoveryOptionType, UsernameAttributeType, VerifiedAttributeType,
+};
+
+use super::aws_failure;
+use crate::error::{Error, Result};
+use crate::ports::{ClientSpec, CreatedPool, PoolSpec, UserPools};
+
+/// The Cognito-backed user pool port.
+#[derive(Debug, Clone)]
+pub struct CognitoUserPools {
+    client: Client,
+}
+
+impl CognitoUserPools {
+    /// Builds the client from the function's AWS configuration (once per cold start).
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(config))
+    }
+
+    pub fn new(client: Client) -> Self {
+        CognitoUserPools { client }
+    }
+
+    fn region(&self) -> String {
+        self.client
+            .config()
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into())
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> Error {
+    Error::Upstream(format!("cannot build a Cognito request: {e}"))
+}
+
+/// Deletes treat a missing resource as already deleted.
+fn gone_is_done<T>(result: std::result::Result<T, super::AwsFailure>) -> Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(f) if f.is("ResourceNotFoundException") => Ok(()),
+        Err(f) => Err(f.into_error()),
+    }
+}
+
+#[async_trait]
+impl UserPools for CognitoUserPools {
+    async fn create_pool(&self, spec: &PoolSpec) -> Result<CreatedPool> {
+        let invitation = MessageTemplateType::builder()
+            .email_subject(&spec.invitation_subject)
+            .email_message(&spec.invitation_body)
+            .build();
+        let recovery = AccountRecoverySettingType::builder()
+            .recovery_mechanisms(
+                RecoveryOptionType::builder()
+                    .name(RecoveryOptionNameType::VerifiedEmail)
+                    .priority(1)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build();
+        let out = self
+            .client
+            .create_user_pool()
+            .pool_name(&spec.pool_name)
+            // Only admins invite: nobody can sign themselves up to an app.
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder()
+                    .allow_admin_create_user_only(true)
+                    .invite_message_template(invitation)
+                    .build(),
+            )
+            .username_attributes(UsernameAttributeType::Email)
+            .auto_verified_attributes(VerifiedAttributeType::Email)
+            .account_recovery_setting(recovery)
+            .email_configuration(
+                EmailConfigurationType::builder()
+                    .email_sending_account(EmailSendingAccountType::CognitoDefault)
+                    .build(),
+            )
+            .user_pool_tags("portcullis:app-id", &spec.app_id)
+            .send()
+            .await
+            .map_err(|e| aws_failure("Cognito CreateUserPool", e).into_error())?;
+        let pool = out
+            .user_pool
+            .ok_or_else(|| Error::Upstream("Cognito CreateUserPool returned no pool".into()))?;
+        match (pool.id, pool.arn) {
+            (Some(id), Some(arn)) => Ok(CreatedPool { id, arn }),
+            _ => Err(Error::Upstream(
+                "Cognito CreateUserPool returned a pool without id or ARN".into(),
+            )),
+        }
+    }
+
+    async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String> {
+        let out = self
+            .client
+            .create_user_pool_client()
+            .user_pool_id(pool_id)
+            .client_name(&spec.client_name)
+            // The ALB authenticates with the secret; Portcullis never reads or returns it.
+            .generate_secret(true)
+            .allowed_o_auth_flows_user_pool_client(true)
+            .allowed_o_auth_flows(OAuthFlowType::Code)
+            .allowed_o_auth_scopes("openid")
+            .allowed_o_auth_scopes("email")
+            .callback_urls(&spec.callback_url)
+            .logout_urls(&spec.logout_url)
+            .supported_identity_providers("COGNITO")
+            .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+            .send()
+            .await
+            .map_err(|e| aws_failure("Cognito CreateUserPoolClient", e).into_error())?;
+        out.user_pool_client
+            .and_then(|c| c.client_id)
+            .ok_or_else(|| {
+                Error::Upstream("Cognito CreateUserPoolClient returned no client id".into())
+            })
+    }
+
+    async fn create_domain(&self, pool_id: &str, prefix: &str) -> Result<String> {
+        let result = self
+            .client
+            .create_user_pool_domain()
+            .user_pool_id(pool_id)
+            .domain(prefix)
+            .send()
+            .await;
+        if let Err(e) = result {
+            let failure = aws_failure("Cognito CreateUserPoolDomain", e);
+            // A retry after a lost response finds the domain already ours.
+            let ours = self
+                .client
+                .describe_user_pool_domain()
+                .domain(prefix)
+                .send()
+                .await
+                .ok()
+                .and_then(|d| d.domain_description)
+                .is_some_and(|d| d.user_pool_id() == Some(pool_id));
+            if !ours {
+                return Err(failure.into_error());
+            }
+        }
+        Ok(format!("{prefix}.auth.{}.amazoncognito.com", self.region()))
+    }
+
+    async fn delete_domain(&self, pool_id: &str, prefix: &str) -> Result<()> {
+        gone_is_done(
+            self.client
+                .delete_user_pool_domain()
+                .user_pool_id(pool_id)
+                .domain(prefix)
+                .send()
+                .await
+                .map_err(|e| aws_failure("Cognito DeleteUserPoolDomain", e)),
+        )
+    }
+
+    async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+        gone_is_done(
+            self.client
+                .delete_user_pool_client()
+                .user_pool_id(pool_id)
+                .client_id(client_id)
+                .send()
+                .await
+                .map_err(|e| aws_failure("Cognito DeleteUserPoolClient", e)),
+        )
+    }
+
+    async fn delete_pool(&self, pool_id: &str) -> Result<()> {
+        gone_is_done(
+            self.client
+                .delete_user_pool()
+                .user_pool_id(pool_id)
+                .send()
+                .await
+                .map_err(|e| aws_failure("Cognito DeleteUserPool", e)),
+        )
+    }
+}

@@ -1,0 +1,402 @@
+//! `AppStore` on one DynamoDB table (`pk`/`sk` strings). Item kinds:
+//! - `TENANT#t / APP#id`: an app (its fields, plus `version` for optimistic concurrency)
+//! - `DOMAIN#fqdn / DOMAIN`: the domain guard, written in the same transaction as the app
+//! - `APP#id / EVENT#<unix nanos>#<uuid>`: history, sortable by time
+//! - `LISTENER#arn / PRIORITY#nnnnn`: a listener rule priority reserved by an app
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+
+use super::aws_failure;
+use crate::domain::{App, AppEvent};
+use crate::error::{Error, Result};
+use crate::ports::{AppStore, Page};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB-backed store.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// Builds the client from the function's AWS configuration (once per cold start).
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn tenant_pk(tenant_id: &str) -> String {
+    format!("TENANT#{tenant_id}")
+}
+
+fn app_sk(app_id: &str) -> String {
+    format!("APP#{app_id}")
+}
+
+fn domain_pk(domain: &str) -> String {
+    format!("DOMAIN#{domain}")
+}
+
+fn listener_pk(listener_arn: &str) -> String {
+    format!("LISTENER#{listener_arn}")
+}
+
+fn priority_sk(priority: u32) -> String {
+    format!("PRIORITY#{priority:05}")
+}
+
+fn app_item(app: &App) -> Result<Item> {
+    let mut item: Item = serde_dynamo::to_item(app)
+        .map_err(|e| Error::Upstream(format!("cannot store app: {e}")))?;
+    item.insert("pk".into(), s(tenant_pk(&app.tenant_id)));
+    item.insert("sk".into(), s(app_sk(&app.id)));
+    Ok(item)
+}
+
+fn event_item(app_id: &str, event: &AppEvent) -> Result<Item> {
+    let mut item: Item = serde_dynamo::to_item(event)
+        .map_err(|e| Error::Upstream(format!("cannot store event: {e}")))?;
+    let nanos = event.at.unix_timestamp_nanos();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    item.insert("pk".into(), s(format!("APP#{app_id}")));
+    item.insert(
+        "sk".into(),
+        s(format!("EVENT#{nanos:020}#{}", &unique[..8])),
+    );
+    Ok(item)
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| Error::Upstream(format!("stored item is unreadable: {e}")))
+}
+
+/// Page tokens are the query's LastEvaluatedKey (all string keys), base64url-encoded JSON.
+fn encode_token(key: Option<&Item>) -> Option<String> {
+    let key = key?;
+    let plain: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
+        .collect();
+    Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).ok()?))
+}
+
+/// Decodes a page token, refusing any that points outside the partition being listed.
+fn decode_token(token: Option<&str>, pk: &str) -> Result<Option<Item>> {
+    let Some(token) = token else { return Ok(None) };
+    let invalid = || Error::Invalid("nextToken is not a token this listing returned".into());
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if plain.get("pk").map(String::as_str) != Some(pk)
+        || !plain.contains_key("sk")
+        || plain.len() != 2
+    {
+        return Err(invalid());
+    }
+    Ok(Some(plain.into_iter().map(|(k, v)| (k, s(v))).collect()))
+}
+
+impl DynamoStore {
+    /// One page of items in partition `pk` whose sort key starts with `prefix`.
+    async fn query_page(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: u32,
+        next_token: Option<&str>,
+        newest_first: bool,
+    ) -> Result<(Vec<Item>, Option<String>)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .scan_index_forward(!newest_first)
+            .set_exclusive_start_key(decode_token(next_token, pk)?)
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB Query", e).into_error())?;
+        let next = encode_token(out.last_evaluated_key());
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    /// Deletes an item if `appId` matches; a missing item or another holder is a no-op.
+    async fn delete_if_held(&self, pk: String, sk: String, app_id: &str, what: &str) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression("appId = :app")
+            .expression_attribute_values(":app", s(app_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = aws_failure(what, e);
+                if failure.is("ConditionalCheckFailedException") {
+                    Ok(())
+                } else {
+                    Err(failure.into_error())
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl AppStore for DynamoStore {
+    async fn create(&self, app: &App, event: &AppEvent) -> Result<()> {
+        let put = |item: Item| -> Result<TransactWriteItem> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| Error::Upstream(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let guard: Item = HashMap::from([
+            ("pk".to_string(), s(domain_pk(&app.domain))),
+            ("sk".to_string(), s("DOMAIN")),
+            ("appId".to_string(), s(&app.id)),
+            ("tenantId".to_string(), s(&app.tenant_id)),
+        ]);
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put(app_item(app)?)?)
+            .transact_items(put(guard)?)
+            .transact_items(put(event_item(&app.id, event)?)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                // The guard is the second item: its condition failing means the domain is taken.
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                    err.as_service_error()
+                {
+                    let guard_failed = cancel
+                        .cancellation_reasons()
+                        .get(1)
+                        .and_then(|r| r.code())
+                        .is_some_and(|c| c == "ConditionalCheckFailed");
+                    if guard_failed {
+                        return Err(Error::Conflict(format!(
+                            "domain '{}' is already protected by another app; delete that app first",
+                            app.domain
+                        )));
+                    }
+                }
+                Err(aws_failure("DynamoDB TransactWriteItems", err).into_error())
+            }
+        }
+    }
+
+    async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant_pk(tenant_id)))
+            .key("sk", s(app_sk(app_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB GetItem", e).into_error())?;
+        out.item.map(from_item).transpose()
+    }
+
+    async fn list(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<Page<App>> {
+        let (items, next_token) = self
+            .query_page(&tenant_pk(tenant_id), "APP#", limit, next_token, false)
+            .await?;
+        let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
+        Ok(Page { items, next_token })
+    }
+
+    async fn update(&self, app: &mut App) -> Result<()> {
+        let expected = app.version;
+        let mut next = app.clone();
+        next.version = expected + 1;
+        next.updated_at = time::OffsetDateTime::now_utc();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(app_item(&next)?))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                *app = next;
+                Ok(())
+            }
+            Err(e) => {
+                let failure = aws_failure("DynamoDB PutItem", e);
+                if failure.is("ConditionalCheckFailedException") {
+                    Err(Error::Conflict(format!(
+                        "app {} was changed by someone else; try again",
+                        app.id
+                    )))
+                } else {
+                    Err(failure.into_error())
+                }
+            }
+        }
+    }
+
+    async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
+        self.delete_if_held(
+            domain_pk(domain),
+            "DOMAIN".into(),
+            app_id,
+            "DynamoDB DeleteItem (domain)",
+        )
+        .await
+    }
+
+    async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(event_item(app_id, event)?))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB PutItem (event)", e).into_error())?;
+        Ok(())
+    }
+
+    async fn list_events(
+        &self,
+        app_id: &str,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<Page<AppEvent>> {
+        let (items, next_token) = self
+            .query_page(&format!("APP#{app_id}"), "EVENT#", limit, next_token, true)
+            .await?;
+        let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
+        Ok(Page { items, next_token })
+    }
+
+    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>> {
+        let pk = listener_pk(listener_arn);
+        let mut taken = BTreeSet::new();
+        let mut token = None;
+        loop {
+            let (items, next) = self
+                .query_page(&pk, "PRIORITY#", 100, token.as_deref(), false)
+                .await?;
+            taken.extend(items.iter().filter_map(|item| {
+                item.get("sk")?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix("PRIORITY#")?
+                    .parse::<u32>()
+                    .ok()
+            }));
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(taken),
+            }
+        }
+    }
+
+    async fn reserve_priority(
+        &self,
+        listener_arn: &str,
+        priority: u32,
+        app_id: &str,
+    ) -> Result<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(listener_pk(listener_arn)))
+            .item("sk", s(priority_sk(priority)))
+            .item("appId", s(app_id))
+            // A retry by the same app keeps its own reservation.
+            .condition_expression("attribute_not_exists(pk) OR appId = :app")
+            .expression_attribute_values(":app", s(app_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = aws_failure("DynamoDB PutItem (priority)", e);
+                if failure.is("ConditionalCheckFailedException") {
+                    Err(Error::PriorityInUse(format!(
+                        "priority {priority} was reserved by another app"
+                    )))
+                } else {
+                    Err(failure.into_error())
+                }
+            }
+        }
+    }
+
+    async fn release_priority(
+        &self,
+        listener_arn: &str,
+        priority: u32,
+        app_id: &str,
+    ) -> Result<()> {
+        self.delete_if_held(
+            listener_pk(listener_arn),
+            priority_sk(priority),
+            app_id,
+            "DynamoDB DeleteItem (priority)",
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_stay_in_their_partition() {
+        let key: Item = HashMap::from([("pk".into(), s("TENANT#a")), ("sk".into(), s("APP#1"))]);
+        let token = encode_token(Some(&key)).unwrap();
+        assert_eq!(decode_token(Some(&token), "TENANT#a").unwrap(), Some(key));
+        assert!(decode_token(Some(&token), "TENANT#b").is_err());
+        assert!(decode_token(Some("not base64!"), "TENANT#a").is_err());
+        assert_eq!(decode_token(None, "TENANT#a").unwrap(), None);
+    }
+}

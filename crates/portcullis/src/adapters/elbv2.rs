@@ -1,0 +1,296 @@
+//! `LoadBalancer` on Elastic Load Balancing v2.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::Client;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum,
+    AuthenticateCognitoActionConfig, Certificate, HostHeaderConditionConfig, RuleCondition,
+    TargetHealthStateEnum,
+};
+
+use super::{AwsFailure, aws_failure};
+use crate::error::{Error, Result};
+use crate::ports::{ListenerInfo, LoadBalancer, ProtectRule};
+
+/// The ELBv2-backed load balancer port.
+#[derive(Debug, Clone)]
+pub struct ElbLoadBalancer {
+    client: Client,
+}
+
+impl ElbLoadBalancer {
+    /// Builds the client from the function's AWS configuration (once per cold start).
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(config))
+    }
+
+    pub fn new(client: Client) -> Self {
+        ElbLoadBalancer { client }
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> Error {
+    Error::Upstream(format!("cannot build an ELB request: {e}"))
+}
+
+/// ELB's "not found" and quota codes, translated once.
+fn elb_error(failure: AwsFailure) -> Error {
+    match failure.code.as_deref() {
+        Some("ListenerNotFound" | "TargetGroupNotFound" | "LoadBalancerNotFound") => {
+            Error::Invalid(failure.message)
+        }
+        Some("PriorityInUse") => Error::PriorityInUse(failure.message),
+        Some("TooManyRules" | "TooManyCertificates" | "TooManyActions") => {
+            Error::QuotaExceeded(failure.message)
+        }
+        _ => failure.into_error(),
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for ElbLoadBalancer {
+    async fn listener(&self, listener_arn: &str) -> Result<Option<ListenerInfo>> {
+        let out = match self
+            .client
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let failure = aws_failure("ELB DescribeListeners", e);
+                return if failure.is("ListenerNotFound") {
+                    Ok(None)
+                } else {
+                    Err(elb_error(failure))
+                };
+            }
+        };
+        Ok(out.listeners().first().map(|l| ListenerInfo {
+            protocol: l
+                .protocol()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            port: l
+                .port()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or_default(),
+            load_balancer_arn: l.load_balancer_arn().unwrap_or_default().to_string(),
+        }))
+    }
+
+    async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_listeners()
+            .load_balancer_arn(load_balancer_arn)
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB DescribeListeners", e)))?;
+        Ok(out
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(443) && l.protocol().is_some_and(|p| p.as_str() == "HTTPS"))
+            .and_then(|l| l.listener_arn().map(str::to_string)))
+    }
+
+    async fn default_target_group(
+        &self,
+        listener_arn: &str,
+        load_balancer_arn: &str,
+    ) -> Result<Option<String>> {
+        let listeners = self
+            .client
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB DescribeListeners", e)))?;
+        let forwarded = listeners
+            .listeners()
+            .iter()
+            .flat_map(|l| l.default_actions())
+            .find_map(|a| a.target_group_arn().map(str::to_string));
+        if forwarded.is_some() {
+            return Ok(forwarded);
+        }
+        let groups = self
+            .client
+            .describe_target_groups()
+            .load_balancer_arn(load_balancer_arn)
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB DescribeTargetGroups", e)))?;
+        Ok(groups
+            .target_groups()
+            .first()
+            .and_then(|g| g.target_group_arn().map(str::to_string)))
+    }
+
+    async fn has_healthy_target(&self, target_group_arn: &str) -> Result<bool> {
+        let out = self
+            .client
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB DescribeTargetHealth", e)))?;
+        Ok(out.target_health_descriptions().iter().any(|d| {
+            d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
+        }))
+    }
+
+    async fn listener_certificates(&self, listener_arn: &str) -> Result<Vec<String>> {
+        let mut arns = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .client
+                .describe_listener_certificates()
+                .listener_arn(listener_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| elb_error(aws_failure("ELB DescribeListenerCertificates", e)))?;
+            arns.extend(
+                out.certificates()
+                    .iter()
+                    .filter_map(|c| c.certificate_arn().map(str::to_string)),
+            );
+            match out.next_marker {
+                Some(next) if !next.is_empty() => marker = Some(next),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    async fn attach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()> {
+        self.client
+            .add_listener_certificates()
+            .listener_arn(listener_arn)
+            .certificates(
+                Certificate::builder()
+                    .certificate_arn(certificate_arn)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB AddListenerCertificates", e)))?;
+        Ok(())
+    }
+
+    async fn detach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()> {
+        let result = self
+            .client
+            .remove_listener_certificates()
+            .listener_arn(listener_arn)
+            .certificates(
+                Certificate::builder()
+                    .certificate_arn(certificate_arn)
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = aws_failure("ELB RemoveListenerCertificates", e);
+                // Gone already: the listener (and so the attachment) or the certificate.
+                if failure.is("ListenerNotFound") || failure.is("CertificateNotFound") {
+                    Ok(())
+                } else {
+                    Err(elb_error(failure))
+                }
+            }
+        }
+    }
+
+    async fn rule_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>> {
+        let mut taken = BTreeSet::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .client
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| elb_error(aws_failure("ELB DescribeRules", e)))?;
+            // The default rule's priority is "default"; it does not parse and is skipped.
+            taken.extend(
+                out.rules()
+                    .iter()
+                    .filter_map(|r| r.priority()?.parse::<u32>().ok()),
+            );
+            match out.next_marker {
+                Some(next) if !next.is_empty() => marker = Some(next),
+                _ => return Ok(taken),
+            }
+        }
+    }
+
+    async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
+        let authenticate = Action::builder()
+            .r#type(ActionTypeEnum::AuthenticateCognito)
+            .order(1)
+            .authenticate_cognito_config(
+                AuthenticateCognitoActionConfig::builder()
+                    .user_pool_arn(&rule.user_pool_arn)
+                    .user_pool_client_id(&rule.client_id)
+                    .user_pool_domain(&rule.pool_domain_prefix)
+                    .session_timeout(i64::from(rule.session_timeout_seconds))
+                    .scope("openid email")
+                    .on_unauthenticated_request(
+                        AuthenticateCognitoActionConditionalBehaviorEnum::Authenticate,
+                    )
+                    .build(),
+            )
+            .build();
+        let forward = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .order(2)
+            .target_group_arn(&rule.target_group_arn)
+            .build();
+        let condition = RuleCondition::builder()
+            .field("host-header")
+            .host_header_config(
+                HostHeaderConditionConfig::builder()
+                    .values(&rule.host)
+                    .build(),
+            )
+            .build();
+        let out = self
+            .client
+            .create_rule()
+            .listener_arn(&rule.listener_arn)
+            .priority(i32::try_from(rule.priority).map_err(build_error)?)
+            .conditions(condition)
+            .actions(authenticate)
+            .actions(forward)
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB CreateRule", e)))?;
+        out.rules()
+            .first()
+            .and_then(|r| r.rule_arn().map(str::to_string))
+            .ok_or_else(|| Error::Upstream("ELB CreateRule returned no rule".into()))
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
+        match self.client.delete_rule().rule_arn(rule_arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = aws_failure("ELB DeleteRule", e);
+                if failure.is("RuleNotFound") {
+                    Ok(())
+                } else {
+                    Err(elb_error(failure))
+                }
+            }
+        }
+    }
+}

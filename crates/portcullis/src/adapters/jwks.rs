@@ -1,0 +1,138 @@
+//! `TokenVerifier` for Cognito ID tokens: RS256 signature against the issuer's JWKS (fetched once and
+//! cached across invocations), expiry, issuer and audience. The tenant and role come from the claims.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use crate::config::TokenConfig;
+use crate::domain::Caller;
+use crate::error::{Error, Result};
+use crate::ports::TokenVerifier;
+
+/// Keys are re-read this often even when every `kid` is known, to pick up rotations.
+const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// An unknown `kid` triggers a re-read at most this often, so bad tokens cannot hammer the issuer.
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(30);
+
+/// The claims Portcullis reads from a Cognito ID token.
+#[derive(Debug, Deserialize)]
+struct IdTokenClaims {
+    sub: String,
+    token_use: Option<String>,
+    email: Option<String>,
+    #[serde(rename = "custom:tenant")]
+    tenant: Option<String>,
+    #[serde(rename = "cognito:groups", default)]
+    groups: Vec<String>,
+}
+
+struct CachedKeys {
+    keys: HashMap<String, DecodingKey>,
+    fetched_at: Instant,
+}
+
+/// Verifies ID tokens of one issuer.
+pub struct JwksTokenVerifier {
+    config: TokenConfig,
+    http: reqwest::Client,
+    cache: RwLock<Option<CachedKeys>>,
+}
+
+impl JwksTokenVerifier {
+    pub fn new(config: TokenConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        JwksTokenVerifier {
+            config,
+            http,
+            cache: RwLock::new(None),
+        }
+    }
+
+    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>> {
+        let unavailable = |e: reqwest::Error| {
+            Error::Retryable(format!("cannot read the token issuer's keys: {e}"))
+        };
+        let set: JwkSet = self
+            .http
+            .get(&self.config.jwks_url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        Ok(set
+            .keys
+            .iter()
+            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+            .collect())
+    }
+
+    /// The key for `kid`, from the cache or a fresh read of the JWKS.
+    async fn key(&self, kid: &str) -> Result<DecodingKey> {
+        {
+            let cache = self.cache.read().await;
+            if let Some(cached) = cache.as_ref() {
+                let fresh = cached.fetched_at.elapsed() < KEYS_MAX_AGE;
+                match cached.keys.get(kid) {
+                    Some(key) if fresh => return Ok(key.clone()),
+                    None if cached.fetched_at.elapsed() < REFRESH_AT_MOST_EVERY => {
+                        return Err(unknown_key());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let keys = self.fetch_keys().await?;
+        let key = keys.get(kid).cloned();
+        *self.cache.write().await = Some(CachedKeys {
+            keys,
+            fetched_at: Instant::now(),
+        });
+        key.ok_or_else(unknown_key)
+    }
+}
+
+fn unknown_key() -> Error {
+    Error::Unauthenticated("the token is not signed by a key of the expected issuer".into())
+}
+
+#[async_trait]
+impl TokenVerifier for JwksTokenVerifier {
+    async fn verify(&self, token: &str) -> Result<Caller> {
+        let bad =
+            |why: String| Error::Unauthenticated(format!("the bearer token is not valid: {why}"));
+        let header = decode_header(token).map_err(|e| bad(e.to_string()))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(bad(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| bad("it names no signing key (kid)".into()))?;
+        let key = self.key(&kid).await?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        match &self.config.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let claims = decode::<IdTokenClaims>(token, &key, &validation)
+            .map_err(|e| bad(e.to_string()))?
+            .claims;
+        if claims.token_use.as_deref() != Some("id") {
+            return Err(bad("an ID token is required (token_use is not 'id')".into()));
+        }
+        Caller::from_claims(claims.sub, claims.email, claims.tenant, &claims.groups)
+    }
+}

@@ -1,0 +1,233 @@
+//! The REST operations, independent of Lambda's event types: a function turns its event into an
+//! `ApiRequest`, calls the operation, and sends back the `ApiResponse`. Errors become
+//! `application/problem+json` here and nowhere else.
+
+mod apps;
+pub mod lambda;
+mod view;
+
+use std::collections::HashMap;
+
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, Method, StatusCode};
+use serde::Serialize;
+
+pub use apps::AppsApi;
+pub use view::AppView;
+
+use crate::domain::Caller;
+use crate::error::Error;
+use crate::ports::TokenVerifier;
+
+/// An API request as API Gateway routed it.
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub method: Method,
+    /// The route template that matched, e.g. `/apps/{id}`.
+    pub resource: String,
+    pub path_parameters: HashMap<String, String>,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl ApiRequest {
+    /// A path parameter the route guarantees.
+    pub fn path(&self, name: &str) -> &str {
+        self.path_parameters
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// An API response.
+pub type ApiResponse = http::Response<String>;
+
+/// Builds a JSON response.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> ApiResponse {
+    let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Adds a `Location` header.
+pub fn with_location(mut response: ApiResponse, location: &str) -> ApiResponse {
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    problem_type: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+/// The one mapping from domain errors to HTTP. 5xx details stay generic: the specifics are logged.
+pub fn problem(err: &Error) -> ApiResponse {
+    let status = match err {
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) | Error::PriorityInUse(_) => StatusCode::CONFLICT,
+        Error::QuotaExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Retryable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Upstream(_) => StatusCode::BAD_GATEWAY,
+    };
+    let detail = if status.is_server_error() {
+        tracing::error!(error = %err, "request failed");
+        match err {
+            Error::Retryable(_) => {
+                "a service Portcullis depends on is busy; try again shortly".to_string()
+            }
+            _ => "a service Portcullis depends on failed; the error is logged".to_string(),
+        }
+    } else {
+        err.to_string()
+    };
+    let body = Problem {
+        problem_type: "about:blank",
+        title: status.canonical_reason().unwrap_or("Error"),
+        status: status.as_u16(),
+        detail: &detail,
+    };
+    let mut response = json_response(status, &body);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    match err {
+        Error::Unauthenticated(_) => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Error::Retryable(_) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Verifies the request's bearer token and returns the caller.
+pub async fn authenticate(
+    verifier: &dyn TokenVerifier,
+    request: &ApiRequest,
+) -> Result<Caller, Error> {
+    let header = request
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthenticated("send 'Authorization: Bearer <ID token>'".into()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            Error::Unauthenticated("the Authorization header must be 'Bearer <ID token>'".into())
+        })?;
+    verifier.verify(token).await
+}
+
+/// Listing parameters: `limit` (1–100, default 20) and the opaque `nextToken`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub next_token: Option<String>,
+}
+
+impl PageRequest {
+    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, Error> {
+        let limit = match query.get("limit") {
+            None => 20,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=100).contains(l))
+                .ok_or_else(|| {
+                    Error::Invalid(format!("limit '{l}' must be a whole number from 1 to 100"))
+                })?,
+        };
+        let next_token = query.get("nextToken").filter(|t| !t.is_empty()).cloned();
+        Ok(PageRequest { limit, next_token })
+    }
+}
+
+/// A listing's body: `{items, nextToken?}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing<T: Serialize> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// The answer for a method or path the function does not serve (API Gateway routes only known ones).
+pub fn no_route(request: &ApiRequest) -> ApiResponse {
+    problem(&Error::NotFound(format!(
+        "no operation {} {}",
+        request.method, request.resource
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_carry_status_type_and_detail() {
+        let response = problem(&Error::Invalid("domain is bad".into()));
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(body["detail"], "domain is bad");
+        assert_eq!(body["title"], "Bad Request");
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["type"], "about:blank");
+    }
+
+    #[test]
+    fn server_errors_do_not_leak_details() {
+        let response = problem(&Error::Upstream("arn:aws:secret-thing failed".into()));
+        assert_eq!(response.status(), 502);
+        assert!(!response.body().contains("arn:aws"));
+        assert_eq!(
+            problem(&Error::Unauthenticated("x".into())).headers()[WWW_AUTHENTICATE],
+            "Bearer"
+        );
+    }
+
+    #[test]
+    fn page_requests_are_bounded() {
+        let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+        assert_eq!(PageRequest::from_query(&HashMap::new()).unwrap().limit, 20);
+        assert_eq!(
+            PageRequest::from_query(&q("limit", "100")).unwrap().limit,
+            100
+        );
+        assert!(PageRequest::from_query(&q("limit", "0")).is_err());
+        assert!(PageRequest::from_query(&q("limit", "x")).is_err());
+        assert_eq!(
+            PageRequest::from_query(&q("nextToken", "abc"))
+                .unwrap()
+                .next_token
+                .as_deref(),
+            Some("abc")
+        );
+    }
+}

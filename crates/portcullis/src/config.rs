@@ -1,0 +1,77 @@
+//! Settings read from the environment once per cold start.
+
+use crate::domain::PollPolicy;
+use crate::error::{Error, Result};
+
+/// A required environment variable; a missing one is a deployment fault, reported by name.
+pub fn required(name: &str) -> Result<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::Upstream(format!("environment variable {name} is not set")))
+}
+
+fn seconds(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|_| {
+            Error::Upstream(format!(
+                "environment variable {name}='{v}' is not a number of seconds"
+            ))
+        }),
+    }
+}
+
+/// The DynamoDB table holding all tenant state.
+pub fn table_name() -> Result<String> {
+    required("PORTCULLIS_TABLE_NAME")
+}
+
+/// How the caller's tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// Where the issuer's signing keys are published.
+    pub jwks_url: String,
+    /// The exact `iss` claim expected.
+    pub issuer: String,
+    /// The `aud` (app client id) expected of ID tokens; unset accepts any client of the issuer.
+    pub audience: Option<String>,
+}
+
+impl TokenConfig {
+    pub fn from_env() -> Result<Self> {
+        Ok(TokenConfig {
+            jwks_url: required("PORTCULLIS_JWKS_URL")?,
+            issuer: required("PORTCULLIS_TOKEN_ISSUER")?,
+            audience: std::env::var("PORTCULLIS_TOKEN_AUDIENCE")
+                .ok()
+                .filter(|a| !a.is_empty()),
+        })
+    }
+}
+
+/// How long the workflow's wait loops poll. Passed in each execution's input, so the state machine
+/// needs no redeploy to tune them (and local runs take seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WorkflowTiming {
+    pub certificate: PollPolicy,
+    pub environment: PollPolicy,
+}
+
+impl WorkflowTiming {
+    /// Defaults suit AWS: DNS validation can take many minutes, an environment a few.
+    pub fn from_env() -> Result<Self> {
+        Ok(WorkflowTiming {
+            certificate: PollPolicy {
+                poll_seconds: seconds("PORTCULLIS_CERT_POLL_SECONDS", 15)?,
+                deadline_seconds: seconds("PORTCULLIS_CERT_DEADLINE_SECONDS", 72 * 3600)?,
+                max_wait_seconds: seconds("PORTCULLIS_CERT_MAX_WAIT_SECONDS", 300)?,
+            },
+            environment: PollPolicy {
+                poll_seconds: seconds("PORTCULLIS_ENV_POLL_SECONDS", 10)?,
+                deadline_seconds: seconds("PORTCULLIS_ENV_DEADLINE_SECONDS", 3600)?,
+                max_wait_seconds: seconds("PORTCULLIS_ENV_MAX_WAIT_SECONDS", 60)?,
+            },
+        })
+    }
+}

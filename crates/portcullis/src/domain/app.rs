@@ -1,0 +1,218 @@
+//! A protected app: what the caller asked for, where provisioning is, and every AWS resource made for it
+//! (so that teardown finds every piece).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Lifecycle status. The names are part of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AppStatus {
+    Provisioning,
+    Active,
+    Failed,
+    Deleting,
+    Deleted,
+}
+
+/// Where provisioning is. The names are part of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Step {
+    Certificate,
+    DnsValidation,
+    Environment,
+    Auth,
+    Listener,
+    /// Removing resources (compensation or deletion); not shown while provisioning.
+    Teardown,
+}
+
+impl Step {
+    /// The contract name of the step, as it appears in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Certificate => "CERTIFICATE",
+            Step::DnsValidation => "DNS_VALIDATION",
+            Step::Environment => "ENVIRONMENT",
+            Step::Auth => "AUTH",
+            Step::Listener => "LISTENER",
+            Step::Teardown => "TEARDOWN",
+        }
+    }
+}
+
+/// Where the app runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Target {
+    /// A shared ALB: Portcullis adds a host-header rule to its HTTPS listener.
+    Alb {
+        listener_arn: String,
+        target_group_arn: String,
+    },
+    /// An Elastic Beanstalk environment: its ALB and HTTPS listener are discovered.
+    #[serde(rename = "elasticbeanstalk")]
+    ElasticBeanstalk { environment_name: String },
+}
+
+/// The DNS record that proves control of the domain to ACM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub value: String,
+}
+
+/// Why provisioning (or teardown) failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppError {
+    pub step: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// Every AWS resource Portcullis made (or found) for an app. Each is recorded as soon as it exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    pub certificate_arn: Option<String>,
+    pub certificate_status: Option<String>,
+    pub validation_record: Option<ValidationRecord>,
+    /// The HTTPS listener and target group in use (given, or discovered from an EB environment).
+    pub listener_arn: Option<String>,
+    pub target_group_arn: Option<String>,
+    pub user_pool_id: Option<String>,
+    pub user_pool_arn: Option<String>,
+    pub client_id: Option<String>,
+    /// The Cognito hosted domain prefix and its full host name.
+    pub pool_domain_prefix: Option<String>,
+    pub pool_domain_host: Option<String>,
+    /// True once the certificate is attached to the listener.
+    #[serde(default)]
+    pub listener_certificate_attached: bool,
+    pub rule_priority: Option<u32>,
+    pub listener_rule_arn: Option<String>,
+}
+
+/// A protected app, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct App {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub domain: String,
+    pub target: Target,
+    pub session_timeout_seconds: u32,
+    pub status: AppStatus,
+    pub step: Option<Step>,
+    #[serde(default)]
+    pub resources: Resources,
+    pub error: Option<AppError>,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Optimistic-concurrency version: every write expects the version it read.
+    pub version: u64,
+}
+
+impl App {
+    /// The URL users open; the ALB rule answers for it.
+    pub fn url(&self) -> String {
+        format!("https://{}/", self.domain)
+    }
+
+    /// The Cognito hosted UI logout URL that returns the user to the app.
+    pub fn logout_url(&self) -> Option<String> {
+        let host = self.resources.pool_domain_host.as_deref()?;
+        let client_id = self.resources.client_id.as_deref()?;
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", client_id)
+            .append_pair("logout_uri", &self.url())
+            .finish();
+        Some(format!("https://{host}/logout?{query}"))
+    }
+
+    /// The OAuth callback the ALB's authenticate-cognito action uses.
+    pub fn callback_url(&self) -> String {
+        format!("https://{}/oauth2/idpresponse", self.domain)
+    }
+}
+
+/// An entry in an app's history: workflow steps, and what callers did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// The actor name of the workflow's own steps.
+pub const WORKFLOW_ACTOR: &str = "portcullis";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        App {
+            id: "a1".into(),
+            tenant_id: "t".into(),
+            name: "Grafana".into(),
+            domain: "grafana.example.com".into(),
+            target: Target::ElasticBeanstalk {
+                environment_name: "env".into(),
+            },
+            session_timeout_seconds: 3600,
+            status: AppStatus::Provisioning,
+            step: None,
+            resources: Resources::default(),
+            error: None,
+            created_by: "me".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn logout_url_returns_to_the_app() {
+        let mut app = app();
+        assert_eq!(app.logout_url(), None);
+        app.resources.pool_domain_host = Some("pc-x.auth.us-east-1.amazoncognito.com".into());
+        app.resources.client_id = Some("abc".into());
+        assert_eq!(
+            app.logout_url().unwrap(),
+            "https://pc-x.auth.us-east-1.amazoncognito.com/logout?client_id=abc&logout_uri=https%3A%2F%2Fgrafana.example.com%2F"
+        );
+    }
+
+    #[test]
+    fn target_json_uses_contract_names() {
+        let alb: Target =
+            serde_json::from_str(r#"{"type":"alb","listenerArn":"l","targetGroupArn":"g"}"#)
+                .unwrap();
+        assert_eq!(
+            alb,
+            Target::Alb {
+                listener_arn: "l".into(),
+                target_group_arn: "g".into()
+            }
+        );
+        let eb: Target =
+            serde_json::from_str(r#"{"type":"elasticbeanstalk","environmentName":"e"}"#).unwrap();
+        assert_eq!(serde_json::to_value(&eb).unwrap()["environmentName"], "e");
+        assert!(serde_json::from_str::<Target>(r#"{"type":"nlb"}"#).is_err());
+    }
+}

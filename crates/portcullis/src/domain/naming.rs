@@ -1,0 +1,73 @@
+//! Names Portcullis gives to what it creates.
+
+/// A Cognito hosted-domain prefix that is unique per app: `pc-<name slug>-<8 hex of the app id>`.
+/// Cognito allows lower-case letters, digits and '-', up to 63 characters, and refuses prefixes that
+/// contain "aws", "amazon" or "cognito".
+pub fn pool_domain_prefix(app_name: &str, app_id: &str) -> String {
+    let words: Vec<String> = app_name
+        .to_ascii_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(|word| {
+            ["cognito", "amazon", "aws"]
+                .iter()
+                .fold(word.to_string(), |w, r| w.replace(r, ""))
+        })
+        .filter(|word| !word.is_empty())
+        .collect();
+    let joined = words.join("-");
+    let slug = joined.get(..40).unwrap_or(&joined).trim_end_matches('-');
+    let suffix: String = app_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
+    if slug.is_empty() {
+        format!("pc-{suffix}")
+    } else {
+        format!("pc-{slug}-{suffix}")
+    }
+}
+
+/// The invitation email's subject and body. Cognito requires `{username}` and `{####}` (the temporary
+/// password) in the body; both are filled in by Cognito, so the password never passes through us.
+pub fn invitation_message(app_name: &str, app_url: &str) -> (String, String) {
+    let subject = format!("You are invited to {app_name}");
+    let body = format!(
+        "You have been invited to {app_name} at {app_url}<br><br>\
+         Sign in with the user name {{username}} and the temporary password {{####}}. \
+         You will be asked to choose a new password. The temporary password expires in 7 days; \
+         ask an admin of {app_name} to resend the invitation if it has."
+    );
+    (subject, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_valid_for_cognito() {
+        let p = pool_domain_prefix(
+            "My AWS Cognito Dashboard!!",
+            "0190f3a2-7c1d-7000-8000-000000000000",
+        );
+        assert_eq!(p, "pc-my-dashboard-0190f3a2");
+        let long = pool_domain_prefix(&"x".repeat(100), "abcdef12");
+        assert!(long.len() <= 63);
+        assert_eq!(pool_domain_prefix("---", "abcdef12"), "pc-abcdef12");
+    }
+
+    #[test]
+    fn invitation_names_the_app_and_carries_placeholders() {
+        let (subject, body) = invitation_message("Grafana", "https://grafana.example.com/");
+        assert!(subject.contains("Grafana"));
+        for needle in [
+            "Grafana",
+            "https://grafana.example.com/",
+            "{username}",
+            "{####}",
+        ] {
+            assert!(body.contains(needle), "{needle}");
+        }
+    }
+}

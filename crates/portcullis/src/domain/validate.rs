@@ -1,0 +1,287 @@
+//! Validation of a create-app request. Every rejection says exactly what is wrong.
+
+use serde::Deserialize;
+
+use super::Target;
+use crate::error::{Error, Result};
+
+/// Default ALB session lifetime for an app's users: a working day.
+pub const DEFAULT_SESSION_TIMEOUT_SECONDS: u32 = 8 * 3600;
+/// ALB's upper bound for `SessionTimeout` (7 days).
+pub const MAX_SESSION_TIMEOUT_SECONDS: u32 = 604_800;
+
+/// The body of `POST /apps`, as received: every field optional so that a missing one gets its own
+/// message instead of a serde error.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateAppBody {
+    name: Option<serde_json::Value>,
+    domain: Option<serde_json::Value>,
+    target: Option<serde_json::Value>,
+    session_timeout_seconds: Option<serde_json::Value>,
+}
+
+/// A validated request for a new app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApp {
+    pub name: String,
+    /// Lower-case FQDN without a trailing dot.
+    pub domain: String,
+    pub target: Target,
+    pub session_timeout_seconds: u32,
+}
+
+/// Parses and validates the body of `POST /apps`.
+pub fn validate_new_app(body: &str) -> Result<NewApp> {
+    let body: CreateAppBody = serde_json::from_str(body).map_err(|e| {
+        Error::Invalid(format!(
+            "the body is not a JSON object of the expected shape: {e}"
+        ))
+    })?;
+    let name = validate_name(required_string(body.name, "name")?)?;
+    let domain = validate_domain(&required_string(body.domain, "domain")?)?;
+    let target = validate_target(body.target.ok_or_else(|| missing("target"))?)?;
+    let session_timeout_seconds = match body.session_timeout_seconds {
+        None | Some(serde_json::Value::Null) => DEFAULT_SESSION_TIMEOUT_SECONDS,
+        Some(v) => v
+            .as_u64()
+            .filter(|s| (1..=u64::from(MAX_SESSION_TIMEOUT_SECONDS)).contains(s))
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "sessionTimeoutSeconds must be a whole number from 1 to {MAX_SESSION_TIMEOUT_SECONDS}"
+                ))
+            })?,
+    };
+    Ok(NewApp {
+        name,
+        domain,
+        target,
+        session_timeout_seconds,
+    })
+}
+
+fn missing(field: &str) -> Error {
+    Error::Invalid(format!("'{field}' is required"))
+}
+
+fn required_string(value: Option<serde_json::Value>, field: &str) -> Result<String> {
+    match value {
+        None | Some(serde_json::Value::Null) => Err(missing(field)),
+        Some(serde_json::Value::String(s)) => Ok(s),
+        Some(_) => Err(Error::Invalid(format!("'{field}' must be a string"))),
+    }
+}
+
+/// Names appear in invitation emails and pool names: keep them plain.
+fn validate_name(name: String) -> Result<String> {
+    let name = name.trim().to_string();
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+    let starts_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if name.is_empty() || name.len() > 64 || !ok_chars || !starts_ok {
+        return Err(Error::Invalid(format!(
+            "name '{name}' must be 1 to 64 characters of letters, digits, spaces, '.', '_' or '-', \
+             starting with a letter or digit"
+        )));
+    }
+    Ok(name)
+}
+
+/// A host name the ALB can match and ACM can certify: no wildcards, no IP literals.
+fn validate_domain(domain: &str) -> Result<String> {
+    let fqdn = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let invalid =
+        |why: &str| Error::Invalid(format!("domain '{domain}' is not a valid host name: {why}"));
+    if fqdn.len() > 253 {
+        return Err(invalid("longer than 253 characters"));
+    }
+    let labels: Vec<&str> = fqdn.split('.').collect();
+    if labels.len() < 2 {
+        return Err(invalid(
+            "it needs at least two labels, e.g. app.example.com",
+        ));
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err(invalid("each label must be 1 to 63 characters"));
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid(
+                "only letters, digits and '-' are allowed (no wildcards)",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("a label may not start or end with '-'"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(invalid(
+            "an IP address cannot be certified; use a host name",
+        ));
+    }
+    Ok(fqdn)
+}
+
+fn validate_target(value: serde_json::Value) -> Result<Target> {
+    let target: Target = serde_json::from_value(value).map_err(|e| {
+        Error::Invalid(format!(
+            "target must be {{\"type\":\"alb\",\"listenerArn\":…,\"targetGroupArn\":…}} or \
+             {{\"type\":\"elasticbeanstalk\",\"environmentName\":…}}: {e}"
+        ))
+    })?;
+    match &target {
+        Target::Alb {
+            listener_arn,
+            target_group_arn,
+        } => {
+            check_elb_arn(
+                listener_arn,
+                "listener/app/",
+                "target.listenerArn",
+                "an ALB listener",
+            )?;
+            check_elb_arn(
+                target_group_arn,
+                "targetgroup/",
+                "target.targetGroupArn",
+                "a target group",
+            )?;
+        }
+        Target::ElasticBeanstalk { environment_name } => {
+            let n = environment_name.as_str();
+            let ok = (4..=40).contains(&n.len())
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !n.starts_with('-')
+                && !n.ends_with('-');
+            if !ok {
+                return Err(Error::Invalid(format!(
+                    "target.environmentName '{n}' must be 4 to 40 letters, digits or '-', \
+                     not starting or ending with '-'"
+                )));
+            }
+        }
+    }
+    Ok(target)
+}
+
+/// `arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:RESOURCE` with the expected resource kind.
+fn check_elb_arn(arn: &str, resource_prefix: &str, field: &str, what: &str) -> Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "elasticloadbalancing"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5].starts_with(resource_prefix);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{field} '{arn}' is not the ARN of {what}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/demo/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    const GROUP: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/73e2d6bc24d8a067";
+
+    fn body(name: &str, domain: &str) -> String {
+        serde_json::json!({
+            "name": name, "domain": domain,
+            "target": {"type": "alb", "listenerArn": LISTENER, "targetGroupArn": GROUP}
+        })
+        .to_string()
+    }
+
+    fn detail(r: Result<NewApp>) -> String {
+        match r {
+            Err(Error::Invalid(d)) => d,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_and_normalises_a_good_request() {
+        let app = validate_new_app(&body(" Grafana ", "Grafana.Example.com.")).unwrap();
+        assert_eq!(app.name, "Grafana");
+        assert_eq!(app.domain, "grafana.example.com");
+        assert_eq!(app.session_timeout_seconds, DEFAULT_SESSION_TIMEOUT_SECONDS);
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        assert!(detail(validate_new_app(&body("", "a.example.com"))).contains("name"));
+        assert!(detail(validate_new_app(&body("<script>", "a.example.com"))).contains("name"));
+        assert!(detail(validate_new_app(&body(&"x".repeat(65), "a.example.com"))).contains("name"));
+    }
+
+    #[test]
+    fn rejects_bad_domains() {
+        for d in [
+            "localhost",
+            "*.example.com",
+            "a..b.com",
+            "-a.example.com",
+            "10.0.0.1",
+            "a_b.example.com",
+        ] {
+            assert!(
+                detail(validate_new_app(&body("ok", d))).contains("domain"),
+                "{d}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_targets() {
+        let bad_listener = serde_json::json!({
+            "name": "ok", "domain": "a.example.com",
+            "target": {"type": "alb", "listenerArn": "nope", "targetGroupArn": GROUP}
+        });
+        assert!(detail(validate_new_app(&bad_listener.to_string())).contains("target.listenerArn"));
+        let unknown =
+            serde_json::json!({"name": "ok", "domain": "a.example.com", "target": {"type": "nlb"}});
+        assert!(detail(validate_new_app(&unknown.to_string())).contains("target must be"));
+        let eb = serde_json::json!({
+            "name": "ok", "domain": "a.example.com",
+            "target": {"type": "elasticbeanstalk", "environmentName": "-x"}
+        });
+        assert!(detail(validate_new_app(&eb.to_string())).contains("environmentName"));
+        let missing = serde_json::json!({"name": "ok", "domain": "a.example.com"});
+        assert_eq!(
+            detail(validate_new_app(&missing.to_string())),
+            "'target' is required"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_session_timeouts_and_bodies() {
+        let mut v: serde_json::Value = serde_json::from_str(&body("ok", "a.example.com")).unwrap();
+        v["sessionTimeoutSeconds"] = serde_json::json!(0);
+        assert!(detail(validate_new_app(&v.to_string())).contains("sessionTimeoutSeconds"));
+        v["sessionTimeoutSeconds"] = serde_json::json!(900);
+        assert_eq!(
+            validate_new_app(&v.to_string())
+                .unwrap()
+                .session_timeout_seconds,
+            900
+        );
+        assert!(detail(validate_new_app("[1,2]")).contains("JSON object"));
+        assert!(detail(validate_new_app("{\"name\":1}")).contains("'name' must be a string"));
+    }
+}

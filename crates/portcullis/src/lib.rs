@@ -1,0 +1,18 @@
+//! Portcullis: puts internal web apps behind a Cognito login on their ALB.
+//!
+//! - `domain`: what an app is and the pure rules (no AWS types)
+//! - `ports`: what the domain needs from outside, as traits
+//! - `adapters`: those ports on aws-sdk-rust
+//! - `api`: the REST operations, independent of Lambda's event types
+//! - `workflow`: the state machines' task steps
+
+pub mod adapters;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+pub mod telemetry;
+pub mod workflow;
+
+pub use error::{Error, Result};

@@ -1,0 +1,191 @@
+//! Ports: what the domain needs from the outside world, in domain types. Adapters (`crate::adapters`)
+//! implement them on aws-sdk-rust; unit tests implement them in memory.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use crate::domain::{App, AppEvent, Caller, ValidationRecord};
+use crate::error::Result;
+
+/// One page of a listing, with an opaque token for the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// Tenant state: apps, the domain guard, history and listener priority reservations.
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// Stores a new app and claims its domain atomically. `Conflict` if the domain is taken.
+    async fn create(&self, app: &App, event: &AppEvent) -> Result<()>;
+    /// The app, if it belongs to this tenant.
+    async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>>;
+    /// The tenant's apps, oldest first.
+    async fn list(
+        &self,
+        tenant_id: &str,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<Page<App>>;
+    /// Writes `app` if nobody changed it since it was read (its `version`), then bumps the version.
+    /// `Conflict` if somebody did.
+    async fn update(&self, app: &mut App) -> Result<()>;
+    /// Frees the app's domain for reuse (only if this app holds it).
+    async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()>;
+    /// Appends to the app's history.
+    async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()>;
+    /// The app's history, newest first.
+    async fn list_events(
+        &self,
+        app_id: &str,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<Page<AppEvent>>;
+    /// Priorities reserved on a listener by any app.
+    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>>;
+    /// Reserves a priority for an app; `PriorityInUse` if another app holds it.
+    async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str)
+    -> Result<()>;
+    /// Releases a reservation held by this app (a no-op otherwise).
+    async fn release_priority(&self, listener_arn: &str, priority: u32, app_id: &str)
+    -> Result<()>;
+}
+
+/// ACM's view of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateState {
+    /// ACM's status name: PENDING_VALIDATION, ISSUED, FAILED, VALIDATION_TIMED_OUT, …
+    pub status: String,
+    pub validation_record: Option<ValidationRecord>,
+}
+
+/// Certificates (ACM).
+#[async_trait]
+pub trait CertificateAuthority: Send + Sync {
+    /// Requests a DNS-validated certificate; the same token returns the same certificate.
+    async fn request(&self, domain: &str, idempotency_token: &str, app_id: &str) -> Result<String>;
+    async fn describe(&self, certificate_arn: &str) -> Result<CertificateState>;
+    /// Deletes the certificate; already gone is fine. `Retryable` while it is still in use.
+    async fn delete(&self, certificate_arn: &str) -> Result<()>;
+}
+
+/// A listener as the wiring needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    pub protocol: String,
+    pub port: u16,
+    pub load_balancer_arn: String,
+}
+
+/// The listener rule that protects an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectRule {
+    pub listener_arn: String,
+    pub priority: u32,
+    pub host: String,
+    pub user_pool_arn: String,
+    pub client_id: String,
+    pub pool_domain_prefix: String,
+    pub session_timeout_seconds: u32,
+    pub target_group_arn: String,
+}
+
+/// Load balancers (ELBv2).
+#[async_trait]
+pub trait LoadBalancer: Send + Sync {
+    async fn listener(&self, listener_arn: &str) -> Result<Option<ListenerInfo>>;
+    /// The load balancer's HTTPS listener on port 443, if any.
+    async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>>;
+    /// The target group the listener forwards to by default, else the load balancer's first.
+    async fn default_target_group(
+        &self,
+        listener_arn: &str,
+        load_balancer_arn: &str,
+    ) -> Result<Option<String>>;
+    /// True when at least one registered target is healthy. `Invalid` if the group does not exist.
+    async fn has_healthy_target(&self, target_group_arn: &str) -> Result<bool>;
+    /// Certificates attached to the listener (the default one included).
+    async fn listener_certificates(&self, listener_arn: &str) -> Result<Vec<String>>;
+    async fn attach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()>;
+    /// Detaches; not attached is fine.
+    async fn detach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()>;
+    /// Priorities of the listener's rules (the default rule excluded).
+    async fn rule_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>>;
+    /// Creates the rule; `PriorityInUse` if the priority is taken.
+    async fn create_rule(&self, rule: &ProtectRule) -> Result<String>;
+    /// Deletes the rule; already gone is fine.
+    async fn delete_rule(&self, rule_arn: &str) -> Result<()>;
+}
+
+/// What Elastic Beanstalk says about an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentState {
+    /// Launching, Updating, Ready, Terminating, Terminated, …
+    pub status: String,
+    /// Green, Yellow, Red, Grey.
+    pub health: String,
+}
+
+/// Elastic Beanstalk environments.
+#[async_trait]
+pub trait Environments: Send + Sync {
+    async fn environment(&self, name: &str) -> Result<Option<EnvironmentState>>;
+    /// The ARN of the environment's application load balancer.
+    async fn load_balancer(&self, name: &str) -> Result<Option<String>>;
+}
+
+/// How an app's user pool is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub pool_name: String,
+    pub app_id: String,
+    pub invitation_subject: String,
+    pub invitation_body: String,
+}
+
+/// How an app's client is made: code flow, `openid email`, callback and logout URLs, with a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSpec {
+    pub client_name: String,
+    pub callback_url: String,
+    pub logout_url: String,
+}
+
+/// A created user pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedPool {
+    pub id: String,
+    pub arn: String,
+}
+
+/// App user pools (Cognito): created and deleted by the workflow.
+#[async_trait]
+pub trait UserPools: Send + Sync {
+    async fn create_pool(&self, spec: &PoolSpec) -> Result<CreatedPool>;
+    /// Creates the client and returns its id (never its secret).
+    async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String>;
+    /// Creates the hosted domain and returns its host name.
+    async fn create_domain(&self, pool_id: &str, prefix: &str) -> Result<String>;
+    /// Each delete treats "already gone" as done.
+    async fn delete_domain(&self, pool_id: &str, prefix: &str) -> Result<()>;
+    async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()>;
+    async fn delete_pool(&self, pool_id: &str) -> Result<()>;
+}
+
+/// Starting the state machines (Step Functions).
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// Starts provisioning; the execution is named after the app, so a repeat is harmless.
+    async fn start_provisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()>;
+    /// Starts deprovisioning; likewise named after the app.
+    async fn start_deprovisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()>;
+}
+
+/// Verifies bearer tokens and says who the caller is.
+#[async_trait]
+pub trait TokenVerifier: Send + Sync {
+    /// `Unauthenticated` for a bad token, `Forbidden` for a good one without tenant or role.
+    async fn verify(&self, token: &str) -> Result<Caller>;
+}

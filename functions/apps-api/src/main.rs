@@ -1,0 +1,28 @@
+//! apps-api: `/apps` behind API Gateway. Wires the adapters once per cold start and serves.
+//! IAM: the table, and starting the two state machines.
+
+use std::sync::Arc;
+
+use portcullis::adapters::{
+    DynamoStore, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config,
+};
+use portcullis::api::AppsApi;
+use portcullis::api::lambda::serve;
+use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    portcullis::telemetry::init();
+    let aws = load_aws_config().await;
+    let api = AppsApi {
+        store: Arc::new(DynamoStore::from_config(&aws, table_name()?)),
+        workflow: Arc::new(StepFunctionsWorkflow::from_config(
+            &aws,
+            required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,
+            required("PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN")?,
+        )),
+        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
+        timing: WorkflowTiming::from_env()?,
+    };
+    serve(Arc::new(api)).await
+}

@@ -1,0 +1,289 @@
+//! Harness for the black-box tests: the running local stack (from `PORTCULLIS_STACK_FILE`, written by
+//! `make test` / `make dev`), AWS SDK clients pointed at its emulator, operator tokens, the API over
+//! HTTP, and polling with deadlines.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What `.local/stack.json` says about the running stack.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stack {
+    pub api_url: String,
+    pub aws_endpoint: String,
+    pub listener_arn: String,
+    pub target_group_arn: String,
+    pub user_pool_id: String,
+    pub user_pool_client_id: String,
+}
+
+/// The password the tests give the operators they create (local emulator only).
+pub const TEST_PASSWORD: &str = "Test-password-1!";
+
+impl Stack {
+    /// Reads the stack file; fails with a hint when no stack runs.
+    pub fn load() -> Stack {
+        let path = std::env::var("PORTCULLIS_STACK_FILE").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/stack.json").to_string()
+        });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("no local stack ({path}: {e}); run the tests with `make test`")
+        });
+        serde_json::from_str(&text).expect("stack.json has the expected keys")
+    }
+
+    /// AWS configuration that talks to the stack's emulator.
+    pub async fn aws(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.aws_endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::new(
+                "local", "local", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+/// The SDK clients the tests assert AWS state with.
+pub struct Aws {
+    pub acm: aws_sdk_acm::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub eb: aws_sdk_elasticbeanstalk::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+/// The stack, its AWS clients and an HTTP client for the API.
+pub struct Harness {
+    pub stack: Stack,
+    pub aws: Aws,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let stack = Stack::load();
+        let config = stack.aws().await;
+        let aws = Aws {
+            acm: aws_sdk_acm::Client::new(&config),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            eb: aws_sdk_elasticbeanstalk::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        Harness { stack, aws, http }
+    }
+
+    /// An ID token for a user of the operators' pool.
+    pub async fn token_for(&self, email: &str, password: &str) -> String {
+        self.login(email, password)
+            .await
+            .id_token()
+            .expect("an ID token")
+            .to_string()
+    }
+
+    /// Signs a user of the operators' pool in (ADMIN_USER_PASSWORD_AUTH).
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> aws_sdk_cognitoidentityprovider::types::AuthenticationResultType {
+        let out = self
+            .aws
+            .cognito
+            .admin_initiate_auth()
+            .user_pool_id(&self.stack.user_pool_id)
+            .client_id(&self.stack.user_pool_client_id)
+            .auth_flow(AuthFlowType::AdminUserPasswordAuth)
+            .auth_parameters("USERNAME", email)
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await
+            .expect("admin_initiate_auth");
+        out.authentication_result.expect("an authentication result")
+    }
+
+    /// Creates an operator (optional tenant and group) and returns an ID token for them.
+    pub async fn operator(&self, tenant: Option<&str>, group: Option<&str>) -> String {
+        let email = self.operator_email(tenant, group).await;
+        self.token_for(&email, TEST_PASSWORD).await
+    }
+
+    /// Creates an operator (optional tenant and group) with a fresh email and `TEST_PASSWORD`.
+    pub async fn operator_email(&self, tenant: Option<&str>, group: Option<&str>) -> String {
+        let email = format!("op-{}@tests.test", short_id());
+        let cognito = &self.aws.cognito;
+        let mut create = cognito
+            .admin_create_user()
+            .user_pool_id(&self.stack.user_pool_id)
+            .username(&email)
+            .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+            .user_attributes(
+                AttributeType::builder()
+                    .name("email")
+                    .value(&email)
+                    .build()
+                    .unwrap(),
+            );
+        if let Some(tenant) = tenant {
+            create = create.user_attributes(
+                AttributeType::builder()
+                    .name("custom:tenant")
+                    .value(tenant)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create.send().await.expect("admin_create_user");
+        cognito
+            .admin_set_user_password()
+            .user_pool_id(&self.stack.user_pool_id)
+            .username(&email)
+            .password(TEST_PASSWORD)
+            .permanent(true)
+            .send()
+            .await
+            .expect("admin_set_user_password");
+        if let Some(group) = group {
+            cognito
+                .admin_add_user_to_group()
+                .user_pool_id(&self.stack.user_pool_id)
+                .username(&email)
+                .group_name(group)
+                .send()
+                .await
+                .expect("admin_add_user_to_group");
+        }
+        email
+    }
+
+    /// Calls the API; returns the status, the content type and the body (JSON, or Null when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.stack.api_url, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+        };
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    /// An ALB target on the demo listener and target group, for a fresh host name.
+    pub fn demo_alb_target(&self) -> Value {
+        serde_json::json!({
+            "type": "alb",
+            "listenerArn": self.stack.listener_arn,
+            "targetGroupArn": self.stack.target_group_arn,
+        })
+    }
+}
+
+/// An API answer.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts a problem+json answer with this status and returns its detail.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> String {
+        assert_eq!(
+            self.status, status,
+            "expected {status}, got {}: {}",
+            self.status, self.text
+        );
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["title"].is_string() && self.body["type"].is_string(),
+            "{}",
+            self.text
+        );
+        let detail = self.body["detail"].as_str().unwrap_or_default().to_string();
+        assert!(
+            !detail.is_empty(),
+            "a problem needs a useful detail: {}",
+            self.text
+        );
+        detail
+    }
+}
+
+/// 8 random hex characters, for unique names.
+pub fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// A fresh host name under the demo zone.
+pub fn fresh_domain(prefix: &str) -> String {
+    format!("{prefix}-{}.demo.test", short_id())
+}
+
+/// Polls `check` until it returns `Some`, failing after `deadline` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    let mut interval = Duration::from_millis(100);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,422 @@
+//! The `/apps` contract: bad input, conflicts, authentication, roles, tenancy and paging, through the
+//! local API gateway and the real functions.
+
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, ExplicitAuthFlowsType};
+use portcullis_e2e::{Harness, fresh_domain, short_id};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn app_body(h: &Harness, domain: &str) -> Value {
+    json!({"name": "Tool", "domain": domain, "target": h.demo_alb_target()})
+}
+
+/// A target whose provisioning fails fast (no such environment), for tests that only need an app.
+fn doomed_body(domain: &str) -> Value {
+    json!({"name": "Doomed", "domain": domain, "target": {"type": "elasticbeanstalk", "environmentName": format!("none-{}", short_id())}})
+}
+
+#[tokio::test]
+async fn invalid_requests_get_400_problems_naming_the_field() {
+    let h = Harness::new().await;
+    let token = h.operator(Some("demo"), Some("admin")).await;
+    let cases = [
+        (
+            json!({"name": "", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}),
+            "name",
+        ),
+        (
+            json!({"name": "<b>x</b>", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}),
+            "name",
+        ),
+        (
+            json!({"name": "ok", "domain": "*.example.com", "target": h.demo_alb_target()}),
+            "domain",
+        ),
+        (
+            json!({"name": "ok", "domain": "localhost", "target": h.demo_alb_target()}),
+            "domain",
+        ),
+        (
+            json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "nlb"}}),
+            "target",
+        ),
+        (
+            json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "alb", "listenerArn": "x", "targetGroupArn": "y"}}),
+            "target.listenerArn",
+        ),
+        (
+            json!({"name": "ok", "domain": fresh_domain("ok")}),
+            "target",
+        ),
+        (
+            json!({"name": "ok", "domain": fresh_domain("ok"), "target": h.demo_alb_target(), "sessionTimeoutSeconds": -5}),
+            "sessionTimeoutSeconds",
+        ),
+    ];
+    for (body, field) in cases {
+        let reply = h
+            .call(Method::POST, "/apps", Some(&token), Some(&body))
+            .await;
+        let detail = reply.assert_problem(400);
+        assert!(
+            detail.contains(field),
+            "detail for {body} should name {field}: {detail}"
+        );
+    }
+    let reply = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&token),
+            Some(&Value::String("not an object".into())),
+        )
+        .await;
+    reply.assert_problem(400);
+    let reply = h
+        .call(Method::GET, "/apps?limit=0", Some(&token), None)
+        .await;
+    assert!(reply.assert_problem(400).contains("limit"));
+    let reply = h
+        .call(Method::GET, "/apps?nextToken=forged", Some(&token), None)
+        .await;
+    assert!(reply.assert_problem(400).contains("nextToken"));
+}
+
+#[tokio::test]
+async fn a_taken_domain_is_409_also_when_two_requests_race() {
+    let h = Harness::new().await;
+    let token = h.operator(Some("demo"), Some("admin")).await;
+    let domain = fresh_domain("taken");
+    let first = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&token),
+            Some(&doomed_body(&domain)),
+        )
+        .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let second = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&token),
+            Some(&app_body(&h, &domain)),
+        )
+        .await;
+    assert!(second.assert_problem(409).contains(&domain));
+
+    // Another tenant cannot take it either.
+    let other = h
+        .operator(Some(&format!("t-{}", short_id())), Some("admin"))
+        .await;
+    let third = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&other),
+            Some(&app_body(&h, &domain)),
+        )
+        .await;
+    third.assert_problem(409);
+
+    // Two at once for a fresh domain: exactly one wins.
+    let raced = fresh_domain("race");
+    let (body_a, body_b) = (doomed_body(&raced), doomed_body(&raced));
+    let (a, b) = tokio::join!(
+        h.call(Method::POST, "/apps", Some(&token), Some(&body_a)),
+        h.call(Method::POST, "/apps", Some(&token), Some(&body_b)),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [202, 409], "{} / {}", a.text, b.text);
+}
+
+#[tokio::test]
+async fn missing_or_bad_tokens_are_401() {
+    let h = Harness::new().await;
+    let reply = h.call(Method::GET, "/apps", None, None).await;
+    reply.assert_problem(401);
+    assert_eq!(reply.headers["www-authenticate"], "Bearer");
+    h.call(Method::GET, "/apps", Some("not-a-jwt"), None)
+        .await
+        .assert_problem(401);
+
+    // A token whose signature does not match its content.
+    let token = h.operator(Some("demo"), Some("admin")).await;
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    h.call(Method::GET, "/apps", Some(&parts.join(".")), None)
+        .await
+        .assert_problem(401);
+
+    // A well-signed token from another issuer (another user pool).
+    let cognito = &h.aws.cognito;
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(format!("elsewhere-{}", short_id()))
+        .send()
+        .await
+        .unwrap();
+    let pool_id = pool.user_pool().unwrap().id().unwrap().to_string();
+    let client = cognito
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name("elsewhere")
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
+        .send()
+        .await
+        .unwrap();
+    let client_id = client
+        .user_pool_client()
+        .unwrap()
+        .client_id()
+        .unwrap()
+        .to_string();
+    cognito
+        .admin_create_user()
+        .user_pool_id(&pool_id)
+        .username("intruder@else.test")
+        .user_attributes(
+            AttributeType::builder()
+                .name("custom:tenant")
+                .value("demo")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    cognito
+        .admin_set_user_password()
+        .user_pool_id(&pool_id)
+        .username("intruder@else.test")
+        .password("Intruder-password-1!")
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+    let auth = cognito
+        .admin_initiate_auth()
+        .user_pool_id(&pool_id)
+        .client_id(&client_id)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::AdminUserPasswordAuth)
+        .auth_parameters("USERNAME", "intruder@else.test")
+        .auth_parameters("PASSWORD", "Intruder-password-1!")
+        .send()
+        .await
+        .unwrap();
+    let result = auth.authentication_result().unwrap();
+    let foreign = result.id_token().unwrap();
+    assert!(
+        h.call(Method::GET, "/apps", Some(foreign), None)
+            .await
+            .assert_problem(401)
+            .contains("not valid")
+    );
+
+    // An access token of the right pool is not an ID token.
+    let email = h.operator_email(Some("demo"), Some("admin")).await;
+    let access = h
+        .login(&email, portcullis_e2e::TEST_PASSWORD)
+        .await
+        .access_token()
+        .unwrap()
+        .to_string();
+    h.call(Method::GET, "/apps", Some(&access), None)
+        .await
+        .assert_problem(401);
+}
+
+#[tokio::test]
+async fn viewers_read_but_cannot_write_and_tokens_need_tenant_and_group() {
+    let h = Harness::new().await;
+    let admin = h.operator(Some("demo"), Some("admin")).await;
+    let viewer = h.operator(Some("demo"), Some("viewer")).await;
+    let created = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&admin),
+            Some(&doomed_body(&fresh_domain("v"))),
+        )
+        .await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap();
+
+    assert_eq!(
+        h.call(Method::GET, "/apps", Some(&viewer), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.call(Method::GET, &format!("/apps/{id}"), Some(&viewer), None)
+            .await
+            .status,
+        200
+    );
+    let post = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&viewer),
+            Some(&app_body(&h, &fresh_domain("v"))),
+        )
+        .await;
+    assert!(post.assert_problem(403).contains("admin"));
+    h.call(Method::DELETE, &format!("/apps/{id}"), Some(&viewer), None)
+        .await
+        .assert_problem(403);
+
+    let no_group = h.operator(Some("demo"), None).await;
+    h.call(Method::GET, "/apps", Some(&no_group), None)
+        .await
+        .assert_problem(403);
+    let no_tenant = h.operator(None, Some("admin")).await;
+    assert!(
+        h.call(Method::GET, "/apps", Some(&no_tenant), None)
+            .await
+            .assert_problem(403)
+            .contains("tenant")
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_app_is_404_and_listings_are_per_tenant() {
+    let h = Harness::new().await;
+    let tenant = format!("t-{}", short_id());
+    let mine = h.operator(Some(&tenant), Some("admin")).await;
+    let theirs = h.operator(Some("demo"), Some("admin")).await;
+    let mut ids = vec![];
+    for _ in 0..3 {
+        let reply = h
+            .call(
+                Method::POST,
+                "/apps",
+                Some(&mine),
+                Some(&doomed_body(&fresh_domain("p"))),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        ids.push(reply.body["id"].as_str().unwrap().to_string());
+    }
+    for path in [format!("/apps/{}", ids[0]), "/apps/not-an-id".to_string()] {
+        h.call(Method::GET, &path, Some(&theirs), None)
+            .await
+            .assert_problem(404);
+    }
+    h.call(
+        Method::DELETE,
+        &format!("/apps/{}", ids[0]),
+        Some(&theirs),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    let listed = h
+        .call(Method::GET, "/apps?limit=100", Some(&theirs), None)
+        .await;
+    assert!(ids.iter().all(|id| !listed.text.contains(id.as_str())));
+
+    // Paging: two pages of 2 and 1, in creation order, with no repeats.
+    let first = h
+        .call(Method::GET, "/apps?limit=2", Some(&mine), None)
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let token = first.body["nextToken"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let second = h
+        .call(
+            Method::GET,
+            &format!("/apps?limit=2&nextToken={token}"),
+            Some(&mine),
+            None,
+        )
+        .await;
+    let page_ids = |reply: &portcullis_e2e::Reply| -> Vec<String> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut all = page_ids(&first);
+    all.extend(page_ids(&second));
+    assert_eq!(all, ids);
+    assert!(second.body.get("nextToken").is_none() || page_ids(&second).len() == 1);
+
+    // Another tenant cannot use my page token to read my partition.
+    h.call(
+        Method::GET,
+        &format!("/apps?nextToken={token}"),
+        Some(&theirs),
+        None,
+    )
+    .await
+    .assert_problem(400);
+}
+
+#[tokio::test]
+async fn deleting_while_provisioning_is_409() {
+    let h = Harness::new().await;
+    let token = h.operator(Some("demo"), Some("admin")).await;
+    let created = h
+        .call(
+            Method::POST,
+            "/apps",
+            Some(&token),
+            Some(&app_body(&h, &fresh_domain("busy"))),
+        )
+        .await;
+    assert_eq!(created.status, 202);
+    let reply = h
+        .call(
+            Method::DELETE,
+            &format!("/apps/{}", created.body["id"].as_str().unwrap()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert!(reply.assert_problem(409).contains("provision"));
+}
+
+#[tokio::test]
+async fn the_local_bootstrap_made_the_demo_operators() {
+    let h = Harness::new().await;
+    for (email, group) in [("admin@demo.test", "admin"), ("viewer@demo.test", "viewer")] {
+        let user = h
+            .aws
+            .cognito
+            .admin_get_user()
+            .user_pool_id(&h.stack.user_pool_id)
+            .username(email)
+            .send()
+            .await
+            .unwrap();
+        let tenant = user
+            .user_attributes()
+            .iter()
+            .find(|a| a.name() == "custom:tenant")
+            .and_then(|a| a.value());
+        assert_eq!(tenant, Some("demo"), "{email}");
+        let groups = h
+            .aws
+            .cognito
+            .admin_list_groups_for_user()
+            .user_pool_id(&h.stack.user_pool_id)
+            .username(email)
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<&str> = groups
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_name())
+            .collect();
+        assert_eq!(names, vec![group], "{email}");
+    }
+}
