@@ -1,0 +1,192 @@
+"""Command line of the local stack.
+
+    PYTHONPATH=local .local/venv/bin/python -m portcullis_local dev [--free-ports] [--state-dir DIR]
+    PYTHONPATH=local .local/venv/bin/python -m portcullis_local test-run [--state-dir DIR] -- CMD [ARG…]
+    PYTHONPATH=local .local/venv/bin/python -m portcullis_local token [--user EMAIL] [--state-dir DIR]
+
+Ports: PORTCULLIS_API_PORT (4000), PORTCULLIS_AWS_PORT (4566), PORTCULLIS_LAMBDA_PORT (9000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+
+from . import constants as c
+from .bootstrap import DEFAULT_STATEMACHINE_DIR
+from .stack import REPO_ROOT, Ports, Stack, StackError, load_stack_file
+
+LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM, so that clean-up runs on the way out."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+def _raise_stop(signum, _frame):
+    raise _Stop(signum)
+
+
+def _state_dir(value: str | None, default: str) -> Path:
+    # An explicit directory is relative to where the command runs; the default lives in the repo.
+    return Path(value).resolve() if value else REPO_ROOT / default
+
+
+def _print_summary(description: dict[str, str], state_dir: Path) -> None:
+    width = max(map(len, description))
+    lines = ["", "Portcullis local stack is up:"]
+    lines += [f"  {key.ljust(width)}  {value}" for key, value in description.items()]
+    lines += [
+        "",
+        f"  operators: {c.ADMIN_USER} (admin), {c.VIEWER_USER} (viewer), tenant {c.DEMO_TENANT}, "
+        f"password {c.LOCAL_PASSWORD}",
+        f"  state:     {state_dir}/stack.json, functions.env",
+        "",
+        "  Bearer token: make token [USER=viewer@demo.test]",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    state_dir = _state_dir(args.state_dir, ".local")
+    ports = Ports.free() if args.free_ports else Ports.from_env()
+    stack = Stack(state_dir, ports, statemachine_dir=args.statemachine_dir, openapi_file=args.openapi)
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        description = stack.start()
+        _print_summary(description, stack.state_dir)
+        threading.Event().wait()  # until a signal
+    except _Stop:
+        print("\nstopping…", file=sys.stderr, flush=True)
+    finally:
+        # No second Ctrl-C half-way through the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    return 0
+
+
+def _tail(path: Path, lines: int = 80) -> str:
+    try:
+        with open(path, errors="replace") as stream:
+            return "".join(deque(stream, maxlen=lines))
+    except OSError:
+        return ""
+
+
+def cmd_test_run(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("test-run: give the command to run after --", file=sys.stderr)
+        return 2
+    state_dir = _state_dir(args.state_dir, ".local/test")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "stack.log"
+
+    # The stack's own logs and cargo lambda's output go to the log file, so the command's output
+    # stays readable; the file is shown when the command fails.
+    log_file = open(log_path, "w", buffering=1)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=log_file)
+    stack = Stack(
+        state_dir, Ports.free(), statemachine_dir=args.statemachine_dir, openapi_file=args.openapi, cargo_output=log_file
+    )
+    process: subprocess.Popen | None = None
+
+    def on_signal(signum, _frame):
+        # Ctrl-C reaches the command directly (same process group); SIGTERM sent to the launcher
+        # alone is passed on.  Either way the command's exit ends the run and clean-up follows.
+        if process is not None and signum == signal.SIGTERM:
+            process.terminate()
+        elif process is None:
+            raise _Stop(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 1
+    try:
+        stack.start()
+        print(f"local stack up ({stack.description['apiUrl']}); logs in {log_path}", file=sys.stderr, flush=True)
+        env = dict(os.environ, PORTCULLIS_STACK_FILE=str(stack.stack_file))
+        process = subprocess.Popen(command, env=env)
+        code = process.wait()
+        code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+    except _Stop as stop:
+        code = 128 + stop.signum
+    except StackError as error:
+        print(f"test-run: {error}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        log_file.flush()
+        if code != 0:
+            print(f"\n--- last lines of {log_path} ---\n{_tail(log_path)}", file=sys.stderr)
+        log_file.close()
+    return code
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .bootstrap import id_token
+
+    stack = load_stack_file(_state_dir(args.state_dir, ".local"))
+    print(id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], args.user, args.password))
+    return 0
+
+
+def _add_source_options(command: argparse.ArgumentParser) -> None:
+    # Defaults are the repository's own files; other values serve the launcher's own tests.
+    command.add_argument("--openapi", type=Path, default=REPO_ROOT / "openapi.yaml", help="default: openapi.yaml")
+    command.add_argument(
+        "--statemachine-dir", type=Path, default=DEFAULT_STATEMACHINE_DIR, help="default: statemachine/"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="portcullis_local", description="Portcullis' local AWS stack.")
+    commands = root.add_subparsers(dest="name", required=True)
+
+    dev = commands.add_parser("dev", help="run the stack until Ctrl-C")
+    dev.add_argument("--free-ports", action="store_true", help="pick free ports instead of 4000/4566/9000")
+    dev.add_argument("--state-dir", help="where stack.json, functions.env go (default: .local)")
+    _add_source_options(dev)
+    dev.set_defaults(run=cmd_dev)
+
+    test_run = commands.add_parser("test-run", help="run CMD against a fresh stack on free ports")
+    test_run.add_argument("--state-dir", help="default: .local/test")
+    _add_source_options(test_run)
+    test_run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG…]")
+    test_run.set_defaults(run=cmd_test_run)
+
+    token = commands.add_parser("token", help="print an operator's ID token")
+    token.add_argument("--user", default=c.ADMIN_USER)
+    token.add_argument("--password", default=c.LOCAL_PASSWORD)
+    token.add_argument("--state-dir", help="default: .local")
+    token.set_defaults(run=cmd_token)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except StackError as error:
+        print(f"portcullis_local: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

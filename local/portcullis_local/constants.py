@@ -1,0 +1,35 @@
+"""Names and values the local stack shares with the Rust functions and the tests.
+
+They are fixed so that the bootstrap, the environment handed to the functions and the black-box tests
+agree without passing values around.  They are local-only: nothing here is a secret.
+"""
+
+ACCOUNT_ID = "123456789012"  # moto's default account; every ARN the emulator mints uses it
+REGION = "us-east-1"
+
+# Dummy credentials: moto accepts anything, but the SDKs refuse to sign without some.
+ACCESS_KEY_ID = "local"
+SECRET_ACCESS_KEY = "local"
+
+TABLE_NAME = "portcullis"
+STATE_MACHINE_PREFIX = "portcullis-"
+STATE_MACHINE_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/portcullis-statemachine"
+PROVISIONER_FUNCTION = "provisioner"
+PROVISIONER_FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{PROVISIONER_FUNCTION}"
+
+OPERATORS_POOL_NAME = "portcullis-operators"
+OPERATORS_CLIENT_NAME = "portcullis-local"
+DEMO_TENANT = "demo"
+ADMIN_USER = "admin@demo.test"
+VIEWER_USER = "viewer@demo.test"
+# The operators' password on the local stack only.  It satisfies Cognito's default password policy
+# (upper, lower, digit, symbol, 8+ characters) so the same users would also be valid on a real pool.
+LOCAL_PASSWORD = "Portcullis-local-1!"
+
+DEMO_LOAD_BALANCER_NAME = "portcullis-demo"
+DEMO_TARGET_GROUP_NAME = "portcullis-demo-app"
+DEMO_CERTIFICATE_DOMAIN = "*.demo.test"
+
+DEFAULT_API_PORT = 4000
+DEFAULT_AWS_PORT = 4566
+DEFAULT_LAMBDA_PORT = 9000

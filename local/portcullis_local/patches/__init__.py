@@ -1,0 +1,28 @@
+"""Fidelity patches: places where moto 5.2.5 differs from AWS in a way Portcullis depends on.
+
+Each module documents the real behaviour it models, patches moto in ``apply()`` and is covered by
+tests in ``local/tests`` that go through boto3 over HTTP.  They belong to the local stack only: the
+product code must never rely on anything here that AWS does not do.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from . import cognito_resend, elasticbeanstalk
+
+PATCHES = (cognito_resend, elasticbeanstalk)
+
+_applied = False
+_lock = threading.Lock()
+
+
+def apply_all() -> None:
+    """Apply every patch once per process (moto's backends are process-global)."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        for patch in PATCHES:
+            patch.apply()
+        _applied = True

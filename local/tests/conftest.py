@@ -1,0 +1,102 @@
+"""Shared fixtures: one in-process emulator per test session, and a stub in place of cargo lambda.
+
+moto's state is process-global, so tests share one emulator and keep to names of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from portcullis_local.bootstrap import client
+from portcullis_local.emulator import Emulator
+
+
+class StubLambda:
+    """Answers cargo lambda's Invoke API the way cargo lambda does, per function name:
+
+    - ``echo``: 200 with ``{"function": name, "event": <the event>}``;
+    - ``proxy``: 200 with an API Gateway proxy response whose body is the event it got;
+    - ``custom``: 200 with whatever response document the test set in ``responses["custom"]``;
+    - ``boom``: 500 ``{errorType, errorMessage}`` (a handler error);
+    - ``crash``: 500 with a non-JSON body (not a handler error);
+    - anything else: 404.
+    """
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict | str]] = []
+        self.responses: dict[str, dict] = {}
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                parts = self.path.split("/")  # /2015-03-31/functions/{name}/invocations
+                name = parts[3] if len(parts) == 5 and parts[4] == "invocations" else ""
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    event = raw.decode()
+                stub.calls.append((name, event))
+                if name == "echo":
+                    self._answer(200, {"function": name, "event": event})
+                elif name == "proxy":
+                    self._answer(200, {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+                                       "body": json.dumps(event), "isBase64Encoded": False})
+                elif name == "custom":
+                    self._answer(200, stub.responses["custom"])
+                elif name == "boom":
+                    self._answer(500, {"errorType": "Boom", "errorMessage": "it broke"})
+                elif name == "crash":
+                    self._answer(500, "panic", content_type="text/plain")
+                else:
+                    self._answer(404, "Function not found", content_type="text/plain")
+
+            def do_GET(self):
+                self._answer(404, "nothing here", content_type="text/plain")
+
+            def _answer(self, status, document, content_type="application/json"):
+                body = (json.dumps(document) if content_type == "application/json" else document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def stub_lambda():
+    stub = StubLambda()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(stub_lambda):
+    emulator = Emulator(lambda_port=stub_lambda.port).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def aws(emulator):
+    """``aws("cognito-idp")`` → a boto3 client talking to the emulator over HTTP.
+
+    Cached per service: creating a client loads its whole service model, which adds up.
+    """
+    return functools.cache(lambda service: client(service, emulator.url))
