@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from .inspection import Inspection
 from .invoke import DEFAULT_TIMEOUT, LambdaEndpoint
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class Emulator:
             # The Step Functions executor polls and calls back constantly; one line per request
             # would bury everything else.  Errors still get through.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = LambdaFront(DomainDispatcherApplication(create_backend_app), self.lambda_endpoint)
+        app = Inspection(LambdaFront(DomainDispatcherApplication(create_backend_app), self.lambda_endpoint))
         try:
             self._server = make_server(
                 self.host, self.requested_port, app, threaded=True, request_handler=MotoRequestHandler

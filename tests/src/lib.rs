@@ -27,12 +27,10 @@ pub const TEST_PASSWORD: &str = "Test-password-1!";
 impl Stack {
     /// Reads the stack file; fails with a hint when no stack runs.
     pub fn load() -> Stack {
-        let path = std::env::var("PORTCULLIS_STACK_FILE").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/stack.json").to_string()
-        });
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("no local stack ({path}: {e}); run the tests with `make test`")
-        });
+        let path = std::env::var("PORTCULLIS_STACK_FILE")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.local/stack.json").to_string());
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no local stack ({path}: {e}); run the tests with `make test`"));
         serde_json::from_str(&text).expect("stack.json has the expected keys")
     }
 
@@ -41,9 +39,7 @@ impl Stack {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.aws_endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sfn::config::Credentials::new(
-                "local", "local", None, None, "tests",
-            ))
+            .credentials_provider(aws_sdk_sfn::config::Credentials::new("local", "local", None, None, "tests"))
             .load()
             .await
     }
@@ -76,20 +72,13 @@ impl Harness {
             eb: aws_sdk_elasticbeanstalk::Client::new(&config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("http client");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
         Harness { stack, aws, http }
     }
 
     /// An ID token for a user of the operators' pool.
     pub async fn token_for(&self, email: &str, password: &str) -> String {
-        self.login(email, password)
-            .await
-            .id_token()
-            .expect("an ID token")
-            .to_string()
+        self.login(email, password).await.id_token().expect("an ID token").to_string()
     }
 
     /// Signs a user of the operators' pool in (ADMIN_USER_PASSWORD_AUTH).
@@ -128,21 +117,10 @@ impl Harness {
             .user_pool_id(&self.stack.user_pool_id)
             .username(&email)
             .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
-            .user_attributes(
-                AttributeType::builder()
-                    .name("email")
-                    .value(&email)
-                    .build()
-                    .unwrap(),
-            );
+            .user_attributes(AttributeType::builder().name("email").value(&email).build().unwrap());
         if let Some(tenant) = tenant {
-            create = create.user_attributes(
-                AttributeType::builder()
-                    .name("custom:tenant")
-                    .value(tenant)
-                    .build()
-                    .unwrap(),
-            );
+            create =
+                create.user_attributes(AttributeType::builder().name("custom:tenant").value(tenant).build().unwrap());
         }
         create.send().await.expect("admin_create_user");
         cognito
@@ -168,16 +146,8 @@ impl Harness {
     }
 
     /// Calls the API; returns the status, the content type and the body (JSON, or Null when empty).
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> Reply {
-        let mut request = self
-            .http
-            .request(method, format!("{}{}", self.stack.api_url, path));
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{}", self.stack.api_url, path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -193,12 +163,7 @@ impl Harness {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
         };
-        Reply {
-            status,
-            headers,
-            text,
-            body,
-        }
+        Reply { status, headers, text, body }
     }
 
     /// An ALB target on the demo listener and target group, for a fresh host name.
@@ -211,6 +176,48 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Creates an app behind the demo listener and waits until it is ACTIVE; returns its body.
+    pub async fn active_app(&self, token: &str, name: &str) -> Value {
+        let body = serde_json::json!({"name": name, "domain": fresh_domain("app"), "target": self.demo_alb_target()});
+        let created = self.call(reqwest::Method::POST, "/apps", Some(token), Some(&body)).await;
+        assert_eq!(created.status, 202, "{}", created.text);
+        let id = created.body["id"].as_str().expect("an id").to_string();
+        let app = self.app_until(token, &id, "ACTIVE", |app| app["status"] != "PROVISIONING").await;
+        assert_eq!(app["status"], "ACTIVE", "{app}");
+        app
+    }
+
+    /// Polls `GET /apps/{id}` until `done` holds.
+    pub async fn app_until(&self, token: &str, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        eventually(what, PROVISIONING_DEADLINE, || async {
+            let reply = self.call(reqwest::Method::GET, &format!("/apps/{id}"), Some(token), None).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            done(&reply.body).then_some(reply.body)
+        })
+        .await
+    }
+
+    /// A Cognito user's current password, from the local emulator's test-only inspection route
+    /// (local/portcullis_local/inspection.py), so tests can prove a temporary password never shows up
+    /// where it must not.
+    pub async fn emulator_password(&self, user_pool_id: &str, username: &str) -> Option<String> {
+        let url = format!("{}/_portcullis/cognito/password", self.stack.aws_endpoint);
+        let answer = self.http.get(url).query(&[("userPoolId", user_pool_id), ("username", username)]).send().await;
+        let body: Value = answer.ok()?.error_for_status().ok()?.json().await.ok()?;
+        body["password"].as_str().map(str::to_string)
+    }
+
+    /// What the stack's functions have logged so far (the `stack.log` beside the stack file), if captured.
+    pub fn captured_log(&self) -> Option<String> {
+        let stack_file = std::env::var("PORTCULLIS_STACK_FILE").ok()?;
+        std::fs::read_to_string(std::path::Path::new(&stack_file).with_file_name("stack.log")).ok()
+    }
+}
+
+/// How long provisioning may take locally before a test gives up.
+pub const PROVISIONING_DEADLINE: Duration = Duration::from_secs(120);
+
 /// An API answer.
 pub struct Reply {
     pub status: u16,
@@ -221,38 +228,18 @@ pub struct Reply {
 
 impl Reply {
     pub fn content_type(&self) -> &str {
-        self.headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
     /// Asserts a problem+json answer with this status and returns its detail.
     #[track_caller]
     pub fn assert_problem(&self, status: u16) -> String {
-        assert_eq!(
-            self.status, status,
-            "expected {status}, got {}: {}",
-            self.status, self.text
-        );
-        assert_eq!(
-            self.content_type(),
-            "application/problem+json",
-            "{}",
-            self.text
-        );
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert_eq!(self.content_type(), "application/problem+json", "{}", self.text);
         assert_eq!(self.body["status"], status);
-        assert!(
-            self.body["title"].is_string() && self.body["type"].is_string(),
-            "{}",
-            self.text
-        );
+        assert!(self.body["title"].is_string() && self.body["type"].is_string(), "{}", self.text);
         let detail = self.body["detail"].as_str().unwrap_or_default().to_string();
-        assert!(
-            !detail.is_empty(),
-            "a problem needs a useful detail: {}",
-            self.text
-        );
+        assert!(!detail.is_empty(), "a problem needs a useful detail: {}", self.text);
         detail
     }
 }
@@ -279,10 +266,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(Duration::from_secs(1));
     }

@@ -20,65 +20,31 @@ async fn invalid_requests_get_400_problems_naming_the_field() {
     let h = Harness::new().await;
     let token = h.operator(Some("demo"), Some("admin")).await;
     let cases = [
-        (
-            json!({"name": "", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}),
-            "name",
-        ),
-        (
-            json!({"name": "<b>x</b>", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}),
-            "name",
-        ),
-        (
-            json!({"name": "ok", "domain": "*.example.com", "target": h.demo_alb_target()}),
-            "domain",
-        ),
-        (
-            json!({"name": "ok", "domain": "localhost", "target": h.demo_alb_target()}),
-            "domain",
-        ),
-        (
-            json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "nlb"}}),
-            "target",
-        ),
+        (json!({"name": "", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}), "name"),
+        (json!({"name": "<b>x</b>", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}), "name"),
+        (json!({"name": "ok", "domain": "*.example.com", "target": h.demo_alb_target()}), "domain"),
+        (json!({"name": "ok", "domain": "localhost", "target": h.demo_alb_target()}), "domain"),
+        (json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "nlb"}}), "target"),
         (
             json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "alb", "listenerArn": "x", "targetGroupArn": "y"}}),
             "target.listenerArn",
         ),
-        (
-            json!({"name": "ok", "domain": fresh_domain("ok")}),
-            "target",
-        ),
+        (json!({"name": "ok", "domain": fresh_domain("ok")}), "target"),
         (
             json!({"name": "ok", "domain": fresh_domain("ok"), "target": h.demo_alb_target(), "sessionTimeoutSeconds": -5}),
             "sessionTimeoutSeconds",
         ),
     ];
     for (body, field) in cases {
-        let reply = h
-            .call(Method::POST, "/apps", Some(&token), Some(&body))
-            .await;
+        let reply = h.call(Method::POST, "/apps", Some(&token), Some(&body)).await;
         let detail = reply.assert_problem(400);
-        assert!(
-            detail.contains(field),
-            "detail for {body} should name {field}: {detail}"
-        );
+        assert!(detail.contains(field), "detail for {body} should name {field}: {detail}");
     }
-    let reply = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&token),
-            Some(&Value::String("not an object".into())),
-        )
-        .await;
+    let reply = h.call(Method::POST, "/apps", Some(&token), Some(&Value::String("not an object".into()))).await;
     reply.assert_problem(400);
-    let reply = h
-        .call(Method::GET, "/apps?limit=0", Some(&token), None)
-        .await;
+    let reply = h.call(Method::GET, "/apps?limit=0", Some(&token), None).await;
     assert!(reply.assert_problem(400).contains("limit"));
-    let reply = h
-        .call(Method::GET, "/apps?nextToken=forged", Some(&token), None)
-        .await;
+    let reply = h.call(Method::GET, "/apps?nextToken=forged", Some(&token), None).await;
     assert!(reply.assert_problem(400).contains("nextToken"));
 }
 
@@ -87,37 +53,14 @@ async fn a_taken_domain_is_409_also_when_two_requests_race() {
     let h = Harness::new().await;
     let token = h.operator(Some("demo"), Some("admin")).await;
     let domain = fresh_domain("taken");
-    let first = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&token),
-            Some(&doomed_body(&domain)),
-        )
-        .await;
+    let first = h.call(Method::POST, "/apps", Some(&token), Some(&doomed_body(&domain))).await;
     assert_eq!(first.status, 202, "{}", first.text);
-    let second = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&token),
-            Some(&app_body(&h, &domain)),
-        )
-        .await;
+    let second = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&h, &domain))).await;
     assert!(second.assert_problem(409).contains(&domain));
 
     // Another tenant cannot take it either.
-    let other = h
-        .operator(Some(&format!("t-{}", short_id())), Some("admin"))
-        .await;
-    let third = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&other),
-            Some(&app_body(&h, &domain)),
-        )
-        .await;
+    let other = h.operator(Some(&format!("t-{}", short_id())), Some("admin")).await;
+    let third = h.call(Method::POST, "/apps", Some(&other), Some(&app_body(&h, &domain))).await;
     third.assert_problem(409);
 
     // Two at once for a fresh domain: exactly one wins.
@@ -138,26 +81,17 @@ async fn missing_or_bad_tokens_are_401() {
     let reply = h.call(Method::GET, "/apps", None, None).await;
     reply.assert_problem(401);
     assert_eq!(reply.headers["www-authenticate"], "Bearer");
-    h.call(Method::GET, "/apps", Some("not-a-jwt"), None)
-        .await
-        .assert_problem(401);
+    h.call(Method::GET, "/apps", Some("not-a-jwt"), None).await.assert_problem(401);
 
     // A token whose signature does not match its content.
     let token = h.operator(Some("demo"), Some("admin")).await;
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[2] = parts[2].chars().rev().collect();
-    h.call(Method::GET, "/apps", Some(&parts.join(".")), None)
-        .await
-        .assert_problem(401);
+    h.call(Method::GET, "/apps", Some(&parts.join(".")), None).await.assert_problem(401);
 
     // A well-signed token from another issuer (another user pool).
     let cognito = &h.aws.cognito;
-    let pool = cognito
-        .create_user_pool()
-        .pool_name(format!("elsewhere-{}", short_id()))
-        .send()
-        .await
-        .unwrap();
+    let pool = cognito.create_user_pool().pool_name(format!("elsewhere-{}", short_id())).send().await.unwrap();
     let pool_id = pool.user_pool().unwrap().id().unwrap().to_string();
     let client = cognito
         .create_user_pool_client()
@@ -167,23 +101,12 @@ async fn missing_or_bad_tokens_are_401() {
         .send()
         .await
         .unwrap();
-    let client_id = client
-        .user_pool_client()
-        .unwrap()
-        .client_id()
-        .unwrap()
-        .to_string();
+    let client_id = client.user_pool_client().unwrap().client_id().unwrap().to_string();
     cognito
         .admin_create_user()
         .user_pool_id(&pool_id)
         .username("intruder@else.test")
-        .user_attributes(
-            AttributeType::builder()
-                .name("custom:tenant")
-                .value("demo")
-                .build()
-                .unwrap(),
-        )
+        .user_attributes(AttributeType::builder().name("custom:tenant").value("demo").build().unwrap())
         .send()
         .await
         .unwrap();
@@ -208,24 +131,12 @@ async fn missing_or_bad_tokens_are_401() {
         .unwrap();
     let result = auth.authentication_result().unwrap();
     let foreign = result.id_token().unwrap();
-    assert!(
-        h.call(Method::GET, "/apps", Some(foreign), None)
-            .await
-            .assert_problem(401)
-            .contains("not valid")
-    );
+    assert!(h.call(Method::GET, "/apps", Some(foreign), None).await.assert_problem(401).contains("not valid"));
 
     // An access token of the right pool is not an ID token.
     let email = h.operator_email(Some("demo"), Some("admin")).await;
-    let access = h
-        .login(&email, portcullis_e2e::TEST_PASSWORD)
-        .await
-        .access_token()
-        .unwrap()
-        .to_string();
-    h.call(Method::GET, "/apps", Some(&access), None)
-        .await
-        .assert_problem(401);
+    let access = h.login(&email, portcullis_e2e::TEST_PASSWORD).await.access_token().unwrap().to_string();
+    h.call(Method::GET, "/apps", Some(&access), None).await.assert_problem(401);
 }
 
 #[tokio::test]
@@ -233,53 +144,20 @@ async fn viewers_read_but_cannot_write_and_tokens_need_tenant_and_group() {
     let h = Harness::new().await;
     let admin = h.operator(Some("demo"), Some("admin")).await;
     let viewer = h.operator(Some("demo"), Some("viewer")).await;
-    let created = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&admin),
-            Some(&doomed_body(&fresh_domain("v"))),
-        )
-        .await;
+    let created = h.call(Method::POST, "/apps", Some(&admin), Some(&doomed_body(&fresh_domain("v")))).await;
     assert_eq!(created.status, 202, "{}", created.text);
     let id = created.body["id"].as_str().unwrap();
 
-    assert_eq!(
-        h.call(Method::GET, "/apps", Some(&viewer), None)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        h.call(Method::GET, &format!("/apps/{id}"), Some(&viewer), None)
-            .await
-            .status,
-        200
-    );
-    let post = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&viewer),
-            Some(&app_body(&h, &fresh_domain("v"))),
-        )
-        .await;
+    assert_eq!(h.call(Method::GET, "/apps", Some(&viewer), None).await.status, 200);
+    assert_eq!(h.call(Method::GET, &format!("/apps/{id}"), Some(&viewer), None).await.status, 200);
+    let post = h.call(Method::POST, "/apps", Some(&viewer), Some(&app_body(&h, &fresh_domain("v")))).await;
     assert!(post.assert_problem(403).contains("admin"));
-    h.call(Method::DELETE, &format!("/apps/{id}"), Some(&viewer), None)
-        .await
-        .assert_problem(403);
+    h.call(Method::DELETE, &format!("/apps/{id}"), Some(&viewer), None).await.assert_problem(403);
 
     let no_group = h.operator(Some("demo"), None).await;
-    h.call(Method::GET, "/apps", Some(&no_group), None)
-        .await
-        .assert_problem(403);
+    h.call(Method::GET, "/apps", Some(&no_group), None).await.assert_problem(403);
     let no_tenant = h.operator(None, Some("admin")).await;
-    assert!(
-        h.call(Method::GET, "/apps", Some(&no_tenant), None)
-            .await
-            .assert_problem(403)
-            .contains("tenant")
-    );
+    assert!(h.call(Method::GET, "/apps", Some(&no_tenant), None).await.assert_problem(403).contains("tenant"));
 }
 
 #[tokio::test]
@@ -290,59 +168,24 @@ async fn another_tenants_app_is_404_and_listings_are_per_tenant() {
     let theirs = h.operator(Some("demo"), Some("admin")).await;
     let mut ids = vec![];
     for _ in 0..3 {
-        let reply = h
-            .call(
-                Method::POST,
-                "/apps",
-                Some(&mine),
-                Some(&doomed_body(&fresh_domain("p"))),
-            )
-            .await;
+        let reply = h.call(Method::POST, "/apps", Some(&mine), Some(&doomed_body(&fresh_domain("p")))).await;
         assert_eq!(reply.status, 202, "{}", reply.text);
         ids.push(reply.body["id"].as_str().unwrap().to_string());
     }
     for path in [format!("/apps/{}", ids[0]), "/apps/not-an-id".to_string()] {
-        h.call(Method::GET, &path, Some(&theirs), None)
-            .await
-            .assert_problem(404);
+        h.call(Method::GET, &path, Some(&theirs), None).await.assert_problem(404);
     }
-    h.call(
-        Method::DELETE,
-        &format!("/apps/{}", ids[0]),
-        Some(&theirs),
-        None,
-    )
-    .await
-    .assert_problem(404);
-    let listed = h
-        .call(Method::GET, "/apps?limit=100", Some(&theirs), None)
-        .await;
+    h.call(Method::DELETE, &format!("/apps/{}", ids[0]), Some(&theirs), None).await.assert_problem(404);
+    let listed = h.call(Method::GET, "/apps?limit=100", Some(&theirs), None).await;
     assert!(ids.iter().all(|id| !listed.text.contains(id.as_str())));
 
     // Paging: two pages of 2 and 1, in creation order, with no repeats.
-    let first = h
-        .call(Method::GET, "/apps?limit=2", Some(&mine), None)
-        .await;
+    let first = h.call(Method::GET, "/apps?limit=2", Some(&mine), None).await;
     assert_eq!(first.status, 200, "{}", first.text);
-    let token = first.body["nextToken"]
-        .as_str()
-        .expect("a next page")
-        .to_string();
-    let second = h
-        .call(
-            Method::GET,
-            &format!("/apps?limit=2&nextToken={token}"),
-            Some(&mine),
-            None,
-        )
-        .await;
+    let token = first.body["nextToken"].as_str().expect("a next page").to_string();
+    let second = h.call(Method::GET, &format!("/apps?limit=2&nextToken={token}"), Some(&mine), None).await;
     let page_ids = |reply: &portcullis_e2e::Reply| -> Vec<String> {
-        reply.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_str().unwrap().to_string())
-            .collect()
+        reply.body["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
     };
     let mut all = page_ids(&first);
     all.extend(page_ids(&second));
@@ -350,37 +193,17 @@ async fn another_tenants_app_is_404_and_listings_are_per_tenant() {
     assert!(second.body.get("nextToken").is_none() || page_ids(&second).len() == 1);
 
     // Another tenant cannot use my page token to read my partition.
-    h.call(
-        Method::GET,
-        &format!("/apps?nextToken={token}"),
-        Some(&theirs),
-        None,
-    )
-    .await
-    .assert_problem(400);
+    h.call(Method::GET, &format!("/apps?nextToken={token}"), Some(&theirs), None).await.assert_problem(400);
 }
 
 #[tokio::test]
 async fn deleting_while_provisioning_is_409() {
     let h = Harness::new().await;
     let token = h.operator(Some("demo"), Some("admin")).await;
-    let created = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&token),
-            Some(&app_body(&h, &fresh_domain("busy"))),
-        )
-        .await;
+    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&h, &fresh_domain("busy")))).await;
     assert_eq!(created.status, 202);
-    let reply = h
-        .call(
-            Method::DELETE,
-            &format!("/apps/{}", created.body["id"].as_str().unwrap()),
-            Some(&token),
-            None,
-        )
-        .await;
+    let reply =
+        h.call(Method::DELETE, &format!("/apps/{}", created.body["id"].as_str().unwrap()), Some(&token), None).await;
     assert!(reply.assert_problem(409).contains("provision"));
 }
 
@@ -388,20 +211,9 @@ async fn deleting_while_provisioning_is_409() {
 async fn the_local_bootstrap_made_the_demo_operators() {
     let h = Harness::new().await;
     for (email, group) in [("admin@demo.test", "admin"), ("viewer@demo.test", "viewer")] {
-        let user = h
-            .aws
-            .cognito
-            .admin_get_user()
-            .user_pool_id(&h.stack.user_pool_id)
-            .username(email)
-            .send()
-            .await
-            .unwrap();
-        let tenant = user
-            .user_attributes()
-            .iter()
-            .find(|a| a.name() == "custom:tenant")
-            .and_then(|a| a.value());
+        let user =
+            h.aws.cognito.admin_get_user().user_pool_id(&h.stack.user_pool_id).username(email).send().await.unwrap();
+        let tenant = user.user_attributes().iter().find(|a| a.name() == "custom:tenant").and_then(|a| a.value());
         assert_eq!(tenant, Some("demo"), "{email}");
         let groups = h
             .aws
@@ -412,11 +224,7 @@ async fn the_local_bootstrap_made_the_demo_operators() {
             .send()
             .await
             .unwrap();
-        let names: Vec<&str> = groups
-            .groups()
-            .iter()
-            .filter_map(|g| g.group_name())
-            .collect();
+        let names: Vec<&str> = groups.groups().iter().filter_map(|g| g.group_name()).collect();
         assert_eq!(names, vec![group], "{email}");
     }
 }

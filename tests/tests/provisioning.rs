@@ -1,14 +1,10 @@
 //! Provisioning end to end: API → Step Functions (the real ASL, run by the emulator) → the provisioner
 //! Lambda (under cargo lambda) → ACM, Cognito, ELBv2 and DynamoDB, asserted on the AWS side.
 
-use std::time::Duration;
-
 use aws_sdk_elasticloadbalancingv2::types::Rule;
-use portcullis_e2e::{Harness, eventually, fresh_domain, short_id};
+use portcullis_e2e::{Harness, fresh_domain, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const PROVISIONING_DEADLINE: Duration = Duration::from_secs(120);
 
 async fn admin(h: &Harness) -> String {
     h.operator(Some("demo"), Some("admin")).await
@@ -23,49 +19,13 @@ async fn create_app(h: &Harness, token: &str, body: &Value) -> Value {
     reply.body
 }
 
-/// Polls the app until `done` says so.
-async fn app_until(
-    h: &Harness,
-    token: &str,
-    id: &str,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    eventually(what, PROVISIONING_DEADLINE, || async {
-        let reply = h
-            .call(Method::GET, &format!("/apps/{id}"), Some(token), None)
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        done(&reply.body).then_some(reply.body)
-    })
-    .await
-}
-
 async fn listener_rules(h: &Harness, listener: &str) -> Vec<Rule> {
-    h.aws
-        .elb
-        .describe_rules()
-        .listener_arn(listener)
-        .send()
-        .await
-        .expect("describe_rules")
-        .rules
-        .unwrap_or_default()
+    h.aws.elb.describe_rules().listener_arn(listener).send().await.expect("describe_rules").rules.unwrap_or_default()
 }
 
 async fn listener_certificates(h: &Harness, listener: &str) -> Vec<String> {
-    let out = h
-        .aws
-        .elb
-        .describe_listener_certificates()
-        .listener_arn(listener)
-        .send()
-        .await
-        .expect("certificates");
-    out.certificates()
-        .iter()
-        .filter_map(|c| c.certificate_arn().map(str::to_string))
-        .collect()
+    let out = h.aws.elb.describe_listener_certificates().listener_arn(listener).send().await.expect("certificates");
+    out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)).collect()
 }
 
 fn rule_for_host<'a>(rules: &'a [Rule], host: &str) -> Vec<&'a Rule> {
@@ -73,8 +33,7 @@ fn rule_for_host<'a>(rules: &'a [Rule], host: &str) -> Vec<&'a Rule> {
         .iter()
         .filter(|r| {
             r.conditions().iter().any(|c| {
-                c.host_header_config()
-                    .is_some_and(|h| h.values().iter().any(|v| v == host))
+                c.host_header_config().is_some_and(|h| h.values().iter().any(|v| v == host))
                     || c.values().iter().any(|v| v == host)
             })
         })
@@ -95,30 +54,19 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     let id = created["id"].as_str().unwrap().to_string();
 
     // While waiting for DNS validation, the record a human must add is shown.
-    let waiting = app_until(
-        &h,
-        &token,
-        &id,
-        "the validation record while PROVISIONING",
-        |app| {
+    let waiting = h
+        .app_until(&token, &id, "the validation record while PROVISIONING", |app| {
             app["status"] == "PROVISIONING"
                 && app["step"] == "DNS_VALIDATION"
                 && app["certificate"]["validationRecord"].is_object()
-        },
-    )
-    .await;
+        })
+        .await;
     let record = &waiting["certificate"]["validationRecord"];
     assert_eq!(record["type"], "CNAME");
-    assert!(
-        record["name"].as_str().unwrap().contains(&domain),
-        "{record}"
-    );
+    assert!(record["name"].as_str().unwrap().contains(&domain), "{record}");
     assert!(!record["value"].as_str().unwrap().is_empty());
 
-    let app = app_until(&h, &token, &id, "ACTIVE", |app| {
-        app["status"] != "PROVISIONING"
-    })
-    .await;
+    let app = h.app_until(&token, &id, "ACTIVE", |app| app["status"] != "PROVISIONING").await;
     assert_eq!(app["status"], "ACTIVE", "{app}");
     assert!(app.get("step").is_none(), "no step once ACTIVE: {app}");
     assert_eq!(app["url"], format!("https://{domain}/"));
@@ -128,111 +76,45 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     let pool_host = app["auth"]["domain"].as_str().unwrap().to_string();
     let rule_arn = app["listenerRuleArn"].as_str().unwrap().to_string();
     let logout = app["auth"]["logoutUrl"].as_str().unwrap();
-    assert!(
-        logout.starts_with(&format!(
-            "https://{pool_host}/logout?client_id={client_id}&logout_uri="
-        )),
-        "{logout}"
-    );
+    assert!(logout.starts_with(&format!("https://{pool_host}/logout?client_id={client_id}&logout_uri=")), "{logout}");
 
     // ACM: an issued certificate for the domain, attached to the listener.
-    let cert = h
-        .aws
-        .acm
-        .describe_certificate()
-        .certificate_arn(&certificate_arn)
-        .send()
-        .await
-        .unwrap();
+    let cert = h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await.unwrap();
     let cert = cert.certificate().unwrap();
     assert_eq!(cert.domain_name(), Some(domain.as_str()));
     assert_eq!(cert.status().unwrap().as_str(), "ISSUED");
     assert_eq!(app["certificate"]["status"], "ISSUED");
-    assert!(
-        listener_certificates(&h, &h.stack.listener_arn)
-            .await
-            .contains(&certificate_arn)
-    );
+    assert!(listener_certificates(&h, &h.stack.listener_arn).await.contains(&certificate_arn));
 
     // Cognito: an admin-only pool inviting to the app, a code-flow client with a secret, a domain.
-    let pool = h
-        .aws
-        .cognito
-        .describe_user_pool()
-        .user_pool_id(&pool_id)
-        .send()
-        .await
-        .unwrap();
+    let pool = h.aws.cognito.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap();
     let pool = pool.user_pool().unwrap();
     let admin_config = pool.admin_create_user_config().unwrap();
     assert!(admin_config.allow_admin_create_user_only());
-    let invite = admin_config
-        .invite_message_template()
-        .unwrap()
-        .email_message()
-        .unwrap();
-    assert!(
-        invite.contains("Grafana") && invite.contains(&format!("https://{domain}/")),
-        "{invite}"
-    );
-    assert!(
-        invite.contains("{username}") && invite.contains("{####}"),
-        "{invite}"
-    );
-    let client = h
-        .aws
-        .cognito
-        .describe_user_pool_client()
-        .user_pool_id(&pool_id)
-        .client_id(&client_id)
-        .send()
-        .await;
+    let invite = admin_config.invite_message_template().unwrap().email_message().unwrap();
+    assert!(invite.contains("Grafana") && invite.contains(&format!("https://{domain}/")), "{invite}");
+    assert!(invite.contains("{username}") && invite.contains("{####}"), "{invite}");
+    let client = h.aws.cognito.describe_user_pool_client().user_pool_id(&pool_id).client_id(&client_id).send().await;
     let client = client.unwrap();
     let client = client.user_pool_client().unwrap();
-    let flows: Vec<&str> = client
-        .allowed_o_auth_flows()
-        .iter()
-        .map(|f| f.as_str())
-        .collect();
+    let flows: Vec<&str> = client.allowed_o_auth_flows().iter().map(|f| f.as_str()).collect();
     assert_eq!(flows, vec!["code"]);
     let mut scopes = client.allowed_o_auth_scopes().to_vec();
     scopes.sort();
     assert_eq!(scopes, vec!["email", "openid"]);
-    assert_eq!(
-        client.callback_urls(),
-        [format!("https://{domain}/oauth2/idpresponse")]
-    );
+    assert_eq!(client.callback_urls(), [format!("https://{domain}/oauth2/idpresponse")]);
     assert_eq!(client.logout_urls(), [format!("https://{domain}/")]);
     assert_eq!(client.allowed_o_auth_flows_user_pool_client(), Some(true));
-    let secret = client
-        .client_secret()
-        .expect("the ALB needs a client secret");
+    let secret = client.client_secret().expect("the ALB needs a client secret");
     let prefix = pool_host.split('.').next().unwrap();
-    let described = h
-        .aws
-        .cognito
-        .describe_user_pool_domain()
-        .domain(prefix)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        described.domain_description().unwrap().user_pool_id(),
-        Some(pool_id.as_str())
-    );
+    let described = h.aws.cognito.describe_user_pool_domain().domain(prefix).send().await.unwrap();
+    assert_eq!(described.domain_description().unwrap().user_pool_id(), Some(pool_id.as_str()));
 
     // The API never shows the client secret.
     for path in [format!("/apps/{id}"), "/apps".to_string()] {
         let reply = h.call(Method::GET, &path, Some(&token), None).await;
-        assert!(
-            !reply.text.contains(secret),
-            "{path} leaks the client secret"
-        );
-        assert!(
-            !reply.text.to_lowercase().contains("secret"),
-            "{path}: {}",
-            reply.text
-        );
+        assert!(!reply.text.contains(secret), "{path} leaks the client secret");
+        assert!(!reply.text.to_lowercase().contains("secret"), "{path}: {}", reply.text);
     }
 
     // ELBv2: exactly one rule for the host: host-header condition, authenticate-cognito then forward.
@@ -245,18 +127,9 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     assert_eq!(rule.conditions()[0].field(), Some("host-header"));
     let actions = rule.actions();
     assert_eq!(actions.len(), 2, "{actions:?}");
-    let auth = actions
-        .iter()
-        .find(|a| a.r#type().map(|t| t.as_str()) == Some("authenticate-cognito"))
-        .unwrap();
-    let forward = actions
-        .iter()
-        .find(|a| a.r#type().map(|t| t.as_str()) == Some("forward"))
-        .unwrap();
-    assert!(
-        auth.order().unwrap() < forward.order().unwrap(),
-        "authenticate before forwarding"
-    );
+    let auth = actions.iter().find(|a| a.r#type().map(|t| t.as_str()) == Some("authenticate-cognito")).unwrap();
+    let forward = actions.iter().find(|a| a.r#type().map(|t| t.as_str()) == Some("forward")).unwrap();
+    assert!(auth.order().unwrap() < forward.order().unwrap(), "authenticate before forwarding");
     let config = auth.authenticate_cognito_config().unwrap();
     assert_eq!(config.user_pool_arn(), pool.arn());
     assert_eq!(config.user_pool_client_id(), Some(client_id.as_str()));
@@ -276,63 +149,21 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     assert_eq!(forwarded_to, h.stack.target_group_arn);
 
     // Delete: DELETING → DELETED, and every piece gone.
-    let reply = h
-        .call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None)
-        .await;
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    assert!(
-        matches!(reply.body["status"].as_str(), Some("DELETING" | "DELETED")),
-        "{}",
-        reply.text
-    );
-    let gone = app_until(&h, &token, &id, "DELETED", |app| {
-        app["status"] == "DELETED" || app["status"] == "FAILED"
-    })
-    .await;
+    assert!(matches!(reply.body["status"].as_str(), Some("DELETING" | "DELETED")), "{}", reply.text);
+    let gone = h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED" || app["status"] == "FAILED").await;
     assert_eq!(gone["status"], "DELETED", "{gone}");
+    assert!(rule_for_host(&listener_rules(&h, &h.stack.listener_arn).await, &domain).is_empty(), "rule removed");
+    assert!(!listener_certificates(&h, &h.stack.listener_arn).await.contains(&certificate_arn), "certificate detached");
     assert!(
-        rule_for_host(&listener_rules(&h, &h.stack.listener_arn).await, &domain).is_empty(),
-        "rule removed"
-    );
-    assert!(
-        !listener_certificates(&h, &h.stack.listener_arn)
-            .await
-            .contains(&certificate_arn),
-        "certificate detached"
-    );
-    assert!(
-        h.aws
-            .acm
-            .describe_certificate()
-            .certificate_arn(&certificate_arn)
-            .send()
-            .await
-            .is_err(),
+        h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await.is_err(),
         "certificate deleted"
     );
+    assert!(h.aws.cognito.describe_user_pool().user_pool_id(&pool_id).send().await.is_err(), "pool deleted");
+    let domain_left = h.aws.cognito.describe_user_pool_domain().domain(prefix).send().await.unwrap();
     assert!(
-        h.aws
-            .cognito
-            .describe_user_pool()
-            .user_pool_id(&pool_id)
-            .send()
-            .await
-            .is_err(),
-        "pool deleted"
-    );
-    let domain_left = h
-        .aws
-        .cognito
-        .describe_user_pool_domain()
-        .domain(prefix)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        domain_left
-            .domain_description()
-            .and_then(|d| d.user_pool_id())
-            .is_none_or(str::is_empty),
+        domain_left.domain_description().and_then(|d| d.user_pool_id()).is_none_or(str::is_empty),
         "pool domain deleted"
     );
 
@@ -353,14 +184,8 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
     let h = Harness::new().await;
     let token = admin(&h).await;
     // A target group with no targets never has a healthy one.
-    let demo_group = h
-        .aws
-        .elb
-        .describe_target_groups()
-        .target_group_arns(&h.stack.target_group_arn)
-        .send()
-        .await
-        .unwrap();
+    let demo_group =
+        h.aws.elb.describe_target_groups().target_group_arns(&h.stack.target_group_arn).send().await.unwrap();
     let vpc = demo_group.target_groups()[0].vpc_id().unwrap().to_string();
     let empty = h
         .aws
@@ -373,91 +198,43 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
         .send()
         .await
         .unwrap();
-    let empty_arn = empty.target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
+    let empty_arn = empty.target_groups()[0].target_group_arn().unwrap().to_string();
     let domain = fresh_domain("never");
-    let target =
-        json!({"type": "alb", "listenerArn": h.stack.listener_arn, "targetGroupArn": empty_arn});
-    let id = create_app(
-        &h,
-        &token,
-        &json!({"name": "Never healthy", "domain": domain, "target": target}),
-    )
-    .await["id"]
+    let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn, "targetGroupArn": empty_arn});
+    let id = create_app(&h, &token, &json!({"name": "Never healthy", "domain": domain, "target": target})).await["id"]
         .as_str()
         .unwrap()
         .to_string();
 
     // Seen while waiting for the environment: the certificate that compensation must remove.
-    let waiting = app_until(&h, &token, &id, "the ENVIRONMENT step", |app| {
-        app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
-    })
-    .await;
-    let certificate_arn = waiting["certificate"]["arn"]
-        .as_str()
-        .expect("a certificate while waiting")
-        .to_string();
+    let waiting = h
+        .app_until(&token, &id, "the ENVIRONMENT step", |app| {
+            app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
+        })
+        .await;
+    let certificate_arn = waiting["certificate"]["arn"].as_str().expect("a certificate while waiting").to_string();
 
-    let failed = app_until(&h, &token, &id, "FAILED", |app| {
-        app["status"] != "PROVISIONING"
-    })
-    .await;
+    let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
     assert_eq!(failed["status"], "FAILED", "{failed}");
     assert_eq!(failed["error"]["step"], "ENVIRONMENT", "{failed}");
     assert_eq!(failed["error"]["code"], "EnvironmentNotReady", "{failed}");
-    assert!(
-        failed["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no healthy target"),
-        "{failed}"
-    );
-    assert!(
-        failed["certificate"]["arn"].is_null() && failed["auth"]["userPoolId"].is_null(),
-        "{failed}"
-    );
+    assert!(failed["error"]["message"].as_str().unwrap().contains("no healthy target"), "{failed}");
+    assert!(failed["certificate"]["arn"].is_null() && failed["auth"]["userPoolId"].is_null(), "{failed}");
 
     // Nothing left behind: no certificate, rule, listener certificate or pool for this app.
     assert!(
-        h.aws
-            .acm
-            .describe_certificate()
-            .certificate_arn(&certificate_arn)
-            .send()
-            .await
-            .is_err(),
+        h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await.is_err(),
         "certificate deleted"
     );
     assert!(rule_for_host(&listener_rules(&h, &h.stack.listener_arn).await, &domain).is_empty());
-    assert!(
-        !listener_certificates(&h, &h.stack.listener_arn)
-            .await
-            .contains(&certificate_arn)
-    );
-    let pools = h
-        .aws
-        .cognito
-        .list_user_pools()
-        .max_results(60)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        pools
-            .user_pools()
-            .iter()
-            .all(|p| !p.name().unwrap_or_default().contains(&id)),
-        "no pool for the app"
-    );
+    assert!(!listener_certificates(&h, &h.stack.listener_arn).await.contains(&certificate_arn));
+    let pools = h.aws.cognito.list_user_pools().max_results(60).send().await.unwrap();
+    assert!(pools.user_pools().iter().all(|p| !p.name().unwrap_or_default().contains(&id)), "no pool for the app");
 
     // A failed app can be deleted, which frees its domain.
-    let reply = h
-        .call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None)
-        .await;
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    app_until(&h, &token, &id, "DELETED", |app| app["status"] == "DELETED").await;
+    h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED").await;
 }
 
 #[tokio::test]
@@ -468,27 +245,9 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
     let env_name = format!("env-{}", short_id());
 
     // An EB environment whose ALB (tagged as EB tags it) has an HTTPS listener and a healthy target.
-    h.aws
-        .eb
-        .create_application()
-        .application_name(&env_name)
-        .send()
-        .await
-        .unwrap();
-    h.aws
-        .eb
-        .create_environment()
-        .application_name(&env_name)
-        .environment_name(&env_name)
-        .send()
-        .await
-        .unwrap();
-    let demo_listener = elb
-        .describe_listeners()
-        .listener_arns(&h.stack.listener_arn)
-        .send()
-        .await
-        .unwrap();
+    h.aws.eb.create_application().application_name(&env_name).send().await.unwrap();
+    h.aws.eb.create_environment().application_name(&env_name).environment_name(&env_name).send().await.unwrap();
+    let demo_listener = elb.describe_listeners().listener_arns(&h.stack.listener_arn).send().await.unwrap();
     let demo_listener = &demo_listener.listeners()[0];
     let demo_lb = elb
         .describe_load_balancers()
@@ -514,16 +273,8 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
         .send()
         .await
         .unwrap();
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let demo_group = elb
-        .describe_target_groups()
-        .target_group_arns(&h.stack.target_group_arn)
-        .send()
-        .await
-        .unwrap();
+    let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+    let demo_group = elb.describe_target_groups().target_group_arns(&h.stack.target_group_arn).send().await.unwrap();
     let group = elb
         .create_target_group()
         .name(format!("eb-{}", short_id()))
@@ -533,29 +284,12 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
         .send()
         .await
         .unwrap();
-    let group_arn = group.target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    let health = elb
-        .describe_target_health()
-        .target_group_arn(&h.stack.target_group_arn)
-        .send()
-        .await
-        .unwrap();
-    let instance = health.target_health_descriptions()[0]
-        .target()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
+    let group_arn = group.target_groups()[0].target_group_arn().unwrap().to_string();
+    let health = elb.describe_target_health().target_group_arn(&h.stack.target_group_arn).send().await.unwrap();
+    let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
     elb.register_targets()
         .target_group_arn(&group_arn)
-        .targets(
-            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
-                .id(instance)
-                .build(),
-        )
+        .targets(aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(instance).build())
         .send()
         .await
         .unwrap();
@@ -578,19 +312,11 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
 
     let domain = fresh_domain("beanstalk");
     let target = json!({"type": "elasticbeanstalk", "environmentName": env_name});
-    let id = create_app(
-        &h,
-        &token,
-        &json!({"name": "Beanstalk app", "domain": domain, "target": target}),
-    )
-    .await["id"]
+    let id = create_app(&h, &token, &json!({"name": "Beanstalk app", "domain": domain, "target": target})).await["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let app = app_until(&h, &token, &id, "ACTIVE", |app| {
-        app["status"] != "PROVISIONING"
-    })
-    .await;
+    let app = h.app_until(&token, &id, "ACTIVE", |app| app["status"] != "PROVISIONING").await;
     assert_eq!(app["status"], "ACTIVE", "{app}");
     assert_eq!(app["target"], target);
 
@@ -599,11 +325,7 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
     let ours = rule_for_host(&rules, &domain);
     assert_eq!(ours.len(), 1, "{rules:?}");
     assert_eq!(ours[0].rule_arn(), app["listenerRuleArn"].as_str());
-    let forward = ours[0]
-        .actions()
-        .iter()
-        .find(|a| a.r#type().map(|t| t.as_str()) == Some("forward"))
-        .unwrap();
+    let forward = ours[0].actions().iter().find(|a| a.r#type().map(|t| t.as_str()) == Some("forward")).unwrap();
     assert_eq!(forward.target_group_arn(), Some(group_arn.as_str()));
     assert!(
         listener_certificates(&h, &listener_arn)
@@ -616,25 +338,12 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
 async fn an_unknown_beanstalk_environment_fails_at_the_environment_step() {
     let h = Harness::new().await;
     let token = admin(&h).await;
-    let target =
-        json!({"type": "elasticbeanstalk", "environmentName": format!("nope-{}", short_id())});
+    let target = json!({"type": "elasticbeanstalk", "environmentName": format!("nope-{}", short_id())});
     let body = json!({"name": "Ghost", "domain": fresh_domain("ghost"), "target": target});
-    let id = create_app(&h, &token, &body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let failed = app_until(&h, &token, &id, "FAILED", |app| {
-        app["status"] != "PROVISIONING"
-    })
-    .await;
+    let id = create_app(&h, &token, &body).await["id"].as_str().unwrap().to_string();
+    let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
     assert_eq!(failed["status"], "FAILED", "{failed}");
     assert_eq!(failed["error"]["step"], "ENVIRONMENT");
     assert_eq!(failed["error"]["code"], "InvalidTarget");
-    assert!(
-        failed["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no Elastic Beanstalk environment"),
-        "{failed}"
-    );
+    assert!(failed["error"]["message"].as_str().unwrap().contains("no Elastic Beanstalk environment"), "{failed}");
 }

@@ -14,11 +14,9 @@ pub fn required(name: &str) -> Result<String> {
 fn seconds(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
         Err(_) => Ok(default),
-        Ok(v) => v.parse().map_err(|_| {
-            Error::Upstream(format!(
-                "environment variable {name}='{v}' is not a number of seconds"
-            ))
-        }),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| Error::Upstream(format!("environment variable {name}='{v}' is not a number of seconds"))),
     }
 }
 
@@ -43,9 +41,7 @@ impl TokenConfig {
         Ok(TokenConfig {
             jwks_url: required("PORTCULLIS_JWKS_URL")?,
             issuer: required("PORTCULLIS_TOKEN_ISSUER")?,
-            audience: std::env::var("PORTCULLIS_TOKEN_AUDIENCE")
-                .ok()
-                .filter(|a| !a.is_empty()),
+            audience: std::env::var("PORTCULLIS_TOKEN_AUDIENCE").ok().filter(|a| !a.is_empty()),
         })
     }
 }

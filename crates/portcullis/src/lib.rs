@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ports;
+pub mod retry;
 pub mod telemetry;
 pub mod workflow;
 

@@ -5,8 +5,11 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
-use crate::domain::{App, AppEvent, Caller, ValidationRecord};
+use crate::domain::{
+    App, AppEvent, AppUser, Caller, Invitation, Invitee, SesIdentity, TenantSettings, ValidationRecord,
+};
 use crate::error::Result;
+use std::collections::HashMap;
 
 /// One page of a listing, with an opaque token for the next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +26,7 @@ pub trait AppStore: Send + Sync {
     /// The app, if it belongs to this tenant.
     async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>>;
     /// The tenant's apps, oldest first.
-    async fn list(
-        &self,
-        tenant_id: &str,
-        limit: u32,
-        next_token: Option<&str>,
-    ) -> Result<Page<App>>;
+    async fn list(&self, tenant_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<App>>;
     /// Writes `app` if nobody changed it since it was read (its `version`), then bumps the version.
     /// `Conflict` if somebody did.
     async fn update(&self, app: &mut App) -> Result<()>;
@@ -37,20 +35,21 @@ pub trait AppStore: Send + Sync {
     /// Appends to the app's history.
     async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()>;
     /// The app's history, newest first.
-    async fn list_events(
-        &self,
-        app_id: &str,
-        limit: u32,
-        next_token: Option<&str>,
-    ) -> Result<Page<AppEvent>>;
+    async fn list_events(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>>;
     /// Priorities reserved on a listener by any app.
     async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>>;
     /// Reserves a priority for an app; `PriorityInUse` if another app holds it.
-    async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str)
-    -> Result<()>;
+    async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
     /// Releases a reservation held by this app (a no-op otherwise).
-    async fn release_priority(&self, listener_arn: &str, priority: u32, app_id: &str)
-    -> Result<()>;
+    async fn release_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
+    /// The tenant's settings; defaults when the tenant has none.
+    async fn tenant_settings(&self, tenant_id: &str) -> Result<TenantSettings>;
+    /// Records (or replaces) an invitation.
+    async fn put_invitation(&self, app_id: &str, invitation: &Invitation) -> Result<()>;
+    /// The invitations recorded for these users, by user name (users without one are left out).
+    async fn invitations(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>>;
+    /// Forgets an invitation; none recorded is fine.
+    async fn delete_invitation(&self, app_id: &str, username: &str) -> Result<()>;
 }
 
 /// ACM's view of a certificate.
@@ -99,11 +98,7 @@ pub trait LoadBalancer: Send + Sync {
     /// The load balancer's HTTPS listener on port 443, if any.
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>>;
     /// The target group the listener forwards to by default, else the load balancer's first.
-    async fn default_target_group(
-        &self,
-        listener_arn: &str,
-        load_balancer_arn: &str,
-    ) -> Result<Option<String>>;
+    async fn default_target_group(&self, listener_arn: &str, load_balancer_arn: &str) -> Result<Option<String>>;
     /// True when at least one registered target is healthy. `Invalid` if the group does not exist.
     async fn has_healthy_target(&self, target_group_arn: &str) -> Result<bool>;
     /// Certificates attached to the listener (the default one included).
@@ -143,6 +138,8 @@ pub struct PoolSpec {
     pub app_id: String,
     pub invitation_subject: String,
     pub invitation_body: String,
+    /// The tenant's SES identity; without one, Cognito's default sender.
+    pub ses: Option<SesIdentity>,
 }
 
 /// How an app's client is made: code flow, `openid email`, callback and logout URLs, with a secret.
@@ -172,6 +169,21 @@ pub trait UserPools: Send + Sync {
     async fn delete_domain(&self, pool_id: &str, prefix: &str) -> Result<()>;
     async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()>;
     async fn delete_pool(&self, pool_id: &str) -> Result<()>;
+}
+
+/// The users of an app's pool (Cognito): invited, listed and revoked by the app's admins.
+#[async_trait]
+pub trait AppUsers: Send + Sync {
+    /// Creates the user (email verified) and has Cognito email the invitation with a temporary password
+    /// that never passes through Portcullis. `Conflict` if the email is taken; `Retryable` when throttled.
+    async fn invite(&self, pool_id: &str, invitee: &Invitee) -> Result<AppUser>;
+    /// Sends the invitation again with a new temporary password and expiry. `NotFound` for an unknown
+    /// user, `Conflict` for one who has already signed in.
+    async fn resend(&self, pool_id: &str, username: &str) -> Result<()>;
+    /// A page of the pool's users.
+    async fn list(&self, pool_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppUser>>;
+    /// Signs the user out everywhere and removes them from the pool. `NotFound` for an unknown user.
+    async fn revoke(&self, pool_id: &str, username: &str) -> Result<()>;
 }
 
 /// Starting the state machines (Step Functions).

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use portcullis::adapters::{
-    DynamoStore, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config,
-};
+use portcullis::adapters::{DynamoStore, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config};
 use portcullis::api::AppsApi;
 use portcullis::api::lambda::serve;
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};

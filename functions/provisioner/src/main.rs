@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use portcullis::adapters::{
-    AcmCertificates, BeanstalkEnvironments, CognitoUserPools, DynamoStore, ElbLoadBalancer,
-    load_aws_config,
+    AcmCertificates, BeanstalkEnvironments, CognitoUserPools, DynamoStore, ElbLoadBalancer, load_aws_config,
 };
 use portcullis::config::table_name;
 use portcullis::workflow::{Provisioner, StepError, StepRequest};
@@ -20,16 +19,10 @@ async fn handle(provisioner: &Provisioner, event: LambdaEvent<Value>) -> Result<
         error_message: format!("the task input is not a step request: {e}"),
     })?;
     let (step, app_id) = (request.step, request.app_id.clone());
-    provisioner
-        .run(request)
-        .await
-        .map_err(|StepError { name, message }| {
-            tracing::warn!(?step, %app_id, error = name, %message, "step failed");
-            Diagnostic {
-                error_type: name.into(),
-                error_message: message,
-            }
-        })
+    provisioner.run(request).await.map_err(|StepError { name, message }| {
+        tracing::warn!(?step, %app_id, error = name, %message, "step failed");
+        Diagnostic { error_type: name.into(), error_message: message }
+    })
 }
 
 #[tokio::main]

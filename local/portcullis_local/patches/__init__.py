@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 
-from . import cognito_resend, elasticbeanstalk
+from . import cognito_resend, cognito_temporary_password, elasticbeanstalk
 
-PATCHES = (cognito_resend, elasticbeanstalk)
+# cognito_temporary_password wraps what cognito_resend installed, so it comes after it.
+PATCHES = (cognito_resend, cognito_temporary_password, elasticbeanstalk)
 
 _applied = False
 _lock = threading.Lock()

@@ -44,9 +44,7 @@ impl CertificateAuthority for AcmCertificates {
             .send()
             .await
             .map_err(|e| aws_failure("ACM RequestCertificate", e).into_error())?;
-        out.certificate_arn.ok_or_else(|| {
-            Error::Upstream("ACM RequestCertificate returned no certificate ARN".into())
-        })
+        out.certificate_arn.ok_or_else(|| Error::Upstream("ACM RequestCertificate returned no certificate ARN".into()))
     }
 
     async fn describe(&self, certificate_arn: &str) -> Result<CertificateState> {
@@ -57,37 +55,23 @@ impl CertificateAuthority for AcmCertificates {
             .send()
             .await
             .map_err(|e| aws_failure("ACM DescribeCertificate", e).into_error())?;
-        let detail = out.certificate.ok_or_else(|| {
-            Error::Upstream("ACM DescribeCertificate returned no certificate".into())
-        })?;
-        let status = detail
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "UNKNOWN".into());
+        let detail =
+            out.certificate.ok_or_else(|| Error::Upstream("ACM DescribeCertificate returned no certificate".into()))?;
+        let status = detail.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into());
         // ACM fills the record in a few seconds after the request; until then there is none to show.
-        let validation_record = detail
-            .domain_validation_options()
-            .iter()
-            .find_map(|option| option.resource_record())
-            .map(|r| ValidationRecord {
-                name: r.name().to_string(),
-                record_type: r.r#type().as_str().to_string(),
-                value: r.value().to_string(),
+        let validation_record =
+            detail.domain_validation_options().iter().find_map(|option| option.resource_record()).map(|r| {
+                ValidationRecord {
+                    name: r.name().to_string(),
+                    record_type: r.r#type().as_str().to_string(),
+                    value: r.value().to_string(),
+                }
             });
-        Ok(CertificateState {
-            status,
-            validation_record,
-        })
+        Ok(CertificateState { status, validation_record })
     }
 
     async fn delete(&self, certificate_arn: &str) -> Result<()> {
-        match self
-            .client
-            .delete_certificate()
-            .certificate_arn(certificate_arn)
-            .send()
-            .await
-        {
+        match self.client.delete_certificate().certificate_arn(certificate_arn).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let failure = aws_failure("ACM DeleteCertificate", e);

@@ -3,12 +3,13 @@
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{
-    AccountRecoverySettingType, AdminCreateUserConfigType, EmailConfigurationType,
-    EmailSendingAccountType, MessageTemplateType, OAuthFlowType, PreventUserExistenceErrorTypes,
-    RecoveryOptionNameType, RecoveryOptionType, UsernameAttributeType, VerifiedAttributeType,
+    AccountRecoverySettingType, AdminCreateUserConfigType, EmailConfigurationType, EmailSendingAccountType,
+    MessageTemplateType, OAuthFlowType, PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType,
+    UsernameAttributeType, VerifiedAttributeType,
 };
 
 use super::aws_failure;
+use crate::domain::SesIdentity;
 use crate::error::{Error, Result};
 use crate::ports::{ClientSpec, CreatedPool, PoolSpec, UserPools};
 
@@ -29,16 +30,26 @@ impl CognitoUserPools {
     }
 
     fn region(&self) -> String {
-        self.client
-            .config()
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".into())
+        self.client.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into())
     }
 }
 
 fn build_error(e: impl std::fmt::Display) -> Error {
     Error::Upstream(format!("cannot build a Cognito request: {e}"))
+}
+
+/// Cognito's default sender, or the tenant's SES identity (Cognito sends as the tenant, "DEVELOPER").
+fn email_configuration(ses: Option<&SesIdentity>) -> EmailConfigurationType {
+    match ses {
+        None => {
+            EmailConfigurationType::builder().email_sending_account(EmailSendingAccountType::CognitoDefault).build()
+        }
+        Some(ses) => EmailConfigurationType::builder()
+            .email_sending_account(EmailSendingAccountType::Developer)
+            .source_arn(&ses.source_arn)
+            .set_from(ses.from.clone())
+            .build(),
+    }
 }
 
 /// Deletes treat a missing resource as already deleted.
@@ -80,23 +91,15 @@ impl UserPools for CognitoUserPools {
             .username_attributes(UsernameAttributeType::Email)
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .account_recovery_setting(recovery)
-            .email_configuration(
-                EmailConfigurationType::builder()
-                    .email_sending_account(EmailSendingAccountType::CognitoDefault)
-                    .build(),
-            )
+            .email_configuration(email_configuration(spec.ses.as_ref()))
             .user_pool_tags("portcullis:app-id", &spec.app_id)
             .send()
             .await
             .map_err(|e| aws_failure("Cognito CreateUserPool", e).into_error())?;
-        let pool = out
-            .user_pool
-            .ok_or_else(|| Error::Upstream("Cognito CreateUserPool returned no pool".into()))?;
+        let pool = out.user_pool.ok_or_else(|| Error::Upstream("Cognito CreateUserPool returned no pool".into()))?;
         match (pool.id, pool.arn) {
             (Some(id), Some(arn)) => Ok(CreatedPool { id, arn }),
-            _ => Err(Error::Upstream(
-                "Cognito CreateUserPool returned a pool without id or ARN".into(),
-            )),
+            _ => Err(Error::Upstream("Cognito CreateUserPool returned a pool without id or ARN".into())),
         }
     }
 
@@ -121,19 +124,11 @@ impl UserPools for CognitoUserPools {
             .map_err(|e| aws_failure("Cognito CreateUserPoolClient", e).into_error())?;
         out.user_pool_client
             .and_then(|c| c.client_id)
-            .ok_or_else(|| {
-                Error::Upstream("Cognito CreateUserPoolClient returned no client id".into())
-            })
+            .ok_or_else(|| Error::Upstream("Cognito CreateUserPoolClient returned no client id".into()))
     }
 
     async fn create_domain(&self, pool_id: &str, prefix: &str) -> Result<String> {
-        let result = self
-            .client
-            .create_user_pool_domain()
-            .user_pool_id(pool_id)
-            .domain(prefix)
-            .send()
-            .await;
+        let result = self.client.create_user_pool_domain().user_pool_id(pool_id).domain(prefix).send().await;
         if let Err(e) = result {
             let failure = aws_failure("Cognito CreateUserPoolDomain", e);
             // A retry after a lost response finds the domain already ours.

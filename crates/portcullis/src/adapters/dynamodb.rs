@@ -3,19 +3,21 @@
 //! - `DOMAIN#fqdn / DOMAIN`: the domain guard, written in the same transaction as the app
 //! - `APP#id / EVENT#<unix nanos>#<uuid>`: history, sortable by time
 //! - `LISTENER#arn / PRIORITY#nnnnn`: a listener rule priority reserved by an app
+//! - `TENANT#t / META`: tenant settings (SES identity)
+//! - `APP#id / USER#username`: an invitation (who invited whom, when)
 
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::aws_failure;
-use crate::domain::{App, AppEvent};
+use crate::domain::{App, AppEvent, Invitation, TenantSettings};
 use crate::error::{Error, Result};
 use crate::ports::{AppStore, Page};
 
@@ -35,10 +37,7 @@ impl DynamoStore {
     }
 
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore {
-            client,
-            table: table.into(),
-        }
+        DynamoStore { client, table: table.into() }
     }
 }
 
@@ -67,38 +66,35 @@ fn priority_sk(priority: u32) -> String {
 }
 
 fn app_item(app: &App) -> Result<Item> {
-    let mut item: Item = serde_dynamo::to_item(app)
-        .map_err(|e| Error::Upstream(format!("cannot store app: {e}")))?;
+    let mut item: Item = serde_dynamo::to_item(app).map_err(|e| Error::Upstream(format!("cannot store app: {e}")))?;
     item.insert("pk".into(), s(tenant_pk(&app.tenant_id)));
     item.insert("sk".into(), s(app_sk(&app.id)));
     Ok(item)
 }
 
 fn event_item(app_id: &str, event: &AppEvent) -> Result<Item> {
-    let mut item: Item = serde_dynamo::to_item(event)
-        .map_err(|e| Error::Upstream(format!("cannot store event: {e}")))?;
+    let mut item: Item =
+        serde_dynamo::to_item(event).map_err(|e| Error::Upstream(format!("cannot store event: {e}")))?;
     let nanos = event.at.unix_timestamp_nanos();
     let unique = uuid::Uuid::new_v4().simple().to_string();
     item.insert("pk".into(), s(format!("APP#{app_id}")));
-    item.insert(
-        "sk".into(),
-        s(format!("EVENT#{nanos:020}#{}", &unique[..8])),
-    );
+    item.insert("sk".into(), s(format!("EVENT#{nanos:020}#{}", &unique[..8])));
     Ok(item)
 }
 
+fn invitation_key(app_id: &str, username: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(format!("APP#{app_id}"))), ("sk".to_string(), s(format!("USER#{username}")))])
+}
+
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
-    serde_dynamo::from_item(item)
-        .map_err(|e| Error::Upstream(format!("stored item is unreadable: {e}")))
+    serde_dynamo::from_item(item).map_err(|e| Error::Upstream(format!("stored item is unreadable: {e}")))
 }
 
 /// Page tokens are the query's LastEvaluatedKey (all string keys), base64url-encoded JSON.
 fn encode_token(key: Option<&Item>) -> Option<String> {
     let key = key?;
-    let plain: HashMap<&str, &str> = key
-        .iter()
-        .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str())))
-        .collect();
+    let plain: HashMap<&str, &str> =
+        key.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str()))).collect();
     Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).ok()?))
 }
 
@@ -108,10 +104,7 @@ fn decode_token(token: Option<&str>, pk: &str) -> Result<Option<Item>> {
     let invalid = || Error::Invalid("nextToken is not a token this listing returned".into());
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let plain: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if plain.get("pk").map(String::as_str) != Some(pk)
-        || !plain.contains_key("sk")
-        || plain.len() != 2
-    {
+    if plain.get("pk").map(String::as_str) != Some(pk) || !plain.contains_key("sk") || plain.len() != 2 {
         return Err(invalid());
     }
     Ok(Some(plain.into_iter().map(|(k, v)| (k, s(v))).collect()))
@@ -160,11 +153,7 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => {
                 let failure = aws_failure(what, e);
-                if failure.is("ConditionalCheckFailedException") {
-                    Ok(())
-                } else {
-                    Err(failure.into_error())
-                }
+                if failure.is("ConditionalCheckFailedException") { Ok(()) } else { Err(failure.into_error()) }
             }
         }
     }
@@ -200,9 +189,7 @@ impl AppStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(err) => {
                 // The guard is the second item: its condition failing means the domain is taken.
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-                    err.as_service_error()
-                {
+                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) = err.as_service_error() {
                     let guard_failed = cancel
                         .cancellation_reasons()
                         .get(1)
@@ -221,28 +208,12 @@ impl AppStore for DynamoStore {
     }
 
     async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(tenant_pk(tenant_id)))
-            .key("sk", s(app_sk(app_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_failure("DynamoDB GetItem", e).into_error())?;
-        out.item.map(from_item).transpose()
+        let key = HashMap::from([("pk".to_string(), s(tenant_pk(tenant_id))), ("sk".to_string(), s(app_sk(app_id)))]);
+        self.get_item(key, "DynamoDB GetItem (app)").await?.map(from_item).transpose()
     }
 
-    async fn list(
-        &self,
-        tenant_id: &str,
-        limit: u32,
-        next_token: Option<&str>,
-    ) -> Result<Page<App>> {
-        let (items, next_token) = self
-            .query_page(&tenant_pk(tenant_id), "APP#", limit, next_token, false)
-            .await?;
+    async fn list(&self, tenant_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<App>> {
+        let (items, next_token) = self.query_page(&tenant_pk(tenant_id), "APP#", limit, next_token, false).await?;
         let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
         Ok(Page { items, next_token })
     }
@@ -269,10 +240,7 @@ impl AppStore for DynamoStore {
             Err(e) => {
                 let failure = aws_failure("DynamoDB PutItem", e);
                 if failure.is("ConditionalCheckFailedException") {
-                    Err(Error::Conflict(format!(
-                        "app {} was changed by someone else; try again",
-                        app.id
-                    )))
+                    Err(Error::Conflict(format!("app {} was changed by someone else; try again", app.id)))
                 } else {
                     Err(failure.into_error())
                 }
@@ -281,13 +249,7 @@ impl AppStore for DynamoStore {
     }
 
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
-        self.delete_if_held(
-            domain_pk(domain),
-            "DOMAIN".into(),
-            app_id,
-            "DynamoDB DeleteItem (domain)",
-        )
-        .await
+        self.delete_if_held(domain_pk(domain), "DOMAIN".into(), app_id, "DynamoDB DeleteItem (domain)").await
     }
 
     async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()> {
@@ -301,15 +263,8 @@ impl AppStore for DynamoStore {
         Ok(())
     }
 
-    async fn list_events(
-        &self,
-        app_id: &str,
-        limit: u32,
-        next_token: Option<&str>,
-    ) -> Result<Page<AppEvent>> {
-        let (items, next_token) = self
-            .query_page(&format!("APP#{app_id}"), "EVENT#", limit, next_token, true)
-            .await?;
+    async fn list_events(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>> {
+        let (items, next_token) = self.query_page(&format!("APP#{app_id}"), "EVENT#", limit, next_token, true).await?;
         let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
         Ok(Page { items, next_token })
     }
@@ -319,17 +274,12 @@ impl AppStore for DynamoStore {
         let mut taken = BTreeSet::new();
         let mut token = None;
         loop {
-            let (items, next) = self
-                .query_page(&pk, "PRIORITY#", 100, token.as_deref(), false)
-                .await?;
-            taken.extend(items.iter().filter_map(|item| {
-                item.get("sk")?
-                    .as_s()
-                    .ok()?
-                    .strip_prefix("PRIORITY#")?
-                    .parse::<u32>()
-                    .ok()
-            }));
+            let (items, next) = self.query_page(&pk, "PRIORITY#", 100, token.as_deref(), false).await?;
+            taken.extend(
+                items
+                    .iter()
+                    .filter_map(|item| item.get("sk")?.as_s().ok()?.strip_prefix("PRIORITY#")?.parse::<u32>().ok()),
+            );
             match next {
                 Some(next) => token = Some(next),
                 None => return Ok(taken),
@@ -337,12 +287,7 @@ impl AppStore for DynamoStore {
         }
     }
 
-    async fn reserve_priority(
-        &self,
-        listener_arn: &str,
-        priority: u32,
-        app_id: &str,
-    ) -> Result<()> {
+    async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
         let result = self
             .client
             .put_item()
@@ -360,9 +305,7 @@ impl AppStore for DynamoStore {
             Err(e) => {
                 let failure = aws_failure("DynamoDB PutItem (priority)", e);
                 if failure.is("ConditionalCheckFailedException") {
-                    Err(Error::PriorityInUse(format!(
-                        "priority {priority} was reserved by another app"
-                    )))
+                    Err(Error::PriorityInUse(format!("priority {priority} was reserved by another app")))
                 } else {
                     Err(failure.into_error())
                 }
@@ -370,19 +313,84 @@ impl AppStore for DynamoStore {
         }
     }
 
-    async fn release_priority(
-        &self,
-        listener_arn: &str,
-        priority: u32,
-        app_id: &str,
-    ) -> Result<()> {
-        self.delete_if_held(
-            listener_pk(listener_arn),
-            priority_sk(priority),
-            app_id,
-            "DynamoDB DeleteItem (priority)",
-        )
-        .await
+    async fn release_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
+        self.delete_if_held(listener_pk(listener_arn), priority_sk(priority), app_id, "DynamoDB DeleteItem (priority)")
+            .await
+    }
+
+    async fn tenant_settings(&self, tenant_id: &str) -> Result<TenantSettings> {
+        let key = HashMap::from([("pk".to_string(), s(tenant_pk(tenant_id))), ("sk".to_string(), s("META"))]);
+        Ok(self.get_item(key, "DynamoDB GetItem (tenant)").await?.map(from_item).transpose()?.unwrap_or_default())
+    }
+
+    async fn put_invitation(&self, app_id: &str, invitation: &Invitation) -> Result<()> {
+        let mut item: Item =
+            serde_dynamo::to_item(invitation).map_err(|e| Error::Upstream(format!("cannot store invitation: {e}")))?;
+        item.extend(invitation_key(app_id, &invitation.username));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB PutItem (invitation)", e).into_error())?;
+        Ok(())
+    }
+
+    async fn invitations(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>> {
+        let mut found = HashMap::new();
+        // BatchGetItem takes 100 keys; a page of users is at most 60.
+        for chunk in usernames.chunks(100) {
+            let mut keys = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|u| invitation_key(app_id, u)).collect()))
+                    .build()
+                    .map_err(|e| Error::Upstream(e.to_string()))?,
+            );
+            // Under load some keys come back unprocessed: ask again for those, a few times.
+            for _ in 0..5 {
+                let Some(request) = keys.take() else { break };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| aws_failure("DynamoDB BatchGetItem (invitations)", e).into_error())?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    let invitation: Invitation = from_item(item)?;
+                    found.insert(invitation.username.clone(), invitation);
+                }
+                keys = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete_invitation(&self, app_id: &str, username: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(invitation_key(app_id, username)))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB DeleteItem (invitation)", e).into_error())?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    async fn get_item(&self, key: Item, what: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_failure(what, e).into_error())?;
+        Ok(out.item)
     }
 }
 

@@ -36,14 +36,8 @@ impl Environments for BeanstalkEnvironments {
             .await
             .map_err(|e| aws_failure("Elastic Beanstalk DescribeEnvironments", e).into_error())?;
         Ok(out.environments().first().map(|env| EnvironmentState {
-            status: env
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            health: env
-                .health()
-                .map(|h| h.as_str().to_string())
-                .unwrap_or_default(),
+            status: env.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            health: env.health().map(|h| h.as_str().to_string()).unwrap_or_default(),
         }))
     }
 
@@ -54,9 +48,7 @@ impl Environments for BeanstalkEnvironments {
             .environment_name(name)
             .send()
             .await
-            .map_err(|e| {
-                aws_failure("Elastic Beanstalk DescribeEnvironmentResources", e).into_error()
-            })?;
+            .map_err(|e| aws_failure("Elastic Beanstalk DescribeEnvironmentResources", e).into_error())?;
         Ok(out
             .environment_resources()
             .and_then(|r| r.load_balancers().first())

@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum,
-    AuthenticateCognitoActionConfig, Certificate, HostHeaderConditionConfig, RuleCondition,
-    TargetHealthStateEnum,
+    Action, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
+    Certificate, HostHeaderConditionConfig, RuleCondition, TargetHealthStateEnum,
 };
 
 use super::{AwsFailure, aws_failure};
@@ -38,13 +37,9 @@ fn build_error(e: impl std::fmt::Display) -> Error {
 /// ELB's "not found" and quota codes, translated once.
 fn elb_error(failure: AwsFailure) -> Error {
     match failure.code.as_deref() {
-        Some("ListenerNotFound" | "TargetGroupNotFound" | "LoadBalancerNotFound") => {
-            Error::Invalid(failure.message)
-        }
+        Some("ListenerNotFound" | "TargetGroupNotFound" | "LoadBalancerNotFound") => Error::Invalid(failure.message),
         Some("PriorityInUse") => Error::PriorityInUse(failure.message),
-        Some("TooManyRules" | "TooManyCertificates" | "TooManyActions") => {
-            Error::QuotaExceeded(failure.message)
-        }
+        Some("TooManyRules" | "TooManyCertificates" | "TooManyActions") => Error::QuotaExceeded(failure.message),
         _ => failure.into_error(),
     }
 }
@@ -52,32 +47,16 @@ fn elb_error(failure: AwsFailure) -> Error {
 #[async_trait]
 impl LoadBalancer for ElbLoadBalancer {
     async fn listener(&self, listener_arn: &str) -> Result<Option<ListenerInfo>> {
-        let out = match self
-            .client
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await
-        {
+        let out = match self.client.describe_listeners().listener_arns(listener_arn).send().await {
             Ok(out) => out,
             Err(e) => {
                 let failure = aws_failure("ELB DescribeListeners", e);
-                return if failure.is("ListenerNotFound") {
-                    Ok(None)
-                } else {
-                    Err(elb_error(failure))
-                };
+                return if failure.is("ListenerNotFound") { Ok(None) } else { Err(elb_error(failure)) };
             }
         };
         Ok(out.listeners().first().map(|l| ListenerInfo {
-            protocol: l
-                .protocol()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
-            port: l
-                .port()
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or_default(),
+            protocol: l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default(),
+            port: l.port().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
             load_balancer_arn: l.load_balancer_arn().unwrap_or_default().to_string(),
         }))
     }
@@ -97,11 +76,7 @@ impl LoadBalancer for ElbLoadBalancer {
             .and_then(|l| l.listener_arn().map(str::to_string)))
     }
 
-    async fn default_target_group(
-        &self,
-        listener_arn: &str,
-        load_balancer_arn: &str,
-    ) -> Result<Option<String>> {
+    async fn default_target_group(&self, listener_arn: &str, load_balancer_arn: &str) -> Result<Option<String>> {
         let listeners = self
             .client
             .describe_listeners()
@@ -124,10 +99,7 @@ impl LoadBalancer for ElbLoadBalancer {
             .send()
             .await
             .map_err(|e| elb_error(aws_failure("ELB DescribeTargetGroups", e)))?;
-        Ok(groups
-            .target_groups()
-            .first()
-            .and_then(|g| g.target_group_arn().map(str::to_string)))
+        Ok(groups.target_groups().first().and_then(|g| g.target_group_arn().map(str::to_string)))
     }
 
     async fn has_healthy_target(&self, target_group_arn: &str) -> Result<bool> {
@@ -138,9 +110,10 @@ impl LoadBalancer for ElbLoadBalancer {
             .send()
             .await
             .map_err(|e| elb_error(aws_failure("ELB DescribeTargetHealth", e)))?;
-        Ok(out.target_health_descriptions().iter().any(|d| {
-            d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)
-        }))
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .any(|d| d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy)))
     }
 
     async fn listener_certificates(&self, listener_arn: &str) -> Result<Vec<String>> {
@@ -155,11 +128,7 @@ impl LoadBalancer for ElbLoadBalancer {
                 .send()
                 .await
                 .map_err(|e| elb_error(aws_failure("ELB DescribeListenerCertificates", e)))?;
-            arns.extend(
-                out.certificates()
-                    .iter()
-                    .filter_map(|c| c.certificate_arn().map(str::to_string)),
-            );
+            arns.extend(out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)));
             match out.next_marker {
                 Some(next) if !next.is_empty() => marker = Some(next),
                 _ => return Ok(arns),
@@ -171,11 +140,7 @@ impl LoadBalancer for ElbLoadBalancer {
         self.client
             .add_listener_certificates()
             .listener_arn(listener_arn)
-            .certificates(
-                Certificate::builder()
-                    .certificate_arn(certificate_arn)
-                    .build(),
-            )
+            .certificates(Certificate::builder().certificate_arn(certificate_arn).build())
             .send()
             .await
             .map_err(|e| elb_error(aws_failure("ELB AddListenerCertificates", e)))?;
@@ -187,11 +152,7 @@ impl LoadBalancer for ElbLoadBalancer {
             .client
             .remove_listener_certificates()
             .listener_arn(listener_arn)
-            .certificates(
-                Certificate::builder()
-                    .certificate_arn(certificate_arn)
-                    .build(),
-            )
+            .certificates(Certificate::builder().certificate_arn(certificate_arn).build())
             .send()
             .await;
         match result {
@@ -221,11 +182,7 @@ impl LoadBalancer for ElbLoadBalancer {
                 .await
                 .map_err(|e| elb_error(aws_failure("ELB DescribeRules", e)))?;
             // The default rule's priority is "default"; it does not parse and is skipped.
-            taken.extend(
-                out.rules()
-                    .iter()
-                    .filter_map(|r| r.priority()?.parse::<u32>().ok()),
-            );
+            taken.extend(out.rules().iter().filter_map(|r| r.priority()?.parse::<u32>().ok()));
             match out.next_marker {
                 Some(next) if !next.is_empty() => marker = Some(next),
                 _ => return Ok(taken),
@@ -244,24 +201,15 @@ impl LoadBalancer for ElbLoadBalancer {
                     .user_pool_domain(&rule.pool_domain_prefix)
                     .session_timeout(i64::from(rule.session_timeout_seconds))
                     .scope("openid email")
-                    .on_unauthenticated_request(
-                        AuthenticateCognitoActionConditionalBehaviorEnum::Authenticate,
-                    )
+                    .on_unauthenticated_request(AuthenticateCognitoActionConditionalBehaviorEnum::Authenticate)
                     .build(),
             )
             .build();
-        let forward = Action::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .order(2)
-            .target_group_arn(&rule.target_group_arn)
-            .build();
+        let forward =
+            Action::builder().r#type(ActionTypeEnum::Forward).order(2).target_group_arn(&rule.target_group_arn).build();
         let condition = RuleCondition::builder()
             .field("host-header")
-            .host_header_config(
-                HostHeaderConditionConfig::builder()
-                    .values(&rule.host)
-                    .build(),
-            )
+            .host_header_config(HostHeaderConditionConfig::builder().values(&rule.host).build())
             .build();
         let out = self
             .client
@@ -285,11 +233,7 @@ impl LoadBalancer for ElbLoadBalancer {
             Ok(_) => Ok(()),
             Err(e) => {
                 let failure = aws_failure("ELB DeleteRule", e);
-                if failure.is("RuleNotFound") {
-                    Ok(())
-                } else {
-                    Err(elb_error(failure))
-                }
+                if failure.is("RuleNotFound") { Ok(()) } else { Err(elb_error(failure)) }
             }
         }
     }

@@ -50,17 +50,11 @@ impl JwksTokenVerifier {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        JwksTokenVerifier {
-            config,
-            http,
-            cache: RwLock::new(None),
-        }
+        JwksTokenVerifier { config, http, cache: RwLock::new(None) }
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>> {
-        let unavailable = |e: reqwest::Error| {
-            Error::Retryable(format!("cannot read the token issuer's keys: {e}"))
-        };
+        let unavailable = |e: reqwest::Error| Error::Retryable(format!("cannot read the token issuer's keys: {e}"));
         let set: JwkSet = self
             .http
             .get(&self.config.jwks_url)
@@ -95,10 +89,7 @@ impl JwksTokenVerifier {
         }
         let keys = self.fetch_keys().await?;
         let key = keys.get(kid).cloned();
-        *self.cache.write().await = Some(CachedKeys {
-            keys,
-            fetched_at: Instant::now(),
-        });
+        *self.cache.write().await = Some(CachedKeys { keys, fetched_at: Instant::now() });
         key.ok_or_else(unknown_key)
     }
 }
@@ -110,15 +101,12 @@ fn unknown_key() -> Error {
 #[async_trait]
 impl TokenVerifier for JwksTokenVerifier {
     async fn verify(&self, token: &str) -> Result<Caller> {
-        let bad =
-            |why: String| Error::Unauthenticated(format!("the bearer token is not valid: {why}"));
+        let bad = |why: String| Error::Unauthenticated(format!("the bearer token is not valid: {why}"));
         let header = decode_header(token).map_err(|e| bad(e.to_string()))?;
         if header.alg != Algorithm::RS256 {
             return Err(bad(format!("algorithm {:?} is not accepted", header.alg)));
         }
-        let kid = header
-            .kid
-            .ok_or_else(|| bad("it names no signing key (kid)".into()))?;
+        let kid = header.kid.ok_or_else(|| bad("it names no signing key (kid)".into()))?;
         let key = self.key(&kid).await?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.config.issuer]);
@@ -127,9 +115,7 @@ impl TokenVerifier for JwksTokenVerifier {
             Some(audience) => validation.set_audience(&[audience]),
             None => validation.validate_aud = false,
         }
-        let claims = decode::<IdTokenClaims>(token, &key, &validation)
-            .map_err(|e| bad(e.to_string()))?
-            .claims;
+        let claims = decode::<IdTokenClaims>(token, &key, &validation).map_err(|e| bad(e.to_string()))?.claims;
         if claims.token_use.as_deref() != Some("id") {
             return Err(bad("an ID token is required (token_use is not 'id')".into()));
         }

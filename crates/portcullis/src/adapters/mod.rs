@@ -3,6 +3,7 @@
 
 mod acm;
 mod cognito;
+mod cognito_users;
 mod dynamodb;
 mod elasticbeanstalk;
 mod elbv2;
@@ -11,6 +12,7 @@ mod stepfunctions;
 
 pub use acm::AcmCertificates;
 pub use cognito::CognitoUserPools;
+pub use cognito_users::CognitoAppUsers;
 pub use dynamodb::DynamoStore;
 pub use elasticbeanstalk::BeanstalkEnvironments;
 pub use elbv2::ElbLoadBalancer;
@@ -44,11 +46,7 @@ impl AwsFailure {
 
     /// The default translation when the adapter has no more specific one.
     pub fn into_error(self) -> Error {
-        if self.retryable {
-            Error::Retryable(self.message)
-        } else {
-            Error::Upstream(self.message)
-        }
+        if self.retryable { Error::Retryable(self.message) } else { Error::Upstream(self.message) }
     }
 }
 
@@ -78,27 +76,18 @@ where
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().map(str::to_string);
-            let retryable = code
-                .as_deref()
-                .is_some_and(|c| RETRYABLE_CODES.contains(&c));
+            let retryable = code.as_deref().is_some_and(|c| RETRYABLE_CODES.contains(&c));
             let message = format!(
                 "{operation} failed: {}: {}",
                 code.as_deref().unwrap_or("error"),
                 e.message().unwrap_or("no message")
             );
-            AwsFailure {
-                code,
-                message,
-                retryable,
-            }
+            AwsFailure { code, message, retryable }
         }
         // Timeouts, connection faults and unparseable responses are worth another try.
         other => AwsFailure {
             code: None,
-            message: format!(
-                "{operation} failed: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&other)
-            ),
+            message: format!("{operation} failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&other)),
             retryable: true,
         },
     }

@@ -7,13 +7,11 @@ use time::OffsetDateTime;
 
 use super::lambda::Operations;
 use super::{
-    ApiRequest, ApiResponse, AppView, Listing, PageRequest, authenticate, json_response, no_route,
-    problem, with_location,
+    ApiRequest, ApiResponse, AppView, Listing, PageRequest, authenticate, json_response, no_route, problem,
+    with_location,
 };
 use crate::config::WorkflowTiming;
-use crate::domain::{
-    App, AppError, AppEvent, AppStatus, Caller, Resources, Step, validate_new_app,
-};
+use crate::domain::{App, AppError, AppEvent, AppStatus, Caller, Resources, Step, validate_new_app};
 use crate::error::{Error, Result};
 use crate::ports::{AppStore, TokenVerifier, Workflow};
 
@@ -36,6 +34,7 @@ impl Operations for AppsApi {
                 (&Method::GET, "/apps") => self.list(&caller, request).await,
                 (&Method::GET, "/apps/{id}") => self.get(&caller, request.path("id")).await,
                 (&Method::DELETE, "/apps/{id}") => self.delete(&caller, request.path("id")).await,
+                (&Method::GET, "/apps/{id}/events") => self.events(&caller, request).await,
                 _ => return no_route(request),
             },
         };
@@ -72,11 +71,7 @@ impl AppsApi {
             detail: format!("{} for {}", app.name, app.domain),
         };
         self.store.create(&app, &event).await?;
-        if let Err(e) = self
-            .workflow
-            .start_provisioning(&self.execution_input(&app), &app.id)
-            .await
-        {
+        if let Err(e) = self.workflow.start_provisioning(&self.execution_input(&app), &app.id).await {
             // Leave nothing half-done: the app is recorded as failed and its domain freed.
             tracing::error!(app_id = %app.id, error = %e, "could not start provisioning");
             app.status = AppStatus::Failed;
@@ -97,14 +92,8 @@ impl AppsApi {
     /// `GET /apps`: the caller's tenant's apps, a page at a time.
     async fn list(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
         let page = PageRequest::from_query(&request.query)?;
-        let apps = self
-            .store
-            .list(&caller.tenant_id, page.limit, page.next_token.as_deref())
-            .await?;
-        let body = Listing {
-            items: apps.items.iter().map(AppView::from).collect(),
-            next_token: apps.next_token,
-        };
+        let apps = self.store.list(&caller.tenant_id, page.limit, page.next_token.as_deref()).await?;
+        let body = Listing { items: apps.items.iter().map(AppView::from).collect(), next_token: apps.next_token };
         Ok(json_response(StatusCode::OK, &body))
     }
 
@@ -114,6 +103,14 @@ impl AppsApi {
         Ok(json_response(StatusCode::OK, &AppView::from(&app)))
     }
 
+    /// `GET /apps/{id}/events`: the app's history, newest first.
+    async fn events(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
+        let page = PageRequest::from_query(&request.query)?;
+        let app = find_app(self.store.as_ref(), caller, request.path("id")).await?;
+        let events = self.store.list_events(&app.id, page.limit, page.next_token.as_deref()).await?;
+        Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
+    }
+
     /// `DELETE /apps/{id}`: 202 and deprovisioning; 409 while provisioning is still running.
     async fn delete(&self, caller: &Caller, app_id: &str) -> Result<ApiResponse> {
         caller.require_admin()?;
@@ -121,8 +118,7 @@ impl AppsApi {
         match app.status {
             AppStatus::Provisioning => {
                 return Err(Error::Conflict(
-                    "the app is still being provisioned; delete it once it is ACTIVE or FAILED"
-                        .into(),
+                    "the app is still being provisioned; delete it once it is ACTIVE or FAILED".into(),
                 ));
             }
             // Already on its way out (or gone): deleting again changes nothing.
@@ -141,9 +137,7 @@ impl AppsApi {
             detail: format!("{} ({})", app.name, app.domain),
         };
         self.store.append_event(&app.id, &event).await?;
-        self.workflow
-            .start_deprovisioning(&self.execution_input(&app), &app.id)
-            .await?;
+        self.workflow.start_deprovisioning(&self.execution_input(&app), &app.id).await?;
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
     }
 
@@ -159,8 +153,5 @@ pub(crate) async fn find_app(store: &dyn AppStore, caller: &Caller, app_id: &str
     if uuid::Uuid::parse_str(app_id).is_err() {
         return Err(not_found());
     }
-    store
-        .get(&caller.tenant_id, app_id)
-        .await?
-        .ok_or_else(not_found)
+    store.get(&caller.tenant_id, app_id).await?.ok_or_else(not_found)
 }

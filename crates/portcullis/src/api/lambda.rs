@@ -24,16 +24,10 @@ pub fn api_request(request: Request) -> ApiRequest {
         _ => None,
     }
     .unwrap_or_else(|| request.uri().path().to_string());
-    let path_parameters: HashMap<String, String> = request
-        .path_parameters()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let query: HashMap<String, String> = request
-        .query_string_parameters()
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let path_parameters: HashMap<String, String> =
+        request.path_parameters().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let query: HashMap<String, String> =
+        request.query_string_parameters().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let (parts, body) = request.into_parts();
     let body = match body {
         Body::Empty => String::new(),
@@ -41,25 +35,12 @@ pub fn api_request(request: Request) -> ApiRequest {
         Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         _ => String::new(),
     };
-    ApiRequest {
-        method: parts.method,
-        resource,
-        path_parameters,
-        query,
-        headers: parts.headers,
-        body,
-    }
+    ApiRequest { method: parts.method, resource, path_parameters, query, headers: parts.headers, body }
 }
 
 /// Turns the API's response into API Gateway's.
 pub fn lambda_response(response: ApiResponse) -> Response<Body> {
-    response.map(|body| {
-        if body.is_empty() {
-            Body::Empty
-        } else {
-            Body::Text(body)
-        }
-    })
+    response.map(|body| if body.is_empty() { Body::Empty } else { Body::Text(body) })
 }
 
 /// Runs the Lambda event loop for `operations` until the runtime stops it.

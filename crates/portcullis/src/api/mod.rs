@@ -4,17 +4,17 @@
 
 mod apps;
 pub mod lambda;
+mod users;
 mod view;
 
 use std::collections::HashMap;
 
-use http::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
 pub use apps::AppsApi;
+pub use users::UsersApi;
 pub use view::AppView;
 
 use crate::domain::Caller;
@@ -36,10 +36,7 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// A path parameter the route guarantees.
     pub fn path(&self, name: &str) -> &str {
-        self.path_parameters
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_default()
+        self.path_parameters.get(name).map(String::as_str).unwrap_or_default()
     }
 }
 
@@ -51,9 +48,7 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> ApiResponse {
     let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
     let mut response = http::Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -90,9 +85,7 @@ pub fn problem(err: &Error) -> ApiResponse {
     let detail = if status.is_server_error() {
         tracing::error!(error = %err, "request failed");
         match err {
-            Error::Retryable(_) => {
-                "a service Portcullis depends on is busy; try again shortly".to_string()
-            }
+            Error::Retryable(_) => "a service Portcullis depends on is busy; try again shortly".to_string(),
             _ => "a service Portcullis depends on failed; the error is logged".to_string(),
         }
     } else {
@@ -106,10 +99,7 @@ pub fn problem(err: &Error) -> ApiResponse {
     };
     let mut response = json_response(status, &body);
     let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     match err {
         Error::Unauthenticated(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -123,10 +113,7 @@ pub fn problem(err: &Error) -> ApiResponse {
 }
 
 /// Verifies the request's bearer token and returns the caller.
-pub async fn authenticate(
-    verifier: &dyn TokenVerifier,
-    request: &ApiRequest,
-) -> Result<Caller, Error> {
+pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) -> Result<Caller, Error> {
     let header = request
         .headers
         .get(AUTHORIZATION)
@@ -138,9 +125,7 @@ pub async fn authenticate(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| {
-            Error::Unauthenticated("the Authorization header must be 'Bearer <ID token>'".into())
-        })?;
+        .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <ID token>'".into()))?;
     verifier.verify(token).await
 }
 
@@ -159,9 +144,7 @@ impl PageRequest {
                 .parse::<u32>()
                 .ok()
                 .filter(|l| (1..=100).contains(l))
-                .ok_or_else(|| {
-                    Error::Invalid(format!("limit '{l}' must be a whole number from 1 to 100"))
-                })?,
+                .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be a whole number from 1 to 100")))?,
         };
         let next_token = query.get("nextToken").filter(|t| !t.is_empty()).cloned();
         Ok(PageRequest { limit, next_token })
@@ -179,10 +162,7 @@ pub struct Listing<T: Serialize> {
 
 /// The answer for a method or path the function does not serve (API Gateway routes only known ones).
 pub fn no_route(request: &ApiRequest) -> ApiResponse {
-    problem(&Error::NotFound(format!(
-        "no operation {} {}",
-        request.method, request.resource
-    )))
+    problem(&Error::NotFound(format!("no operation {} {}", request.method, request.resource)))
 }
 
 #[cfg(test)]
@@ -206,28 +186,16 @@ mod tests {
         let response = problem(&Error::Upstream("arn:aws:secret-thing failed".into()));
         assert_eq!(response.status(), 502);
         assert!(!response.body().contains("arn:aws"));
-        assert_eq!(
-            problem(&Error::Unauthenticated("x".into())).headers()[WWW_AUTHENTICATE],
-            "Bearer"
-        );
+        assert_eq!(problem(&Error::Unauthenticated("x".into())).headers()[WWW_AUTHENTICATE], "Bearer");
     }
 
     #[test]
     fn page_requests_are_bounded() {
         let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
         assert_eq!(PageRequest::from_query(&HashMap::new()).unwrap().limit, 20);
-        assert_eq!(
-            PageRequest::from_query(&q("limit", "100")).unwrap().limit,
-            100
-        );
+        assert_eq!(PageRequest::from_query(&q("limit", "100")).unwrap().limit, 100);
         assert!(PageRequest::from_query(&q("limit", "0")).is_err());
         assert!(PageRequest::from_query(&q("limit", "x")).is_err());
-        assert_eq!(
-            PageRequest::from_query(&q("nextToken", "abc"))
-                .unwrap()
-                .next_token
-                .as_deref(),
-            Some("abc")
-        );
+        assert_eq!(PageRequest::from_query(&q("nextToken", "abc")).unwrap().next_token.as_deref(), Some("abc"));
     }
 }

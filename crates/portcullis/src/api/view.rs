@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{App, AppError, AppStatus, Target, ValidationRecord};
+use crate::domain::{App, AppError, AppStatus, EmailSending, Target, ValidationRecord};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,6 +20,7 @@ pub struct AuthView<'a> {
     pub client_id: Option<&'a str>,
     pub domain: Option<&'a str>,
     pub logout_url: Option<String>,
+    pub email_sending: Option<&'a EmailSending>,
 }
 
 /// `GET /apps/{id}`'s body.
@@ -56,10 +57,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             domain: &app.domain,
             status: app.status,
             // `step` says where provisioning is; it means nothing once it has ended.
-            step: app
-                .step
-                .filter(|_| app.status == AppStatus::Provisioning)
-                .map(|s| s.as_str()),
+            step: app.step.filter(|_| app.status == AppStatus::Provisioning).map(|s| s.as_str()),
             url: app.url(),
             target: &app.target,
             certificate: CertificateView {
@@ -72,6 +70,7 @@ impl<'a> From<&'a App> for AppView<'a> {
                 client_id: r.client_id.as_deref(),
                 domain: r.pool_domain_host.as_deref(),
                 logout_url: app.logout_url(),
+                email_sending: r.email_sending.as_ref(),
             },
             listener_rule_arn: r.listener_rule_arn.as_deref(),
             error: app.error.as_ref(),

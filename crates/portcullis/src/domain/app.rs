@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::EmailSending;
+
 /// Lifecycle status. The names are part of the API contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -13,6 +15,19 @@ pub enum AppStatus {
     Failed,
     Deleting,
     Deleted,
+}
+
+impl AppStatus {
+    /// The contract name of the status, as it appears in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppStatus::Provisioning => "PROVISIONING",
+            AppStatus::Active => "ACTIVE",
+            AppStatus::Failed => "FAILED",
+            AppStatus::Deleting => "DELETING",
+            AppStatus::Deleted => "DELETED",
+        }
+    }
 }
 
 /// Where provisioning is. The names are part of the API contract.
@@ -44,18 +59,10 @@ impl Step {
 
 /// Where the app runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "lowercase",
-    rename_all_fields = "camelCase",
-    deny_unknown_fields
-)]
+#[serde(tag = "type", rename_all = "lowercase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum Target {
     /// A shared ALB: Portcullis adds a host-header rule to its HTTPS listener.
-    Alb {
-        listener_arn: String,
-        target_group_arn: String,
-    },
+    Alb { listener_arn: String, target_group_arn: String },
     /// An Elastic Beanstalk environment: its ALB and HTTPS listener are discovered.
     #[serde(rename = "elasticbeanstalk")]
     ElasticBeanstalk { environment_name: String },
@@ -90,6 +97,8 @@ pub struct Resources {
     pub target_group_arn: Option<String>,
     pub user_pool_id: Option<String>,
     pub user_pool_arn: Option<String>,
+    /// How the pool sends invitations.
+    pub email_sending: Option<EmailSending>,
     pub client_id: Option<String>,
     /// The Cognito hosted domain prefix and its full host name.
     pub pool_domain_prefix: Option<String>,
@@ -171,9 +180,7 @@ mod tests {
             tenant_id: "t".into(),
             name: "Grafana".into(),
             domain: "grafana.example.com".into(),
-            target: Target::ElasticBeanstalk {
-                environment_name: "env".into(),
-            },
+            target: Target::ElasticBeanstalk { environment_name: "env".into() },
             session_timeout_seconds: 3600,
             status: AppStatus::Provisioning,
             step: None,
@@ -199,19 +206,24 @@ mod tests {
     }
 
     #[test]
+    fn status_and_step_names_match_their_json() {
+        for status in
+            [AppStatus::Provisioning, AppStatus::Active, AppStatus::Failed, AppStatus::Deleting, AppStatus::Deleted]
+        {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        for step in
+            [Step::Certificate, Step::DnsValidation, Step::Environment, Step::Auth, Step::Listener, Step::Teardown]
+        {
+            assert_eq!(serde_json::to_value(step).unwrap(), step.as_str());
+        }
+    }
+
+    #[test]
     fn target_json_uses_contract_names() {
-        let alb: Target =
-            serde_json::from_str(r#"{"type":"alb","listenerArn":"l","targetGroupArn":"g"}"#)
-                .unwrap();
-        assert_eq!(
-            alb,
-            Target::Alb {
-                listener_arn: "l".into(),
-                target_group_arn: "g".into()
-            }
-        );
-        let eb: Target =
-            serde_json::from_str(r#"{"type":"elasticbeanstalk","environmentName":"e"}"#).unwrap();
+        let alb: Target = serde_json::from_str(r#"{"type":"alb","listenerArn":"l","targetGroupArn":"g"}"#).unwrap();
+        assert_eq!(alb, Target::Alb { listener_arn: "l".into(), target_group_arn: "g".into() });
+        let eb: Target = serde_json::from_str(r#"{"type":"elasticbeanstalk","environmentName":"e"}"#).unwrap();
         assert_eq!(serde_json::to_value(&eb).unwrap()["environmentName"], "e");
         assert!(serde_json::from_str::<Target>(r#"{"type":"nlb"}"#).is_err());
     }

@@ -38,26 +38,19 @@ impl Caller {
         } else if groups.iter().any(|g| g == "viewer") {
             Role::Viewer
         } else {
-            return Err(Error::Forbidden(
-                "the token's cognito:groups holds neither 'admin' nor 'viewer'".into(),
-            ));
+            return Err(Error::Forbidden("the token's cognito:groups holds neither 'admin' nor 'viewer'".into()));
         };
         let display_name = email.unwrap_or_else(|| subject.clone());
-        Ok(Caller {
-            subject,
-            display_name,
-            tenant_id,
-            role,
-        })
+        Ok(Caller { subject, display_name, tenant_id, role })
     }
 
     /// Fails with 403 unless the caller may change things.
     pub fn require_admin(&self) -> Result<()> {
         match self.role {
             Role::Admin => Ok(()),
-            Role::Viewer => Err(Error::Forbidden(
-                "viewers may read but not change anything; this needs the 'admin' group".into(),
-            )),
+            Role::Viewer => {
+                Err(Error::Forbidden("viewers may read but not change anything; this needs the 'admin' group".into()))
+            }
         }
     }
 }
@@ -79,25 +72,13 @@ mod tests {
     #[test]
     fn tenant_claim_is_required() {
         let groups = vec!["admin".to_string()];
-        assert!(matches!(
-            Caller::from_claims("s".into(), None, None, &groups),
-            Err(Error::Forbidden(_))
-        ));
-        assert!(matches!(
-            Caller::from_claims("s".into(), None, Some(" ".into()), &groups),
-            Err(Error::Forbidden(_))
-        ));
+        assert!(matches!(Caller::from_claims("s".into(), None, None, &groups), Err(Error::Forbidden(_))));
+        assert!(matches!(Caller::from_claims("s".into(), None, Some(" ".into()), &groups), Err(Error::Forbidden(_))));
     }
 
     #[test]
     fn viewer_cannot_write() {
-        let c = Caller::from_claims(
-            "s".into(),
-            Some("v@x".into()),
-            Some("t".into()),
-            &["viewer".into()],
-        )
-        .unwrap();
+        let c = Caller::from_claims("s".into(), Some("v@x".into()), Some("t".into()), &["viewer".into()]).unwrap();
         assert!(c.require_admin().is_err());
         assert_eq!(c.display_name, "v@x");
     }

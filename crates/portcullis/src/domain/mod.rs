@@ -5,6 +5,7 @@ mod caller;
 mod naming;
 mod poll;
 mod priority;
+mod users;
 mod validate;
 
 pub use app::*;
@@ -12,4 +13,7 @@ pub use caller::{Caller, Role};
 pub use naming::{invitation_message, pool_domain_prefix};
 pub use poll::{Poll, PollPolicy};
 pub use priority::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, lowest_free_priority};
+pub use users::{
+    AppUser, EmailSending, Invitation, Invitee, InviteeBody, MAX_BATCH, SesIdentity, TenantSettings, validate_email,
+};
 pub use validate::{NewApp, validate_new_app};

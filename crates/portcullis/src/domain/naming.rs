@@ -7,25 +7,13 @@ pub fn pool_domain_prefix(app_name: &str, app_id: &str) -> String {
     let words: Vec<String> = app_name
         .to_ascii_lowercase()
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .map(|word| {
-            ["cognito", "amazon", "aws"]
-                .iter()
-                .fold(word.to_string(), |w, r| w.replace(r, ""))
-        })
+        .map(|word| ["cognito", "amazon", "aws"].iter().fold(word.to_string(), |w, r| w.replace(r, "")))
         .filter(|word| !word.is_empty())
         .collect();
     let joined = words.join("-");
     let slug = joined.get(..40).unwrap_or(&joined).trim_end_matches('-');
-    let suffix: String = app_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(8)
-        .collect();
-    if slug.is_empty() {
-        format!("pc-{suffix}")
-    } else {
-        format!("pc-{slug}-{suffix}")
-    }
+    let suffix: String = app_id.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    if slug.is_empty() { format!("pc-{suffix}") } else { format!("pc-{slug}-{suffix}") }
 }
 
 /// The invitation email's subject and body. Cognito requires `{username}` and `{####}` (the temporary
@@ -47,10 +35,7 @@ mod tests {
 
     #[test]
     fn prefix_is_valid_for_cognito() {
-        let p = pool_domain_prefix(
-            "My AWS Cognito Dashboard!!",
-            "0190f3a2-7c1d-7000-8000-000000000000",
-        );
+        let p = pool_domain_prefix("My AWS Cognito Dashboard!!", "0190f3a2-7c1d-7000-8000-000000000000");
         assert_eq!(p, "pc-my-dashboard-0190f3a2");
         let long = pool_domain_prefix(&"x".repeat(100), "abcdef12");
         assert!(long.len() <= 63);
@@ -61,12 +46,7 @@ mod tests {
     fn invitation_names_the_app_and_carries_placeholders() {
         let (subject, body) = invitation_message("Grafana", "https://grafana.example.com/");
         assert!(subject.contains("Grafana"));
-        for needle in [
-            "Grafana",
-            "https://grafana.example.com/",
-            "{username}",
-            "{####}",
-        ] {
+        for needle in ["Grafana", "https://grafana.example.com/", "{username}", "{####}"] {
             assert!(body.contains(needle), "{needle}");
         }
     }

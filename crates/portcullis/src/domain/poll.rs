@@ -45,13 +45,7 @@ pub struct DeadlinePassed {
 impl Poll {
     /// A fresh loop under `policy`.
     pub fn new(policy: PollPolicy) -> Self {
-        Poll {
-            policy,
-            started_at: None,
-            attempt: 0,
-            wait_seconds: 0,
-            done: false,
-        }
+        Poll { policy, started_at: None, attempt: 0, wait_seconds: 0, done: false }
     }
 
     /// The state after a check at `now` (Unix seconds) that found the condition `ready` or not.
@@ -60,30 +54,16 @@ impl Poll {
     pub fn after_check(self, ready: bool, now: i64) -> Result<Poll, DeadlinePassed> {
         let started_at = self.started_at.unwrap_or(now);
         if ready {
-            return Ok(Poll {
-                started_at: Some(started_at),
-                done: true,
-                wait_seconds: 0,
-                ..self
-            });
+            return Ok(Poll { started_at: Some(started_at), done: true, wait_seconds: 0, ..self });
         }
         let waited = now - started_at;
         let deadline = i64::try_from(self.policy.deadline_seconds).unwrap_or(i64::MAX);
         if waited >= deadline {
-            return Err(DeadlinePassed {
-                waited_seconds: waited,
-            });
+            return Err(DeadlinePassed { waited_seconds: waited });
         }
-        let grown = self
-            .policy
-            .poll_seconds
-            .max(1)
-            .saturating_mul(1u64 << self.attempt.min(20));
+        let grown = self.policy.poll_seconds.max(1).saturating_mul(1u64 << self.attempt.min(20));
         let remaining = u64::try_from(deadline - waited).unwrap_or(1);
-        let wait_seconds = grown
-            .min(self.policy.max_wait_seconds.max(1))
-            .min(remaining)
-            .max(1);
+        let wait_seconds = grown.min(self.policy.max_wait_seconds.max(1)).min(remaining).max(1);
         Ok(Poll {
             started_at: Some(started_at),
             attempt: self.attempt.saturating_add(1),
@@ -99,11 +79,7 @@ mod tests {
     use super::*;
 
     fn policy() -> PollPolicy {
-        PollPolicy {
-            poll_seconds: 2,
-            deadline_seconds: 30,
-            max_wait_seconds: 10,
-        }
+        PollPolicy { poll_seconds: 2, deadline_seconds: 30, max_wait_seconds: 10 }
     }
 
     #[test]
@@ -120,24 +96,14 @@ mod tests {
 
     #[test]
     fn never_sleeps_past_the_deadline_and_then_fails() {
-        let poll = Poll {
-            attempt: 5,
-            started_at: Some(0),
-            ..Poll::new(policy())
-        };
+        let poll = Poll { attempt: 5, started_at: Some(0), ..Poll::new(policy()) };
         assert_eq!(poll.after_check(false, 27).unwrap().wait_seconds, 3);
-        assert_eq!(
-            poll.after_check(false, 30),
-            Err(DeadlinePassed { waited_seconds: 30 })
-        );
+        assert_eq!(poll.after_check(false, 30), Err(DeadlinePassed { waited_seconds: 30 }));
     }
 
     #[test]
     fn ready_ends_the_loop_even_late() {
-        let poll = Poll {
-            started_at: Some(0),
-            ..Poll::new(policy())
-        };
+        let poll = Poll { started_at: Some(0), ..Poll::new(policy()) };
         let done = poll.after_check(true, 500).unwrap();
         assert!(done.done);
         assert_eq!(done.wait_seconds, 0);

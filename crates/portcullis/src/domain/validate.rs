@@ -33,13 +33,10 @@ pub struct NewApp {
 
 /// Parses and validates the body of `POST /apps`.
 pub fn validate_new_app(body: &str) -> Result<NewApp> {
-    let body: CreateAppBody = serde_json::from_str(body).map_err(|e| {
-        Error::Invalid(format!(
-            "the body is not a JSON object of the expected shape: {e}"
-        ))
-    })?;
+    let body: CreateAppBody = serde_json::from_str(body)
+        .map_err(|e| Error::Invalid(format!("the body is not a JSON object of the expected shape: {e}")))?;
     let name = validate_name(required_string(body.name, "name")?)?;
-    let domain = validate_domain(&required_string(body.domain, "domain")?)?;
+    let domain = validate_host(&required_string(body.domain, "domain")?)?;
     let target = validate_target(body.target.ok_or_else(|| missing("target"))?)?;
     let session_timeout_seconds = match body.session_timeout_seconds {
         None | Some(serde_json::Value::Null) => DEFAULT_SESSION_TIMEOUT_SECONDS,
@@ -53,12 +50,7 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
                 ))
             })?,
     };
-    Ok(NewApp {
-        name,
-        domain,
-        target,
-        session_timeout_seconds,
-    })
+    Ok(NewApp { name, domain, target, session_timeout_seconds })
 }
 
 fn missing(field: &str) -> Error {
@@ -76,13 +68,8 @@ fn required_string(value: Option<serde_json::Value>, field: &str) -> Result<Stri
 /// Names appear in invitation emails and pool names: keep them plain.
 fn validate_name(name: String) -> Result<String> {
     let name = name.trim().to_string();
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
-    let starts_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+    let starts_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if name.is_empty() || name.len() > 64 || !ok_chars || !starts_ok {
         return Err(Error::Invalid(format!(
             "name '{name}' must be 1 to 64 characters of letters, digits, spaces, '.', '_' or '-', \
@@ -92,40 +79,31 @@ fn validate_name(name: String) -> Result<String> {
     Ok(name)
 }
 
-/// A host name the ALB can match and ACM can certify: no wildcards, no IP literals.
-fn validate_domain(domain: &str) -> Result<String> {
+/// A host name the ALB can match and ACM can certify (lower-cased, no trailing dot): no wildcards, no
+/// IP literals, at least two labels.
+pub(crate) fn validate_host(domain: &str) -> Result<String> {
     let fqdn = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let invalid =
-        |why: &str| Error::Invalid(format!("domain '{domain}' is not a valid host name: {why}"));
+    let invalid = |why: &str| Error::Invalid(format!("domain '{domain}' is not a valid host name: {why}"));
     if fqdn.len() > 253 {
         return Err(invalid("longer than 253 characters"));
     }
     let labels: Vec<&str> = fqdn.split('.').collect();
     if labels.len() < 2 {
-        return Err(invalid(
-            "it needs at least two labels, e.g. app.example.com",
-        ));
+        return Err(invalid("it needs at least two labels, e.g. app.example.com"));
     }
     for label in &labels {
         if label.is_empty() || label.len() > 63 {
             return Err(invalid("each label must be 1 to 63 characters"));
         }
         if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(invalid(
-                "only letters, digits and '-' are allowed (no wildcards)",
-            ));
+            return Err(invalid("only letters, digits and '-' are allowed (no wildcards)"));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(invalid("a label may not start or end with '-'"));
         }
     }
-    if labels
-        .last()
-        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
-    {
-        return Err(invalid(
-            "an IP address cannot be certified; use a host name",
-        ));
+    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        return Err(invalid("an IP address cannot be certified; use a host name"));
     }
     Ok(fqdn)
 }
@@ -138,22 +116,9 @@ fn validate_target(value: serde_json::Value) -> Result<Target> {
         ))
     })?;
     match &target {
-        Target::Alb {
-            listener_arn,
-            target_group_arn,
-        } => {
-            check_elb_arn(
-                listener_arn,
-                "listener/app/",
-                "target.listenerArn",
-                "an ALB listener",
-            )?;
-            check_elb_arn(
-                target_group_arn,
-                "targetgroup/",
-                "target.targetGroupArn",
-                "a target group",
-            )?;
+        Target::Alb { listener_arn, target_group_arn } => {
+            check_elb_arn(listener_arn, "listener/app/", "target.listenerArn", "an ALB listener")?;
+            check_elb_arn(target_group_arn, "targetgroup/", "target.targetGroupArn", "a target group")?;
         }
         Target::ElasticBeanstalk { environment_name } => {
             let n = environment_name.as_str();
@@ -183,22 +148,16 @@ fn check_elb_arn(arn: &str, resource_prefix: &str, field: &str, what: &str) -> R
         && parts[4].len() == 12
         && parts[4].chars().all(|c| c.is_ascii_digit())
         && parts[5].starts_with(resource_prefix);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "{field} '{arn}' is not the ARN of {what}"
-        )))
-    }
+    if ok { Ok(()) } else { Err(Error::Invalid(format!("{field} '{arn}' is not the ARN of {what}"))) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/demo/50dc6c495c0c9188/f2f7dc8efc522ab2";
-    const GROUP: &str =
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/73e2d6bc24d8a067";
+    const LISTENER: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/demo/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    const GROUP: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/73e2d6bc24d8a067";
 
     fn body(name: &str, domain: &str) -> String {
         serde_json::json!({
@@ -232,18 +191,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_domains() {
-        for d in [
-            "localhost",
-            "*.example.com",
-            "a..b.com",
-            "-a.example.com",
-            "10.0.0.1",
-            "a_b.example.com",
-        ] {
-            assert!(
-                detail(validate_new_app(&body("ok", d))).contains("domain"),
-                "{d}"
-            );
+        for d in ["localhost", "*.example.com", "a..b.com", "-a.example.com", "10.0.0.1", "a_b.example.com"] {
+            assert!(detail(validate_new_app(&body("ok", d))).contains("domain"), "{d}");
         }
     }
 
@@ -254,8 +203,7 @@ mod tests {
             "target": {"type": "alb", "listenerArn": "nope", "targetGroupArn": GROUP}
         });
         assert!(detail(validate_new_app(&bad_listener.to_string())).contains("target.listenerArn"));
-        let unknown =
-            serde_json::json!({"name": "ok", "domain": "a.example.com", "target": {"type": "nlb"}});
+        let unknown = serde_json::json!({"name": "ok", "domain": "a.example.com", "target": {"type": "nlb"}});
         assert!(detail(validate_new_app(&unknown.to_string())).contains("target must be"));
         let eb = serde_json::json!({
             "name": "ok", "domain": "a.example.com",
@@ -263,10 +211,7 @@ mod tests {
         });
         assert!(detail(validate_new_app(&eb.to_string())).contains("environmentName"));
         let missing = serde_json::json!({"name": "ok", "domain": "a.example.com"});
-        assert_eq!(
-            detail(validate_new_app(&missing.to_string())),
-            "'target' is required"
-        );
+        assert_eq!(detail(validate_new_app(&missing.to_string())), "'target' is required");
     }
 
     #[test]
@@ -275,12 +220,7 @@ mod tests {
         v["sessionTimeoutSeconds"] = serde_json::json!(0);
         assert!(detail(validate_new_app(&v.to_string())).contains("sessionTimeoutSeconds"));
         v["sessionTimeoutSeconds"] = serde_json::json!(900);
-        assert_eq!(
-            validate_new_app(&v.to_string())
-                .unwrap()
-                .session_timeout_seconds,
-            900
-        );
+        assert_eq!(validate_new_app(&v.to_string()).unwrap().session_timeout_seconds, 900);
         assert!(detail(validate_new_app("[1,2]")).contains("JSON object"));
         assert!(detail(validate_new_app("{\"name\":1}")).contains("'name' must be a string"));
     }

@@ -40,11 +40,7 @@ impl CaughtError {
         let cause = self.cause.as_deref().unwrap_or_default();
         serde_json::from_str::<serde_json::Value>(cause)
             .ok()
-            .and_then(|v| {
-                v.get("errorMessage")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            })
+            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string))
             .unwrap_or_else(|| cause.to_string())
     }
 }
@@ -70,9 +66,7 @@ pub struct StepRequest {
 impl StepRequest {
     /// The compensation's failure, if it failed (its success output is not a caught error).
     pub fn teardown_error(&self) -> Option<CaughtError> {
-        self.teardown
-            .clone()
-            .and_then(|t| serde_json::from_value(t).ok())
+        self.teardown.clone().and_then(|t| serde_json::from_value(t).ok())
     }
 }
 
@@ -106,10 +100,7 @@ pub mod error_names {
 
 impl StepError {
     pub fn new(name: &'static str, message: impl Into<String>) -> Self {
-        StepError {
-            name,
-            message: message.into(),
-        }
+        StepError { name, message: message.into() }
     }
 }
 
@@ -124,10 +115,7 @@ impl From<Error> for StepError {
             Error::NotFound(_) => APP_NOT_FOUND,
             Error::Unauthenticated(_) | Error::Forbidden(_) | Error::Upstream(_) => AWS_ERROR,
         };
-        StepError {
-            name,
-            message: err.to_string(),
-        }
+        StepError { name, message: err.to_string() }
     }
 }
 
@@ -151,30 +139,15 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(request.teardown_error(), None);
-        let plain = CaughtError {
-            error: "States.Timeout".into(),
-            cause: Some("timed out".into()),
-        };
+        let plain = CaughtError { error: "States.Timeout".into(), cause: Some("timed out".into()) };
         assert_eq!(plain.message(), "timed out");
     }
 
     #[test]
     fn domain_errors_get_stable_names() {
-        assert_eq!(
-            StepError::from(Error::Conflict("x".into())).name,
-            "Retryable"
-        );
-        assert_eq!(
-            StepError::from(Error::PriorityInUse("x".into())).name,
-            "PriorityInUse"
-        );
-        assert_eq!(
-            StepError::from(Error::QuotaExceeded("x".into())).name,
-            "QuotaExceeded"
-        );
-        assert_eq!(
-            StepError::from(Error::Invalid("x".into())).name,
-            "InvalidTarget"
-        );
+        assert_eq!(StepError::from(Error::Conflict("x".into())).name, "Retryable");
+        assert_eq!(StepError::from(Error::PriorityInUse("x".into())).name, "PriorityInUse");
+        assert_eq!(StepError::from(Error::QuotaExceeded("x".into())).name, "QuotaExceeded");
+        assert_eq!(StepError::from(Error::Invalid("x".into())).name, "InvalidTarget");
     }
 }

@@ -5,31 +5,21 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::error_names::{
-    CERTIFICATE_NOT_ISSUED, ENVIRONMENT_NOT_READY, INVALID_TARGET, QUOTA_EXCEEDED,
-};
+use super::error_names::{CERTIFICATE_NOT_ISSUED, ENVIRONMENT_NOT_READY, INVALID_TARGET, QUOTA_EXCEEDED};
 use super::{CaughtError, StepError, StepName, StepRequest};
 use crate::domain::{
-    App, AppError, AppEvent, AppStatus, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER,
-    Poll, Step, Target, WORKFLOW_ACTOR, invitation_message, lowest_free_priority,
-    pool_domain_prefix,
+    App, AppError, AppEvent, AppStatus, EmailSending, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll,
+    Step, Target, WORKFLOW_ACTOR, invitation_message, lowest_free_priority, pool_domain_prefix,
 };
 use crate::error::Error;
 use crate::ports::{
-    AppStore, CertificateAuthority, ClientSpec, Environments, LoadBalancer, PoolSpec, ProtectRule,
-    UserPools,
+    AppStore, CertificateAuthority, ClientSpec, Environments, LoadBalancer, PoolSpec, ProtectRule, UserPools,
 };
 
 type StepResult<T = Value> = Result<T, StepError>;
 
 /// ACM statuses from which a certificate will never become ISSUED.
-const CERTIFICATE_DEAD_ENDS: &[&str] = &[
-    "FAILED",
-    "VALIDATION_TIMED_OUT",
-    "REVOKED",
-    "INACTIVE",
-    "EXPIRED",
-];
+const CERTIFICATE_DEAD_ENDS: &[&str] = &["FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "INACTIVE", "EXPIRED"];
 
 /// Runs the workflow's task steps.
 pub struct Provisioner {
@@ -51,21 +41,10 @@ fn poll_output(poll: Poll) -> StepResult {
 impl Provisioner {
     /// Runs the step the request names and returns what the state machine keeps of it.
     pub async fn run(&self, request: StepRequest) -> StepResult {
-        let mut app = self
-            .store
-            .get(&request.tenant_id, &request.app_id)
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "app {} of tenant {} is gone",
-                    request.app_id, request.tenant_id
-                ))
-            })?;
-        let poll = || {
-            request
-                .poll
-                .ok_or_else(|| StepError::from(Error::Invalid("this step needs 'poll'".into())))
-        };
+        let mut app = self.store.get(&request.tenant_id, &request.app_id).await?.ok_or_else(|| {
+            Error::NotFound(format!("app {} of tenant {} is gone", request.app_id, request.tenant_id))
+        })?;
+        let poll = || request.poll.ok_or_else(|| StepError::from(Error::Invalid("this step needs 'poll'".into())));
         match request.step {
             StepName::RequestCertificate => self.request_certificate(&mut app).await,
             StepName::CheckCertificate => self.check_certificate(&mut app, poll()?).await,
@@ -75,24 +54,15 @@ impl Provisioner {
             StepName::Activate => self.activate(&mut app).await,
             StepName::Teardown => self.teardown(&mut app).await,
             StepName::MarkFailed => {
-                self.mark_failed(
-                    &mut app,
-                    request.error.as_ref(),
-                    request.teardown_error().as_ref(),
-                )
-                .await
+                self.mark_failed(&mut app, request.error.as_ref(), request.teardown_error().as_ref()).await
             }
             StepName::MarkDeleted => self.mark_deleted(&mut app).await,
         }
     }
 
     async fn record(&self, app: &App, action: &str, detail: String) -> StepResult<()> {
-        let event = AppEvent {
-            at: OffsetDateTime::now_utc(),
-            actor: WORKFLOW_ACTOR.into(),
-            action: action.into(),
-            detail,
-        };
+        let event =
+            AppEvent { at: OffsetDateTime::now_utc(), actor: WORKFLOW_ACTOR.into(), action: action.into(), detail };
         Ok(self.store.append_event(&app.id, &event).await?)
     }
 
@@ -101,10 +71,7 @@ impl Provisioner {
     async fn request_certificate(&self, app: &mut App) -> StepResult {
         if app.resources.certificate_arn.is_none() {
             let token = app.id.replace('-', "");
-            let arn = self
-                .certificates
-                .request(&app.domain, &token, &app.id)
-                .await?;
+            let arn = self.certificates.request(&app.domain, &token, &app.id).await?;
             app.resources.certificate_arn = Some(arn.clone());
             app.step = Some(Step::Certificate);
             self.store.update(app).await?;
@@ -113,9 +80,7 @@ impl Provisioner {
         let arn = app.resources.certificate_arn.clone().unwrap_or_default();
         let state = self.certificates.describe(&arn).await?;
         app.resources.certificate_status = Some(state.status);
-        app.resources.validation_record = state
-            .validation_record
-            .or(app.resources.validation_record.take());
+        app.resources.validation_record = state.validation_record.or(app.resources.validation_record.take());
         app.step = Some(Step::DnsValidation);
         self.store.update(app).await?;
         Ok(json!({}))
@@ -129,10 +94,7 @@ impl Provisioner {
         if CERTIFICATE_DEAD_ENDS.contains(&state.status.as_str()) {
             return Err(StepError::new(
                 CERTIFICATE_NOT_ISSUED,
-                format!(
-                    "certificate for {} is {}; ACM will not issue it",
-                    app.domain, state.status
-                ),
+                format!("certificate for {} is {}; ACM will not issue it", app.domain, state.status),
             ));
         }
         let issued = state.status == "ISSUED";
@@ -153,19 +115,11 @@ impl Provisioner {
                 .resources
                 .validation_record
                 .as_ref()
-                .map(|r| {
-                    format!(
-                        "; add the DNS record {} {} {}",
-                        r.name, r.record_type, r.value
-                    )
-                })
+                .map(|r| format!("; add the DNS record {} {} {}", r.name, r.record_type, r.value))
                 .unwrap_or_default();
             StepError::new(
                 CERTIFICATE_NOT_ISSUED,
-                format!(
-                    "certificate for {} not issued after {} s{record}",
-                    app.domain, late.waited_seconds
-                ),
+                format!("certificate for {} not issued after {} s{record}", app.domain, late.waited_seconds),
             )
         })?;
         if issued {
@@ -178,72 +132,40 @@ impl Provisioner {
     /// Beanstalk, a Ready and Green environment's ALB, HTTPS listener and target group are discovered.
     async fn check_environment(&self, app: &mut App, poll: Poll) -> StepResult {
         let (ready, why_not) = match app.target.clone() {
-            Target::Alb {
-                listener_arn,
-                target_group_arn,
-            } => {
-                let listener = self
-                    .load_balancer
-                    .listener(&listener_arn)
-                    .await?
-                    .ok_or_else(|| {
-                        StepError::new(
-                            INVALID_TARGET,
-                            format!("listener {listener_arn} does not exist"),
-                        )
+            Target::Alb { listener_arn, target_group_arn } => {
+                let listener =
+                    self.load_balancer.listener(&listener_arn).await?.ok_or_else(|| {
+                        StepError::new(INVALID_TARGET, format!("listener {listener_arn} does not exist"))
                     })?;
                 if listener.protocol != "HTTPS" {
                     return Err(StepError::new(
                         INVALID_TARGET,
-                        format!(
-                            "listener {listener_arn} is {}, not HTTPS",
-                            listener.protocol
-                        ),
+                        format!("listener {listener_arn} is {}, not HTTPS", listener.protocol),
                     ));
                 }
-                let healthy = self
-                    .load_balancer
-                    .has_healthy_target(&target_group_arn)
-                    .await?;
+                let healthy = self.load_balancer.has_healthy_target(&target_group_arn).await?;
                 if healthy {
                     app.resources.listener_arn = Some(listener_arn);
                     app.resources.target_group_arn = Some(target_group_arn.clone());
                 }
-                (
-                    healthy,
-                    format!("target group {target_group_arn} has no healthy target"),
-                )
+                (healthy, format!("target group {target_group_arn} has no healthy target"))
             }
             Target::ElasticBeanstalk { environment_name } => {
-                let env = self
-                    .environments
-                    .environment(&environment_name)
-                    .await?
-                    .ok_or_else(|| {
-                        StepError::new(
-                            INVALID_TARGET,
-                            format!("no Elastic Beanstalk environment '{environment_name}'"),
-                        )
-                    })?;
+                let env = self.environments.environment(&environment_name).await?.ok_or_else(|| {
+                    StepError::new(INVALID_TARGET, format!("no Elastic Beanstalk environment '{environment_name}'"))
+                })?;
                 let ready = env.status == "Ready" && env.health == "Green";
                 if ready {
-                    self.discover_beanstalk_listener(app, &environment_name)
-                        .await?;
+                    self.discover_beanstalk_listener(app, &environment_name).await?;
                 }
                 (
                     ready,
-                    format!(
-                        "environment {environment_name} is {} and {}, not Ready and Green",
-                        env.status, env.health
-                    ),
+                    format!("environment {environment_name} is {} and {}, not Ready and Green", env.status, env.health),
                 )
             }
         };
         let next = poll.after_check(ready, now()).map_err(|late| {
-            StepError::new(
-                ENVIRONMENT_NOT_READY,
-                format!("{why_not} after {} s", late.waited_seconds),
-            )
+            StepError::new(ENVIRONMENT_NOT_READY, format!("{why_not} after {} s", late.waited_seconds))
         })?;
         if ready {
             app.step = Some(Step::Auth);
@@ -257,29 +179,15 @@ impl Provisioner {
         poll_output(next)
     }
 
-    async fn discover_beanstalk_listener(
-        &self,
-        app: &mut App,
-        environment_name: &str,
-    ) -> StepResult<()> {
-        let invalid = |what: &str| {
-            StepError::new(
-                INVALID_TARGET,
-                format!("environment {environment_name} {what}"),
-            )
-        };
-        let load_balancer = self
-            .environments
-            .load_balancer(environment_name)
-            .await?
-            .ok_or_else(|| invalid("has no load balancer"))?;
+    async fn discover_beanstalk_listener(&self, app: &mut App, environment_name: &str) -> StepResult<()> {
+        let invalid = |what: &str| StepError::new(INVALID_TARGET, format!("environment {environment_name} {what}"));
+        let load_balancer =
+            self.environments.load_balancer(environment_name).await?.ok_or_else(|| invalid("has no load balancer"))?;
         let listener = self
             .load_balancer
             .https_listener(&load_balancer)
             .await?
-            .ok_or_else(|| {
-                invalid("has no HTTPS listener on port 443; add one with a certificate")
-            })?;
+            .ok_or_else(|| invalid("has no HTTPS listener on port 443; add one with a certificate"))?;
         let target_group = self
             .load_balancer
             .default_target_group(&listener, &load_balancer)
@@ -296,13 +204,17 @@ impl Provisioner {
         app.step = Some(Step::Auth);
         if app.resources.user_pool_id.is_none() {
             let (invitation_subject, invitation_body) = invitation_message(&app.name, &app.url());
+            let ses = self.store.tenant_settings(&app.tenant_id).await?.ses();
+            let email_sending = if ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
             let spec = PoolSpec {
                 pool_name: format!("portcullis-{}-{}", app.name.replace(' ', "-"), app.id),
                 app_id: app.id.clone(),
                 invitation_subject,
                 invitation_body,
+                ses,
             };
             let pool = self.user_pools.create_pool(&spec).await?;
+            app.resources.email_sending = Some(email_sending);
             app.resources.user_pool_id = Some(pool.id);
             app.resources.user_pool_arn = Some(pool.arn);
             self.store.update(app).await?;
@@ -333,9 +245,7 @@ impl Provisioner {
     /// host-header rule that authenticates with Cognito and then forwards.
     async fn wire_listener(&self, app: &mut App) -> StepResult {
         let r = app.resources.clone();
-        let missing = || {
-            Error::Upstream("wiring needs the listener, target group, certificate and pool".into())
-        };
+        let missing = || Error::Upstream("wiring needs the listener, target group, certificate and pool".into());
         let listener = r.listener_arn.clone().ok_or_else(missing)?;
         let certificate = r.certificate_arn.clone().ok_or_else(missing)?;
         if !r.listener_certificate_attached {
@@ -344,15 +254,10 @@ impl Provisioner {
                 if attached.len() >= MAX_CERTIFICATES_PER_LISTENER {
                     return Err(StepError::new(
                         QUOTA_EXCEEDED,
-                        format!(
-                            "listener {listener} already has {} certificates, the ALB maximum",
-                            attached.len()
-                        ),
+                        format!("listener {listener} already has {} certificates, the ALB maximum", attached.len()),
                     ));
                 }
-                self.load_balancer
-                    .attach_certificate(&listener, &certificate)
-                    .await?;
+                self.load_balancer.attach_certificate(&listener, &certificate).await?;
             }
             app.resources.listener_certificate_attached = true;
             self.store.update(app).await?;
@@ -378,19 +283,12 @@ impl Provisioner {
             Ok(rule_arn) => {
                 app.resources.listener_rule_arn = Some(rule_arn.clone());
                 self.store.update(app).await?;
-                self.record(
-                    app,
-                    "listener.wired",
-                    format!("{rule_arn} (priority {priority})"),
-                )
-                .await?;
+                self.record(app, "listener.wired", format!("{rule_arn} (priority {priority})")).await?;
                 Ok(json!({}))
             }
             Err(Error::PriorityInUse(message)) => {
                 // A rule made outside Portcullis holds it: give it up so the retry picks another.
-                self.store
-                    .release_priority(&listener, priority, &app.id)
-                    .await?;
+                self.store.release_priority(&listener, priority, &app.id).await?;
                 app.resources.rule_priority = None;
                 self.store.update(app).await?;
                 Err(Error::PriorityInUse(message).into())
@@ -405,22 +303,13 @@ impl Provisioner {
         if taken.len() >= MAX_RULES_PER_LISTENER {
             return Err(StepError::new(
                 QUOTA_EXCEEDED,
-                format!(
-                    "listener {listener} already has {} rules, the ALB maximum",
-                    taken.len()
-                ),
+                format!("listener {listener} already has {} rules, the ALB maximum", taken.len()),
             ));
         }
         taken.extend(self.store.reserved_priorities(listener).await?);
-        let priority = lowest_free_priority(&taken).ok_or_else(|| {
-            StepError::new(
-                QUOTA_EXCEEDED,
-                format!("listener {listener} has no free rule priority"),
-            )
-        })?;
-        self.store
-            .reserve_priority(listener, priority, &app.id)
-            .await?;
+        let priority = lowest_free_priority(&taken)
+            .ok_or_else(|| StepError::new(QUOTA_EXCEEDED, format!("listener {listener} has no free rule priority")))?;
+        self.store.reserve_priority(listener, priority, &app.id).await?;
         app.resources.rule_priority = Some(priority);
         self.store.update(app).await?;
         Ok(priority)
@@ -444,14 +333,10 @@ impl Provisioner {
             self.load_balancer.delete_rule(rule).await?;
         }
         if let (Some(listener), Some(priority)) = (&r.listener_arn, r.rule_priority) {
-            self.store
-                .release_priority(listener, priority, &app.id)
-                .await?;
+            self.store.release_priority(listener, priority, &app.id).await?;
         }
         if let (Some(listener), Some(certificate)) = (&r.listener_arn, &r.certificate_arn) {
-            self.load_balancer
-                .detach_certificate(listener, certificate)
-                .await?;
+            self.load_balancer.detach_certificate(listener, certificate).await?;
         }
         if let Some(pool) = &r.user_pool_id {
             if let Some(prefix) = &r.pool_domain_prefix {
@@ -472,12 +357,8 @@ impl Provisioner {
             ..Default::default()
         };
         self.store.update(app).await?;
-        self.record(
-            app,
-            "resources.removed",
-            "rule, listener certificate, pool, client, domain, certificate".into(),
-        )
-        .await?;
+        self.record(app, "resources.removed", "rule, listener certificate, pool, client, domain, certificate".into())
+            .await?;
         Ok(json!({}))
     }
 
@@ -491,12 +372,7 @@ impl Provisioner {
     ) -> StepResult {
         let (code, mut message) = caught
             .map(|c| (c.error.clone(), c.message()))
-            .unwrap_or_else(|| {
-                (
-                    "Unknown".into(),
-                    "the workflow failed without an error".into(),
-                )
-            });
+            .unwrap_or_else(|| ("Unknown".into(), "the workflow failed without an error".into()));
         if let Some(t) = teardown_failed {
             message.push_str(&format!(
                 "; cleanup is incomplete ({}: {}): delete the app to finish it",
@@ -505,20 +381,11 @@ impl Provisioner {
             ));
         }
         let step = app.step.unwrap_or(Step::Teardown);
-        app.error = Some(AppError {
-            step: step.as_str().into(),
-            code: code.clone(),
-            message: message.clone(),
-        });
+        app.error = Some(AppError { step: step.as_str().into(), code: code.clone(), message: message.clone() });
         app.status = AppStatus::Failed;
         app.step = None;
         self.store.update(app).await?;
-        self.record(
-            app,
-            "app.failed",
-            format!("{} at {}: {message}", code, step.as_str()),
-        )
-        .await?;
+        self.record(app, "app.failed", format!("{} at {}: {message}", code, step.as_str())).await?;
         Ok(json!({}))
     }
 

@@ -1,0 +1,141 @@
+//! `AppUsers` on Amazon Cognito: the users of an app's pool. Cognito generates each temporary password
+//! and emails it itself; no call here sees one.
+
+use async_trait::async_trait;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, DeliveryMediumType, MessageActionType, UserType};
+use time::OffsetDateTime;
+
+use super::{AwsFailure, aws_failure};
+use crate::domain::{AppUser, Invitee};
+use crate::error::{Error, Result};
+use crate::ports::{AppUsers, Page};
+
+/// Cognito's page size limit for ListUsers.
+const MAX_LIST_USERS: u32 = 60;
+
+/// The Cognito-backed app users port.
+#[derive(Debug, Clone)]
+pub struct CognitoAppUsers {
+    client: Client,
+}
+
+impl CognitoAppUsers {
+    /// Builds the client from the function's AWS configuration (once per cold start).
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        CognitoAppUsers { client: Client::new(config) }
+    }
+}
+
+fn attribute(name: &str, value: &str) -> Result<AttributeType> {
+    AttributeType::builder().name(name).value(value).build().map_err(|e| Error::Upstream(e.to_string()))
+}
+
+/// Cognito's user errors, translated once.
+fn user_error(failure: AwsFailure) -> Error {
+    match failure.code.as_deref() {
+        Some("UsernameExistsException" | "AliasExistsException") => {
+            Error::Conflict("a user with this email already exists in the app".into())
+        }
+        Some("UserNotFoundException") => Error::NotFound("no such user in the app".into()),
+        Some("UnsupportedUserStateException") => {
+            Error::Conflict("the user has already signed in and chosen a password; there is nothing to resend".into())
+        }
+        Some("InvalidParameterException") => Error::Invalid(failure.message),
+        Some("LimitExceededException") => Error::QuotaExceeded(failure.message),
+        _ => failure.into_error(),
+    }
+}
+
+fn app_user(user: UserType) -> AppUser {
+    let attribute =
+        |name: &str| user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_string);
+    let created = user
+        .user_create_date()
+        .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    AppUser {
+        username: user.username().unwrap_or_default().to_string(),
+        email: attribute("email").unwrap_or_default(),
+        name: attribute("name"),
+        status: user.user_status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into()),
+        enabled: user.enabled(),
+        invited_at: created,
+        invited_by: None,
+    }
+}
+
+#[async_trait]
+impl AppUsers for CognitoAppUsers {
+    async fn invite(&self, pool_id: &str, invitee: &Invitee) -> Result<AppUser> {
+        let mut request = self
+            .client
+            .admin_create_user()
+            .user_pool_id(pool_id)
+            .username(&invitee.email)
+            .user_attributes(attribute("email", &invitee.email)?)
+            // The admin vouches for the address; the invitation's arrival proves it.
+            .user_attributes(attribute("email_verified", "true")?)
+            .desired_delivery_mediums(DeliveryMediumType::Email);
+        if let Some(name) = &invitee.name {
+            request = request.user_attributes(attribute("name", name)?);
+        }
+        let out = request.send().await.map_err(|e| user_error(aws_failure("Cognito AdminCreateUser", e)))?;
+        out.user.map(app_user).ok_or_else(|| Error::Upstream("Cognito AdminCreateUser returned no user".into()))
+    }
+
+    async fn resend(&self, pool_id: &str, username: &str) -> Result<()> {
+        self.client
+            .admin_create_user()
+            .user_pool_id(pool_id)
+            .username(username)
+            .message_action(MessageActionType::Resend)
+            .desired_delivery_mediums(DeliveryMediumType::Email)
+            .send()
+            .await
+            .map_err(|e| user_error(aws_failure("Cognito AdminCreateUser (RESEND)", e)))?;
+        Ok(())
+    }
+
+    async fn list(&self, pool_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppUser>> {
+        let out = self
+            .client
+            .list_users()
+            .user_pool_id(pool_id)
+            .limit(i32::try_from(limit.min(MAX_LIST_USERS)).unwrap_or(60))
+            .set_pagination_token(next_token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| {
+                let failure = aws_failure("Cognito ListUsers", e);
+                if failure.is("InvalidParameterException") && next_token.is_some() {
+                    Error::Invalid("nextToken is not a token this listing returned".into())
+                } else {
+                    user_error(failure)
+                }
+            })?;
+        Ok(Page {
+            items: out.users.unwrap_or_default().into_iter().map(app_user).collect(),
+            next_token: out.pagination_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    async fn revoke(&self, pool_id: &str, username: &str) -> Result<()> {
+        // Sign-out first: it revokes refresh tokens, so no session outlives the user.
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| user_error(aws_failure("Cognito AdminUserGlobalSignOut", e)))?;
+        self.client
+            .admin_delete_user()
+            .user_pool_id(pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| user_error(aws_failure("Cognito AdminDeleteUser", e)))?;
+        Ok(())
+    }
+}

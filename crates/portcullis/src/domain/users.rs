@@ -1,0 +1,190 @@
+//! An app's users: who was invited, by whom, and where their sign-up stands.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::validate::validate_host;
+use crate::error::{Error, Result};
+
+/// A user of an app's pool, as Cognito reports it plus Portcullis's invitation record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppUser {
+    /// Cognito's user name (the user's `sub`: pools sign in by email).
+    pub username: String,
+    pub email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Cognito's status: FORCE_CHANGE_PASSWORD until the first sign-in, then CONFIRMED, …
+    pub status: String,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub invited_at: OffsetDateTime,
+    /// Who invited the user; absent for users added outside Portcullis.
+    pub invited_by: Option<String>,
+}
+
+/// What Portcullis records of an invitation (Cognito holds the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invitation {
+    pub username: String,
+    pub email: String,
+    pub invited_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub invited_at: OffsetDateTime,
+    /// When the invitation was last sent (the first time, or a resend): its 7-day expiry runs from here.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_sent_at: OffsetDateTime,
+}
+
+/// A validated invitee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitee {
+    /// Lower-cased.
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// One entry of an invitation request, as received.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InviteeBody {
+    pub email: Option<serde_json::Value>,
+    pub name: Option<serde_json::Value>,
+}
+
+impl InviteeBody {
+    /// The email as sent, for reporting a batch entry that does not validate.
+    pub fn raw_email(&self) -> String {
+        match &self.email {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// Validates the entry.
+    pub fn validate(&self) -> Result<Invitee> {
+        let email = match &self.email {
+            Some(serde_json::Value::String(s)) => validate_email(s)?,
+            None | Some(serde_json::Value::Null) => return Err(Error::Invalid("'email' is required".into())),
+            Some(_) => return Err(Error::Invalid("'email' must be a string".into())),
+        };
+        let name = match &self.name {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(validate_person_name(s)?),
+            Some(_) => return Err(Error::Invalid("'name' must be a string".into())),
+        };
+        Ok(Invitee { email, name })
+    }
+}
+
+/// Most a batch may hold: large enough for a team, small enough for one API Gateway request.
+pub const MAX_BATCH: usize = 100;
+
+/// An address Cognito will accept and a mail server can route: `local@host.name`.
+pub fn validate_email(email: &str) -> Result<String> {
+    let email = email.trim().to_ascii_lowercase();
+    let invalid = |why: &str| Error::Invalid(format!("email '{email}' is not a valid address: {why}"));
+    let (local, host) = email.rsplit_once('@').ok_or_else(|| invalid("it has no '@'"))?;
+    if email.len() > 254 {
+        return Err(invalid("longer than 254 characters"));
+    }
+    if local.is_empty() || local.len() > 64 {
+        return Err(invalid("the part before '@' must be 1 to 64 characters"));
+    }
+    let local_ok = local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    if !local_ok {
+        return Err(invalid("the part before '@' has characters mail servers do not accept"));
+    }
+    validate_host(host).map_err(|_| invalid("the part after '@' is not a host name"))?;
+    Ok(email)
+}
+
+/// A display name: free text without control characters.
+fn validate_person_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid("name must be 1 to 128 characters without control characters".into()));
+    }
+    Ok(name.to_string())
+}
+
+/// How an app's pool sends its invitations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EmailSending {
+    /// Cognito's own sender: about 50 emails a day per account, from a fixed address.
+    CognitoDefault,
+    /// The tenant's SES identity.
+    Ses,
+}
+
+/// A tenant's settings (the `TENANT#t / META` item). Absent means defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSettings {
+    /// ARN of a verified SES identity that Cognito may send from.
+    pub ses_source_arn: Option<String>,
+    /// The From address, e.g. `Portcullis <no-reply@example.com>`.
+    pub ses_from: Option<String>,
+}
+
+/// An SES identity for invitation emails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SesIdentity {
+    pub source_arn: String,
+    pub from: Option<String>,
+}
+
+impl TenantSettings {
+    /// The SES identity, when the tenant configured one.
+    pub fn ses(&self) -> Option<SesIdentity> {
+        let source_arn = self.ses_source_arn.clone().filter(|a| !a.is_empty())?;
+        Some(SesIdentity { source_arn, from: self.ses_from.clone().filter(|f| !f.is_empty()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(validate_email(" Alice@Example.COM ").unwrap(), "alice@example.com");
+        assert_eq!(validate_email("a.b+tag@sub.example.org").unwrap(), "a.b+tag@sub.example.org");
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@localhost",
+            "a..b@example.com",
+            "a b@example.com",
+            "alice@exa_mple.com",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invitee_bodies_say_what_is_wrong() {
+        let body: InviteeBody = serde_json::from_str(r#"{"email": 5}"#).unwrap();
+        assert_eq!(body.validate().unwrap_err(), Error::Invalid("'email' must be a string".into()));
+        assert_eq!(body.raw_email(), "5");
+        let body: InviteeBody = serde_json::from_str(r#"{"email": "x@example.com", "name": " Xavier "}"#).unwrap();
+        assert_eq!(body.validate().unwrap().name.as_deref(), Some("Xavier"));
+        let body: InviteeBody = serde_json::from_str(r#"{"name": "n"}"#).unwrap();
+        assert!(body.validate().is_err());
+    }
+
+    #[test]
+    fn ses_needs_a_source_arn() {
+        assert_eq!(TenantSettings::default().ses(), None);
+        let settings = TenantSettings { ses_source_arn: Some("arn:aws:ses:x".into()), ses_from: None };
+        assert_eq!(settings.ses().unwrap().source_arn, "arn:aws:ses:x");
+    }
+}
