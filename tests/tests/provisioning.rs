@@ -347,3 +347,55 @@ async fn an_unknown_beanstalk_environment_fails_at_the_environment_step() {
     assert_eq!(failed["error"]["code"], "InvalidTarget");
     assert!(failed["error"]["message"].as_str().unwrap().contains("no Elastic Beanstalk environment"), "{failed}");
 }
+
+#[tokio::test]
+async fn a_rule_for_the_host_that_portcullis_did_not_make_is_refused_and_left_alone() {
+    let h = Harness::new().await;
+    let token = admin(&h).await;
+    let domain = fresh_domain("shadowed");
+    let id = create_app(&h, &token, &json!({"name": "Shadowed", "domain": domain, "target": h.demo_alb_target()}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Someone routes the host straight to the app, without a login, while provisioning runs.
+    let priority = 40_000 + (u32::from_str_radix(&short_id()[..4], 16).unwrap() % 9_000) as i32;
+    let foreign = h
+        .aws
+        .elb
+        .create_rule()
+        .listener_arn(&h.stack.listener_arn)
+        .priority(priority)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    aws_sdk_elasticloadbalancingv2::types::HostHeaderConditionConfig::builder().values(&domain).build(),
+                )
+                .build(),
+        )
+        .actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&h.stack.target_group_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let foreign_arn = foreign.rules()[0].rule_arn().unwrap().to_string();
+
+    let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
+    assert_eq!(failed["status"], "FAILED", "the app must not be ACTIVE behind a rule without login: {failed}");
+    assert_eq!(failed["error"]["step"], "LISTENER", "{failed}");
+    assert_eq!(failed["error"]["code"], "InvalidTarget", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains(&foreign_arn), "{failed}");
+
+    // The foreign rule is untouched and is the only one for the host.
+    let rules = listener_rules(&h, &h.stack.listener_arn).await;
+    let for_host = rule_for_host(&rules, &domain);
+    assert_eq!(for_host.len(), 1);
+    assert_eq!(for_host[0].rule_arn(), Some(foreign_arn.as_str()));
+    h.aws.elb.delete_rule().rule_arn(&foreign_arn).send().await.unwrap();
+}

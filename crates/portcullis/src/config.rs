@@ -32,8 +32,8 @@ pub struct TokenConfig {
     pub jwks_url: String,
     /// The exact `iss` claim expected.
     pub issuer: String,
-    /// The `aud` (app client id) expected of ID tokens; unset accepts any client of the issuer.
-    pub audience: Option<String>,
+    /// The `aud` (app client ids) accepted in ID tokens; empty accepts any client of the issuer.
+    pub audiences: Vec<String>,
 }
 
 impl TokenConfig {
@@ -41,7 +41,14 @@ impl TokenConfig {
         Ok(TokenConfig {
             jwks_url: required("PORTCULLIS_JWKS_URL")?,
             issuer: required("PORTCULLIS_TOKEN_ISSUER")?,
-            audience: std::env::var("PORTCULLIS_TOKEN_AUDIENCE").ok().filter(|a| !a.is_empty()),
+            // Comma-separated: the portal, scripts and CI may each sign in through their own client.
+            audiences: std::env::var("PORTCULLIS_TOKEN_AUDIENCE")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Ports: what the domain needs from the outside world, in domain types. Adapters (`crate::adapters`)
 //! implement them on aws-sdk-rust; unit tests implement them in memory.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
@@ -36,8 +36,8 @@ pub trait AppStore: Send + Sync {
     async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()>;
     /// The app's history, newest first.
     async fn list_events(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>>;
-    /// Priorities reserved on a listener by any app.
-    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>>;
+    /// Priorities reserved on a listener, with the app holding each.
+    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeMap<u32, String>>;
     /// Reserves a priority for an app; `PriorityInUse` if another app holds it.
     async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
     /// Releases a reservation held by this app (a no-op otherwise).
@@ -78,6 +78,17 @@ pub struct ListenerInfo {
     pub load_balancer_arn: String,
 }
 
+/// A rule on a listener, as the wiring needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerRule {
+    pub arn: String,
+    pub priority: u32,
+    /// The host names of its host-header conditions.
+    pub hosts: Vec<String>,
+    /// The app client its authenticate-cognito action signs in with, if it has one.
+    pub cognito_client_id: Option<String>,
+}
+
 /// The listener rule that protects an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectRule {
@@ -106,8 +117,8 @@ pub trait LoadBalancer: Send + Sync {
     async fn attach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()>;
     /// Detaches; not attached is fine.
     async fn detach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()>;
-    /// Priorities of the listener's rules (the default rule excluded).
-    async fn rule_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>>;
+    /// The listener's rules (the default rule excluded).
+    async fn rules(&self, listener_arn: &str) -> Result<Vec<ListenerRule>>;
     /// Creates the rule; `PriorityInUse` if the priority is taken.
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String>;
     /// Deletes the rule; already gone is fine.
@@ -191,8 +202,9 @@ pub trait AppUsers: Send + Sync {
 pub trait Workflow: Send + Sync {
     /// Starts provisioning; the execution is named after the app, so a repeat is harmless.
     async fn start_provisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()>;
-    /// Starts deprovisioning; likewise named after the app.
-    async fn start_deprovisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()>;
+    /// Starts deprovisioning under `execution_name`, unique per delete attempt (a failed delete can be
+    /// retried, and Step Functions refuses to reuse a finished execution's name).
+    async fn start_deprovisioning(&self, input: &serde_json::Value, execution_name: &str) -> Result<()>;
 }
 
 /// Verifies bearer tokens and says who the caller is.

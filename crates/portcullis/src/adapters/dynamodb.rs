@@ -6,7 +6,7 @@
 //! - `TENANT#t / META`: tenant settings (SES identity)
 //! - `APP#id / USER#username`: an invitation (who invited whom, when)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -269,17 +269,16 @@ impl AppStore for DynamoStore {
         Ok(Page { items, next_token })
     }
 
-    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>> {
+    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeMap<u32, String>> {
         let pk = listener_pk(listener_arn);
-        let mut taken = BTreeSet::new();
+        let mut taken = BTreeMap::new();
         let mut token = None;
         loop {
             let (items, next) = self.query_page(&pk, "PRIORITY#", 100, token.as_deref(), false).await?;
-            taken.extend(
-                items
-                    .iter()
-                    .filter_map(|item| item.get("sk")?.as_s().ok()?.strip_prefix("PRIORITY#")?.parse::<u32>().ok()),
-            );
+            taken.extend(items.iter().filter_map(|item| {
+                let priority = item.get("sk")?.as_s().ok()?.strip_prefix("PRIORITY#")?.parse::<u32>().ok()?;
+                Some((priority, item.get("appId")?.as_s().ok()?.clone()))
+            }));
             match next {
                 Some(next) => token = Some(next),
                 None => return Ok(taken),
@@ -347,9 +346,12 @@ impl AppStore for DynamoStore {
                     .build()
                     .map_err(|e| Error::Upstream(e.to_string()))?,
             );
-            // Under load some keys come back unprocessed: ask again for those, a few times.
-            for _ in 0..5 {
+            // Under load some keys come back unprocessed: ask again for those, backing off.
+            for attempt in 0..6u32 {
                 let Some(request) = keys.take() else { break };
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
                 let out = self
                     .client
                     .batch_get_item()
@@ -362,6 +364,9 @@ impl AppStore for DynamoStore {
                     found.insert(invitation.username.clone(), invitation);
                 }
                 keys = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+            }
+            if keys.is_some() {
+                return Err(Error::Retryable("DynamoDB left invitation reads unprocessed; try again".into()));
             }
         }
         Ok(found)

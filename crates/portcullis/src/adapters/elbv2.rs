@@ -1,7 +1,5 @@
 //! `LoadBalancer` on Elastic Load Balancing v2.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -11,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use super::{AwsFailure, aws_failure};
 use crate::error::{Error, Result};
-use crate::ports::{ListenerInfo, LoadBalancer, ProtectRule};
+use crate::ports::{ListenerInfo, ListenerRule, LoadBalancer, ProtectRule};
 
 /// The ELBv2-backed load balancer port.
 #[derive(Debug, Clone)]
@@ -169,8 +167,8 @@ impl LoadBalancer for ElbLoadBalancer {
         }
     }
 
-    async fn rule_priorities(&self, listener_arn: &str) -> Result<BTreeSet<u32>> {
-        let mut taken = BTreeSet::new();
+    async fn rules(&self, listener_arn: &str) -> Result<Vec<ListenerRule>> {
+        let mut rules = Vec::new();
         let mut marker = None;
         loop {
             let out = self
@@ -182,10 +180,25 @@ impl LoadBalancer for ElbLoadBalancer {
                 .await
                 .map_err(|e| elb_error(aws_failure("ELB DescribeRules", e)))?;
             // The default rule's priority is "default"; it does not parse and is skipped.
-            taken.extend(out.rules().iter().filter_map(|r| r.priority()?.parse::<u32>().ok()));
+            rules.extend(out.rules().iter().filter_map(|r| {
+                Some(ListenerRule {
+                    arn: r.rule_arn()?.to_string(),
+                    priority: r.priority()?.parse().ok()?,
+                    hosts: r
+                        .conditions()
+                        .iter()
+                        .filter(|c| c.field() == Some("host-header"))
+                        .flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())
+                        .collect(),
+                    cognito_client_id: r
+                        .actions()
+                        .iter()
+                        .find_map(|a| a.authenticate_cognito_config()?.user_pool_client_id().map(str::to_string)),
+                })
+            }));
             match out.next_marker {
                 Some(next) if !next.is_empty() => marker = Some(next),
-                _ => return Ok(taken),
+                _ => return Ok(rules),
             }
         }
     }

@@ -111,9 +111,10 @@ impl TokenVerifier for JwksTokenVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        match &self.config.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+        if self.config.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.config.audiences);
         }
         let claims = decode::<IdTokenClaims>(token, &key, &validation).map_err(|e| bad(e.to_string()))?.claims;
         if claims.token_use.as_deref() != Some("id") {

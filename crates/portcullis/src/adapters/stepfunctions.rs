@@ -45,7 +45,7 @@ impl Workflow for StepFunctionsWorkflow {
         self.start(&self.provision_arn, app_id.to_string(), input).await
     }
 
-    async fn start_deprovisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()> {
-        self.start(&self.deprovision_arn, format!("{app_id}-delete"), input).await
+    async fn start_deprovisioning(&self, input: &serde_json::Value, execution_name: &str) -> Result<()> {
+        self.start(&self.deprovision_arn, execution_name.to_string(), input).await
     }
 }

@@ -137,7 +137,9 @@ impl AppsApi {
             detail: format!("{} ({})", app.name, app.domain),
         };
         self.store.append_event(&app.id, &event).await?;
-        self.workflow.start_deprovisioning(&self.execution_input(&app), &app.id).await?;
+        // The version is new with every delete attempt; a repeat of the same start is still harmless.
+        let execution_name = format!("{}-delete-{}", app.id, app.version);
+        self.workflow.start_deprovisioning(&self.execution_input(&app), &execution_name).await?;
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use http::{Method, StatusCode};
@@ -19,6 +20,9 @@ use crate::retry::Backoff;
 
 /// Invitations in flight at once in a batch: AdminCreateUser is throttled per account.
 const BATCH_CONCURRENCY: usize = 4;
+/// A batch stops starting invitations after this long, so that even under throttling the answer
+/// (with `failed` for what was not attempted) comes inside API Gateway's 29 s.
+const BATCH_TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// The `/apps/{id}/users` operations.
 pub struct UsersApi {
@@ -110,13 +114,19 @@ impl UsersApi {
                 Ok(invitee)
             })
             .collect();
+        let deadline = Instant::now() + BATCH_TIME_BUDGET;
+        let (app, pool_id) = (&app, pool_id.as_str());
         let results: Vec<BatchResult> = stream::iter(checked)
-            .map(|entry| async {
+            .map(|entry| async move {
                 let invitee = match entry {
                     Ok(invitee) => invitee,
                     Err(answered) => return answered,
                 };
-                let (outcome, detail) = match self.invite_one(caller, &app, &pool_id, &invitee).await {
+                if Instant::now() >= deadline {
+                    let detail = Some("not attempted: the batch ran out of time (throttling); send it again".into());
+                    return BatchResult { email: invitee.email, outcome: "failed", detail };
+                }
+                let (outcome, detail) = match self.invite_one(caller, app, pool_id, &invitee).await {
                     Ok(_) => ("invited", None),
                     Err(Error::Conflict(detail)) => ("exists", Some(detail)),
                     Err(Error::Invalid(detail)) => ("invalid", Some(detail)),

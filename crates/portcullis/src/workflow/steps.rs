@@ -1,5 +1,6 @@
 //! The task steps, over the ports. Read top-down, each reads like its ASL state.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -13,7 +14,8 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::ports::{
-    AppStore, CertificateAuthority, ClientSpec, Environments, LoadBalancer, PoolSpec, ProtectRule, UserPools,
+    AppStore, CertificateAuthority, ClientSpec, Environments, ListenerRule, LoadBalancer, PoolSpec, ProtectRule,
+    UserPools,
 };
 
 type StepResult<T = Value> = Result<T, StepError>;
@@ -222,7 +224,8 @@ impl Provisioner {
         let pool_id = app.resources.user_pool_id.clone().unwrap_or_default();
         if app.resources.client_id.is_none() {
             let spec = ClientSpec {
-                client_name: format!("portcullis-{}", app.domain),
+                // Cognito allows 128 characters; a domain may have 253.
+                client_name: format!("portcullis-{}", app.domain).chars().take(128).collect(),
                 callback_url: app.callback_url(),
                 logout_url: app.url(),
             };
@@ -265,9 +268,29 @@ impl Provisioner {
         if app.resources.listener_rule_arn.is_some() {
             return Ok(json!({}));
         }
+        let rules = self.load_balancer.rules(&listener).await?;
+        if let Some(existing) = rules.iter().find(|rule| rule.hosts.contains(&app.domain)) {
+            // Ours only if it signs in with this app's client (we made it before a lost write). Anything
+            // else would route the host around the login, or shadow ours: refuse, and leave it alone.
+            if existing.cognito_client_id != r.client_id {
+                return Err(StepError::new(
+                    INVALID_TARGET,
+                    format!(
+                        "listener {listener} already has rule {} for {} that Portcullis did not make; \
+                         remove it and create the app again",
+                        existing.arn, app.domain
+                    ),
+                ));
+            }
+            app.resources.rule_priority = Some(existing.priority);
+            app.resources.listener_rule_arn = Some(existing.arn.clone());
+            self.store.update(app).await?;
+            self.record(app, "listener.wired", format!("{} (priority {})", existing.arn, existing.priority)).await?;
+            return Ok(json!({}));
+        }
         let priority = match app.resources.rule_priority {
             Some(priority) => priority,
-            None => self.reserve_priority(app, &listener).await?,
+            None => self.reserve_priority(app, &listener, &rules).await?,
         };
         let rule = ProtectRule {
             listener_arn: listener.clone(),
@@ -298,15 +321,15 @@ impl Provisioner {
     }
 
     /// The lowest priority free both on the listener and among reservations, reserved atomically.
-    async fn reserve_priority(&self, app: &mut App, listener: &str) -> StepResult<u32> {
-        let mut taken = self.load_balancer.rule_priorities(listener).await?;
-        if taken.len() >= MAX_RULES_PER_LISTENER {
+    async fn reserve_priority(&self, app: &mut App, listener: &str, rules: &[ListenerRule]) -> StepResult<u32> {
+        if rules.len() >= MAX_RULES_PER_LISTENER {
             return Err(StepError::new(
                 QUOTA_EXCEEDED,
-                format!("listener {listener} already has {} rules, the ALB maximum", taken.len()),
+                format!("listener {listener} already has {} rules, the ALB maximum", rules.len()),
             ));
         }
-        taken.extend(self.store.reserved_priorities(listener).await?);
+        let mut taken: BTreeSet<u32> = rules.iter().map(|rule| rule.priority).collect();
+        taken.extend(self.store.reserved_priorities(listener).await?.into_keys());
         let priority = lowest_free_priority(&taken)
             .ok_or_else(|| StepError::new(QUOTA_EXCEEDED, format!("listener {listener} has no free rule priority")))?;
         self.store.reserve_priority(listener, priority, &app.id).await?;
@@ -332,8 +355,13 @@ impl Provisioner {
         if let Some(rule) = &r.listener_rule_arn {
             self.load_balancer.delete_rule(rule).await?;
         }
-        if let (Some(listener), Some(priority)) = (&r.listener_arn, r.rule_priority) {
-            self.store.release_priority(listener, priority, &app.id).await?;
+        if let Some(listener) = &r.listener_arn {
+            // Every reservation this app holds, also one whose recording was lost.
+            for (priority, holder) in self.store.reserved_priorities(listener).await? {
+                if holder == app.id {
+                    self.store.release_priority(listener, priority, &app.id).await?;
+                }
+            }
         }
         if let (Some(listener), Some(certificate)) = (&r.listener_arn, &r.certificate_arn) {
             self.load_balancer.detach_certificate(listener, certificate).await?;
