@@ -2,6 +2,7 @@
 
 mod app;
 mod caller;
+mod certificate;
 mod naming;
 mod poll;
 mod priority;
@@ -10,6 +11,7 @@ mod validate;
 
 pub use app::*;
 pub use caller::{Caller, Role};
+pub use certificate::CertificateProgress;
 pub use naming::{invitation_message, pool_domain_prefix};
 pub use poll::{Poll, PollPolicy};
 pub use priority::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, lowest_free_priority};

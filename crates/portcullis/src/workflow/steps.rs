@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use super::error_names::{CERTIFICATE_NOT_ISSUED, ENVIRONMENT_NOT_READY, INVALID_TARGET, QUOTA_EXCEEDED};
 use super::{CaughtError, StepError, StepName, StepRequest};
 use crate::domain::{
-    App, AppError, AppEvent, AppStatus, EmailSending, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll,
-    Step, Target, WORKFLOW_ACTOR, invitation_message, lowest_free_priority, pool_domain_prefix,
+    App, AppError, AppEvent, AppStatus, CertificateProgress, EmailSending, MAX_CERTIFICATES_PER_LISTENER,
+    MAX_RULES_PER_LISTENER, Poll, Step, Target, WORKFLOW_ACTOR, invitation_message, lowest_free_priority,
+    pool_domain_prefix,
 };
 use crate::error::Error;
 use crate::ports::{
@@ -19,9 +20,6 @@ use crate::ports::{
 };
 
 type StepResult<T = Value> = Result<T, StepError>;
-
-/// ACM statuses from which a certificate will never become ISSUED.
-const CERTIFICATE_DEAD_ENDS: &[&str] = &["FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "INACTIVE", "EXPIRED"];
 
 /// Runs the workflow's task steps.
 pub struct Provisioner {
@@ -93,13 +91,14 @@ impl Provisioner {
     async fn check_certificate(&self, app: &mut App, poll: Poll) -> StepResult {
         let arn = app.resources.certificate_arn.clone().unwrap_or_default();
         let state = self.certificates.describe(&arn).await?;
-        if CERTIFICATE_DEAD_ENDS.contains(&state.status.as_str()) {
+        let progress = CertificateProgress::of(&state.status);
+        if progress == CertificateProgress::DeadEnd {
             return Err(StepError::new(
                 CERTIFICATE_NOT_ISSUED,
                 format!("certificate for {} is {}; ACM will not issue it", app.domain, state.status),
             ));
         }
-        let issued = state.status == "ISSUED";
+        let issued = progress == CertificateProgress::Issued;
         let changed = app.resources.certificate_status.as_deref() != Some(state.status.as_str())
             || (app.resources.validation_record.is_none() && state.validation_record.is_some());
         if changed {
