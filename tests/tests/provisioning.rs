@@ -20,7 +20,16 @@ async fn create_app(h: &Harness, token: &str, body: &Value) -> Value {
 }
 
 async fn listener_rules(h: &Harness, listener: &str) -> Vec<Rule> {
-    h.aws.elb.describe_rules().listener_arn(listener).send().await.expect("describe_rules").rules.unwrap_or_default()
+    let mut rules = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = h.aws.elb.describe_rules().listener_arn(listener).set_marker(marker).send().await.unwrap();
+        rules.extend(page.rules().iter().cloned());
+        match page.next_marker() {
+            Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+            _ => return rules,
+        }
+    }
 }
 
 async fn listener_certificates(h: &Harness, listener: &str) -> Vec<String> {
@@ -398,4 +407,97 @@ async fn a_rule_for_the_host_that_portcullis_did_not_make_is_refused_and_left_al
     assert_eq!(for_host.len(), 1);
     assert_eq!(for_host[0].rule_arn(), Some(foreign_arn.as_str()));
     h.aws.elb.delete_rule().rule_arn(&foreign_arn).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, ProtocolEnum, RuleCondition,
+        TargetDescription,
+    };
+    let h = Harness::new().await;
+    let token = admin(&h).await;
+    let elb = &h.aws.elb;
+
+    // A load balancer of its own whose HTTPS listener already holds 100 rules.
+    let demo_listener = elb.describe_listeners().listener_arns(&h.stack.listener_arn).send().await.unwrap();
+    let demo_listener = &demo_listener.listeners()[0];
+    let demo_lb =
+        elb.describe_load_balancers().load_balancer_arns(demo_listener.load_balancer_arn().unwrap()).send().await;
+    let subnets: Vec<String> = demo_lb.unwrap().load_balancers()[0]
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.subnet_id().map(str::to_string))
+        .collect();
+    let lb = elb.create_load_balancer().name(format!("full-{}", short_id())).set_subnets(Some(subnets)).send().await;
+    let lb_arn = lb.unwrap().load_balancers()[0].load_balancer_arn().unwrap().to_string();
+    let not_found = || {
+        Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build())
+            .build()
+    };
+    let listener = elb
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Https)
+        .port(443)
+        .certificates(demo_listener.certificates()[0].clone())
+        .default_actions(not_found())
+        .send()
+        .await
+        .unwrap();
+    let listener_arn = listener.listeners()[0].listener_arn().unwrap().to_string();
+    let certificates_before = listener_certificates(&h, &listener_arn).await;
+    for priority in 1..=100 {
+        elb.create_rule()
+            .listener_arn(&listener_arn)
+            .priority(priority)
+            .conditions(
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .path_pattern_config(PathPatternConditionConfig::builder().values(format!("/r{priority}")).build())
+                    .build(),
+            )
+            .actions(not_found())
+            .send()
+            .await
+            .unwrap();
+    }
+    // A healthy target group, so provisioning gets as far as the listener.
+    let demo_group = elb.describe_target_groups().target_group_arns(&h.stack.target_group_arn).send().await.unwrap();
+    let group = elb
+        .create_target_group()
+        .name(format!("full-{}", short_id()))
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(demo_group.target_groups()[0].vpc_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let group_arn = group.target_groups()[0].target_group_arn().unwrap().to_string();
+    let health = elb.describe_target_health().target_group_arn(&h.stack.target_group_arn).send().await.unwrap();
+    let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
+    elb.register_targets()
+        .target_group_arn(&group_arn)
+        .targets(TargetDescription::builder().id(instance).build())
+        .send()
+        .await
+        .unwrap();
+
+    let domain = fresh_domain("full");
+    let target = json!({"type": "alb", "listenerArn": listener_arn, "targetGroupArn": group_arn});
+    let id = create_app(&h, &token, &json!({"name": "Full", "domain": domain, "target": target})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"]["step"], "LISTENER", "{failed}");
+    assert_eq!(failed["error"]["code"], "QuotaExceeded", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("100 rules"), "{failed}");
+
+    // Compensation took the certificate back off the listener and added no rule.
+    assert_eq!(listener_certificates(&h, &listener_arn).await, certificates_before);
+    assert_eq!(listener_rules(&h, &listener_arn).await.iter().filter(|r| r.priority() != Some("default")).count(), 100);
 }
