@@ -2,6 +2,8 @@
 //! each step here does one thing, records what it made as soon as it exists, and is safe to run again.
 
 mod steps;
+#[cfg(test)]
+mod steps_tests;
 
 use serde::Deserialize;
 
