@@ -501,3 +501,21 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
     assert_eq!(listener_certificates(&h, &listener_arn).await, certificates_before);
     assert_eq!(listener_rules(&h, &listener_arn).await.iter().filter(|r| r.priority() != Some("default")).count(), 100);
 }
+
+#[tokio::test]
+async fn a_listener_that_does_not_exist_fails_at_the_environment_step() {
+    let h = Harness::new().await;
+    let token = admin(&h).await;
+    let missing = h.stack.listener_arn.rsplit_once('/').map(|(head, _)| format!("{head}/0123456789abcdef")).unwrap();
+    let target = json!({"type": "alb", "listenerArn": missing, "targetGroupArn": h.stack.target_group_arn});
+    let id =
+        create_app(&h, &token, &json!({"name": "Lost", "domain": fresh_domain("lost"), "target": target})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"]["step"], "ENVIRONMENT", "{failed}");
+    assert_eq!(failed["error"]["code"], "InvalidTarget", "{failed}");
+    assert!(failed["error"]["message"].as_str().unwrap().contains("does not exist"), "{failed}");
+}

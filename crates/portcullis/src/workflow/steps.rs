@@ -134,15 +134,17 @@ impl Provisioner {
     async fn check_environment(&self, app: &mut App, poll: Poll) -> StepResult {
         let (ready, why_not) = match app.target.clone() {
             Target::Alb { listener_arn, target_group_arn } => {
-                let listener =
-                    self.load_balancer.listener(&listener_arn).await?.ok_or_else(|| {
+                // The listener does not change while we wait: check it on the first look only.
+                if poll.started_at.is_none() {
+                    let listener = self.load_balancer.listener(&listener_arn).await?.ok_or_else(|| {
                         StepError::new(INVALID_TARGET, format!("listener {listener_arn} does not exist"))
                     })?;
-                if listener.protocol != "HTTPS" {
-                    return Err(StepError::new(
-                        INVALID_TARGET,
-                        format!("listener {listener_arn} is {}, not HTTPS", listener.protocol),
-                    ));
+                    if listener.protocol != "HTTPS" {
+                        return Err(StepError::new(
+                            INVALID_TARGET,
+                            format!("listener {listener_arn} is {}, not HTTPS", listener.protocol),
+                        ));
+                    }
                 }
                 let healthy = self.load_balancer.has_healthy_target(&target_group_arn).await?;
                 if healthy {
