@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType};
+use aws_sdk_elasticloadbalancingv2::types as elbv2;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -212,6 +213,84 @@ impl Harness {
     pub fn captured_log(&self) -> Option<String> {
         let stack_file = std::env::var("PORTCULLIS_STACK_FILE").ok()?;
         std::fs::read_to_string(std::path::Path::new(&stack_file).with_file_name("stack.log")).ok()
+    }
+}
+
+/// Load balancer scaffolding beside the demo ALB, for tests that need a listener or target group of
+/// their own.
+impl Harness {
+    /// A new ALB in the demo ALB's subnets, with optional tags; returns its ARN.
+    pub async fn load_balancer(&self, name_prefix: &str, tags: &[(&str, &str)]) -> String {
+        let elb = &self.aws.elb;
+        let demo = self.demo_listener().await;
+        let demo_lb =
+            elb.describe_load_balancers().load_balancer_arns(demo.load_balancer_arn().unwrap()).send().await.unwrap();
+        let subnets: Vec<String> = demo_lb.load_balancers()[0]
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.subnet_id().map(str::to_string))
+            .collect();
+        let tags = tags.iter().map(|(k, v)| elbv2::Tag::builder().key(*k).value(*v).build()).collect();
+        let lb = elb
+            .create_load_balancer()
+            .name(format!("{name_prefix}-{}", short_id()))
+            .set_subnets(Some(subnets))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .unwrap();
+        lb.load_balancers()[0].load_balancer_arn().unwrap().to_string()
+    }
+
+    /// An HTTPS:443 listener on `load_balancer_arn` with the demo listener's certificate; returns its ARN.
+    pub async fn https_listener(&self, load_balancer_arn: &str, default_action: elbv2::Action) -> String {
+        let certificate = self.demo_listener().await.certificates()[0].clone();
+        let listener = self
+            .aws
+            .elb
+            .create_listener()
+            .load_balancer_arn(load_balancer_arn)
+            .protocol(elbv2::ProtocolEnum::Https)
+            .port(443)
+            .certificates(certificate)
+            .default_actions(default_action)
+            .send()
+            .await
+            .unwrap();
+        listener.listeners()[0].listener_arn().unwrap().to_string()
+    }
+
+    /// A target group in the demo VPC; `healthy` registers the demo app's (healthy) instance in it.
+    pub async fn target_group(&self, name_prefix: &str, healthy: bool) -> String {
+        let elb = &self.aws.elb;
+        let demo = elb.describe_target_groups().target_group_arns(&self.stack.target_group_arn).send().await.unwrap();
+        let group = elb
+            .create_target_group()
+            .name(format!("{name_prefix}-{}", short_id()))
+            .protocol(elbv2::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(demo.target_groups()[0].vpc_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let group_arn = group.target_groups()[0].target_group_arn().unwrap().to_string();
+        if healthy {
+            let health = elb.describe_target_health().target_group_arn(&self.stack.target_group_arn).send().await;
+            let health = health.unwrap();
+            let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
+            elb.register_targets()
+                .target_group_arn(&group_arn)
+                .targets(elbv2::TargetDescription::builder().id(instance).build())
+                .send()
+                .await
+                .unwrap();
+        }
+        group_arn
+    }
+
+    async fn demo_listener(&self) -> elbv2::Listener {
+        let out = self.aws.elb.describe_listeners().listener_arns(&self.stack.listener_arn).send().await.unwrap();
+        out.listeners()[0].clone()
     }
 }
 

@@ -193,21 +193,7 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
     let h = Harness::new().await;
     let token = admin(&h).await;
     // A target group with no targets never has a healthy one.
-    let demo_group =
-        h.aws.elb.describe_target_groups().target_group_arns(&h.stack.target_group_arn).send().await.unwrap();
-    let vpc = demo_group.target_groups()[0].vpc_id().unwrap().to_string();
-    let empty = h
-        .aws
-        .elb
-        .create_target_group()
-        .name(format!("empty-{}", short_id()))
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(vpc)
-        .send()
-        .await
-        .unwrap();
-    let empty_arn = empty.target_groups()[0].target_group_arn().unwrap().to_string();
+    let empty_arn = h.target_group("empty", false).await;
     let domain = fresh_domain("never");
     let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn, "targetGroupArn": empty_arn});
     let id = create_app(&h, &token, &json!({"name": "Never healthy", "domain": domain, "target": target})).await["id"]
@@ -250,74 +236,18 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
 async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
     let h = Harness::new().await;
     let token = admin(&h).await;
-    let elb = &h.aws.elb;
     let env_name = format!("env-{}", short_id());
 
     // An EB environment whose ALB (tagged as EB tags it) has an HTTPS listener and a healthy target.
     h.aws.eb.create_application().application_name(&env_name).send().await.unwrap();
     h.aws.eb.create_environment().application_name(&env_name).environment_name(&env_name).send().await.unwrap();
-    let demo_listener = elb.describe_listeners().listener_arns(&h.stack.listener_arn).send().await.unwrap();
-    let demo_listener = &demo_listener.listeners()[0];
-    let demo_lb = elb
-        .describe_load_balancers()
-        .load_balancer_arns(demo_listener.load_balancer_arn().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let subnets: Vec<String> = demo_lb.load_balancers()[0]
-        .availability_zones()
-        .iter()
-        .filter_map(|z| z.subnet_id().map(str::to_string))
-        .collect();
-    let lb = elb
-        .create_load_balancer()
-        .name(format!("awseb-{}", short_id()))
-        .set_subnets(Some(subnets))
-        .tags(
-            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
-                .key("elasticbeanstalk:environment-name")
-                .value(&env_name)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
-    let demo_group = elb.describe_target_groups().target_group_arns(&h.stack.target_group_arn).send().await.unwrap();
-    let group = elb
-        .create_target_group()
-        .name(format!("eb-{}", short_id()))
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(demo_group.target_groups()[0].vpc_id().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let group_arn = group.target_groups()[0].target_group_arn().unwrap().to_string();
-    let health = elb.describe_target_health().target_group_arn(&h.stack.target_group_arn).send().await.unwrap();
-    let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
-    elb.register_targets()
+    let lb_arn = h.load_balancer("awseb", &[("elasticbeanstalk:environment-name", &env_name)]).await;
+    let group_arn = h.target_group("eb", true).await;
+    let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
+        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
         .target_group_arn(&group_arn)
-        .targets(aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(instance).build())
-        .send()
-        .await
-        .unwrap();
-    let listener = elb
-        .create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Https)
-        .port(443)
-        .certificates(demo_listener.certificates()[0].clone())
-        .default_actions(
-            aws_sdk_elasticloadbalancingv2::types::Action::builder()
-                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-                .target_group_arn(&group_arn)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let listener_arn = listener.listeners()[0].listener_arn().unwrap().to_string();
+        .build();
+    let listener_arn = h.https_listener(&lb_arn, forward).await;
 
     let domain = fresh_domain("beanstalk");
     let target = json!({"type": "elasticbeanstalk", "environmentName": env_name});
@@ -412,42 +342,21 @@ async fn a_rule_for_the_host_that_portcullis_did_not_make_is_refused_and_left_al
 #[tokio::test]
 async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
     use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, ProtocolEnum, RuleCondition,
-        TargetDescription,
+        Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, RuleCondition,
     };
     let h = Harness::new().await;
     let token = admin(&h).await;
     let elb = &h.aws.elb;
 
     // A load balancer of its own whose HTTPS listener already holds 100 rules.
-    let demo_listener = elb.describe_listeners().listener_arns(&h.stack.listener_arn).send().await.unwrap();
-    let demo_listener = &demo_listener.listeners()[0];
-    let demo_lb =
-        elb.describe_load_balancers().load_balancer_arns(demo_listener.load_balancer_arn().unwrap()).send().await;
-    let subnets: Vec<String> = demo_lb.unwrap().load_balancers()[0]
-        .availability_zones()
-        .iter()
-        .filter_map(|z| z.subnet_id().map(str::to_string))
-        .collect();
-    let lb = elb.create_load_balancer().name(format!("full-{}", short_id())).set_subnets(Some(subnets)).send().await;
-    let lb_arn = lb.unwrap().load_balancers()[0].load_balancer_arn().unwrap().to_string();
+    let lb_arn = h.load_balancer("full", &[]).await;
     let not_found = || {
         Action::builder()
             .r#type(ActionTypeEnum::FixedResponse)
             .fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build())
             .build()
     };
-    let listener = elb
-        .create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(ProtocolEnum::Https)
-        .port(443)
-        .certificates(demo_listener.certificates()[0].clone())
-        .default_actions(not_found())
-        .send()
-        .await
-        .unwrap();
-    let listener_arn = listener.listeners()[0].listener_arn().unwrap().to_string();
+    let listener_arn = h.https_listener(&lb_arn, not_found()).await;
     let certificates_before = listener_certificates(&h, &listener_arn).await;
     for priority in 1..=100 {
         elb.create_rule()
@@ -465,25 +374,7 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
             .unwrap();
     }
     // A healthy target group, so provisioning gets as far as the listener.
-    let demo_group = elb.describe_target_groups().target_group_arns(&h.stack.target_group_arn).send().await.unwrap();
-    let group = elb
-        .create_target_group()
-        .name(format!("full-{}", short_id()))
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(demo_group.target_groups()[0].vpc_id().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let group_arn = group.target_groups()[0].target_group_arn().unwrap().to_string();
-    let health = elb.describe_target_health().target_group_arn(&h.stack.target_group_arn).send().await.unwrap();
-    let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
-    elb.register_targets()
-        .target_group_arn(&group_arn)
-        .targets(TargetDescription::builder().id(instance).build())
-        .send()
-        .await
-        .unwrap();
+    let group_arn = h.target_group("full", true).await;
 
     let domain = fresh_domain("full");
     let target = json!({"type": "alb", "listenerArn": listener_arn, "targetGroupArn": group_arn});

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use crate::domain::{
     App, AppEvent, AppUser, Caller, Invitation, Invitee, SesIdentity, TenantSettings, ValidationRecord,
@@ -48,6 +49,9 @@ pub trait AppStore: Send + Sync {
     async fn put_invitation(&self, app_id: &str, invitation: &Invitation) -> Result<()>;
     /// The invitations recorded for these users, by user name (users without one are left out).
     async fn invitations(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>>;
+    /// Notes that the invitation was sent again at `at`; none recorded (a user added outside Portcullis)
+    /// is fine.
+    async fn mark_invitation_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
     /// Forgets an invitation; none recorded is fine.
     async fn delete_invitation(&self, app_id: &str, username: &str) -> Result<()>;
 }
@@ -68,14 +72,6 @@ pub trait CertificateAuthority: Send + Sync {
     async fn describe(&self, certificate_arn: &str) -> Result<CertificateState>;
     /// Deletes the certificate; already gone is fine. `Retryable` while it is still in use.
     async fn delete(&self, certificate_arn: &str) -> Result<()>;
-}
-
-/// A listener as the wiring needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerInfo {
-    pub protocol: String,
-    pub port: u16,
-    pub load_balancer_arn: String,
 }
 
 /// A rule on a listener, as the wiring needs to see it.
@@ -105,7 +101,8 @@ pub struct ProtectRule {
 /// Load balancers (ELBv2).
 #[async_trait]
 pub trait LoadBalancer: Send + Sync {
-    async fn listener(&self, listener_arn: &str) -> Result<Option<ListenerInfo>>;
+    /// The listener's protocol (HTTPS, HTTP, …), or `None` if there is no such listener.
+    async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<String>>;
     /// The load balancer's HTTPS listener on port 443, if any.
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>>;
     /// The target group the listener forwards to by default, else the load balancer's first.

@@ -17,6 +17,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::aws_failure;
+use time::OffsetDateTime;
+
 use crate::domain::{App, AppEvent, Invitation, TenantSettings};
 use crate::error::{Error, Result};
 use crate::ports::{AppStore, Page};
@@ -370,6 +372,28 @@ impl AppStore for DynamoStore {
             }
         }
         Ok(found)
+    }
+
+    async fn mark_invitation_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+        let at =
+            at.format(&time::format_description::well_known::Rfc3339).map_err(|e| Error::Upstream(e.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(invitation_key(app_id, username)))
+            .update_expression("SET lastSentAt = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = aws_failure("DynamoDB UpdateItem (invitation)", e);
+                if failure.is("ConditionalCheckFailedException") { Ok(()) } else { Err(failure.into_error()) }
+            }
+        }
     }
 
     async fn delete_invitation(&self, app_id: &str, username: &str) -> Result<()> {

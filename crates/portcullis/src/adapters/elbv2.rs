@@ -9,7 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use super::{AwsFailure, aws_failure};
 use crate::error::{Error, Result};
-use crate::ports::{ListenerInfo, ListenerRule, LoadBalancer, ProtectRule};
+use crate::ports::{ListenerRule, LoadBalancer, ProtectRule};
 
 /// The ELBv2-backed load balancer port.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ fn elb_error(failure: AwsFailure) -> Error {
 
 #[async_trait]
 impl LoadBalancer for ElbLoadBalancer {
-    async fn listener(&self, listener_arn: &str) -> Result<Option<ListenerInfo>> {
+    async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<String>> {
         let out = match self.client.describe_listeners().listener_arns(listener_arn).send().await {
             Ok(out) => out,
             Err(e) => {
@@ -52,11 +52,7 @@ impl LoadBalancer for ElbLoadBalancer {
                 return if failure.is("ListenerNotFound") { Ok(None) } else { Err(elb_error(failure)) };
             }
         };
-        Ok(out.listeners().first().map(|l| ListenerInfo {
-            protocol: l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default(),
-            port: l.port().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
-            load_balancer_arn: l.load_balancer_arn().unwrap_or_default().to_string(),
-        }))
+        Ok(out.listeners().first().map(|l| l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default()))
     }
 
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>> {

@@ -173,10 +173,7 @@ impl UsersApi {
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         self.backoff.retry(|| self.users.resend(&pool_id, username)).await?;
         let now = OffsetDateTime::now_utc();
-        if let Some(mut invitation) = self.store.invitations(&app.id, &[username.to_string()]).await?.remove(username) {
-            invitation.last_sent_at = now;
-            self.store.put_invitation(&app.id, &invitation).await?;
-        }
+        self.store.mark_invitation_sent(&app.id, username, now).await?;
         self.record(caller, &app, "user.invitation-resent", username.to_string()).await?;
         let body = serde_json::json!({ "username": username, "resentAt": now.format(&time::format_description::well_known::Rfc3339).ok() });
         Ok(json_response(StatusCode::ACCEPTED, &body))

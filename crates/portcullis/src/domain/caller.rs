@@ -14,8 +14,6 @@ pub enum Role {
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The token's subject.
-    pub subject: String,
     /// A human-readable name for audit records (email when present, else the subject).
     pub display_name: String,
     pub tenant_id: String,
@@ -40,8 +38,8 @@ impl Caller {
         } else {
             return Err(Error::Forbidden("the token's cognito:groups holds neither 'admin' nor 'viewer'".into()));
         };
-        let display_name = email.unwrap_or_else(|| subject.clone());
-        Ok(Caller { subject, display_name, tenant_id, role })
+        let display_name = email.unwrap_or(subject);
+        Ok(Caller { display_name, tenant_id, role })
     }
 
     /// Fails with 403 unless the caller may change things.

@@ -73,7 +73,6 @@ impl Provisioner {
             let token = app.id.replace('-', "");
             let arn = self.certificates.request(&app.domain, &token, &app.id).await?;
             app.resources.certificate_arn = Some(arn.clone());
-            app.step = Some(Step::Certificate);
             self.store.update(app).await?;
             self.record(app, "certificate.requested", arn).await?;
         }
@@ -136,13 +135,13 @@ impl Provisioner {
             Target::Alb { listener_arn, target_group_arn } => {
                 // The listener does not change while we wait: check it on the first look only.
                 if poll.started_at.is_none() {
-                    let listener = self.load_balancer.listener(&listener_arn).await?.ok_or_else(|| {
+                    let protocol = self.load_balancer.listener_protocol(&listener_arn).await?.ok_or_else(|| {
                         StepError::new(INVALID_TARGET, format!("listener {listener_arn} does not exist"))
                     })?;
-                    if listener.protocol != "HTTPS" {
+                    if protocol != "HTTPS" {
                         return Err(StepError::new(
                             INVALID_TARGET,
-                            format!("listener {listener_arn} is {}, not HTTPS", listener.protocol),
+                            format!("listener {listener_arn} is {protocol}, not HTTPS"),
                         ));
                     }
                 }

@@ -76,6 +76,9 @@ impl AppStore for MemoryStore {
     async fn invitations(&self, _: &str, _: &[String]) -> Result<HashMap<String, Invitation>> {
         unreachable!("not a step's business")
     }
+    async fn mark_invitation_sent(&self, _: &str, _: &str, _: OffsetDateTime) -> Result<()> {
+        unreachable!("not a step's business")
+    }
     async fn delete_invitation(&self, _: &str, _: &str) -> Result<()> {
         unreachable!("not a step's business")
     }
@@ -93,8 +96,8 @@ struct MemoryListener {
 
 #[async_trait]
 impl LoadBalancer for MemoryListener {
-    async fn listener(&self, _: &str) -> Result<Option<ListenerInfo>> {
-        Ok(Some(ListenerInfo { protocol: "HTTPS".into(), port: 443, load_balancer_arn: "arn:lb".into() }))
+    async fn listener_protocol(&self, _: &str) -> Result<Option<String>> {
+        Ok(Some("HTTPS".into()))
     }
     async fn https_listener(&self, _: &str) -> Result<Option<String>> {
         Ok(Some(LISTENER.into()))
