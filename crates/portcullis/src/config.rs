@@ -8,15 +8,16 @@ pub fn required(name: &str) -> Result<String> {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::Upstream(format!("environment variable {name} is not set")))
+        .ok_or_else(|| Error::config(format!("environment variable {name} is not set")))
 }
 
 fn seconds(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
         Err(_) => Ok(default),
-        Ok(v) => v
-            .parse()
-            .map_err(|_| Error::Upstream(format!("environment variable {name}='{v}' is not a number of seconds"))),
+        Ok(v) => v.parse().map_err(|e| Error::Config {
+            message: format!("environment variable {name}='{v}' is not a number of seconds"),
+            source: Some(Box::new(e)),
+        }),
     }
 }
 
@@ -55,7 +56,7 @@ impl TokenConfig {
 
 /// How long the workflow's wait loops poll. Passed in each execution's input, so the state machine
 /// needs no redeploy to tune them (and local runs take seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkflowTiming {
     pub certificate: PollPolicy,
     pub environment: PollPolicy,
@@ -76,5 +77,21 @@ impl WorkflowTiming {
                 max_wait_seconds: seconds("PORTCULLIS_ENV_MAX_WAIT_SECONDS", 60)?,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn a_missing_or_malformed_setting_is_a_deployment_fault() {
+        let err = required("PORTCULLIS_TEST_NEVER_SET").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("PORTCULLIS_TEST_NEVER_SET"));
+        // SAFETY: the variable is private to this test; no other test reads or writes it.
+        unsafe { std::env::set_var("PORTCULLIS_TEST_SECONDS", "soon") };
+        assert_eq!(seconds("PORTCULLIS_TEST_SECONDS", 1).unwrap_err().kind(), ErrorKind::Config);
     }
 }

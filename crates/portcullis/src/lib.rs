@@ -4,13 +4,19 @@
 //! - `ports`: what the domain needs from outside, as traits
 //! - `adapters`: those ports on aws-sdk-rust
 //! - `api`: the REST operations, independent of Lambda's event types
-//! - `workflow`: the state machines' task steps
+//! - `workflow`: the contract with the state machines and their task steps
+//! - `lambda` (feature `lambda`): the glue between Lambda's events and `api`/`workflow`, for the
+//!   function crates
 
 pub mod adapters;
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(test)]
+mod fakes;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ports;
 pub mod retry;
 pub mod telemetry;

@@ -1,16 +1,17 @@
 //! Ports: what the domain needs from the outside world, in domain types. Adapters (`crate::adapters`)
 //! implement them on aws-sdk-rust; unit tests implement them in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    App, AppEvent, AppUser, Caller, Invitation, Invitee, SesIdentity, TenantSettings, ValidationRecord,
+    App, AppEvent, AppUser, Caller, CertificateStatus, EnvironmentState, Invitation, Invitee, ListenerProtocol,
+    SesIdentity, TenantSettings, ValidationRecord,
 };
 use crate::error::Result;
-use std::collections::HashMap;
+use crate::workflow::Execution;
 
 /// One page of a listing, with an opaque token for the next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +20,11 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
-/// Tenant state: apps, the domain guard, history and listener priority reservations.
+/// Apps and the domain guard that keeps one app per host name.
 #[async_trait]
-pub trait AppStore: Send + Sync {
-    /// Stores a new app and claims its domain atomically. `Conflict` if the domain is taken.
+pub trait AppRepository: Send + Sync {
+    /// Stores a new app, claims its domain and records its first event, atomically. `Conflict` if the
+    /// domain is taken.
     async fn create(&self, app: &App, event: &AppEvent) -> Result<()>;
     /// The app, if it belongs to this tenant.
     async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>>;
@@ -33,38 +35,57 @@ pub trait AppStore: Send + Sync {
     async fn update(&self, app: &mut App) -> Result<()>;
     /// Frees the app's domain for reuse (only if this app holds it).
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()>;
-    /// Appends to the app's history.
-    async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()>;
-    /// The app's history, newest first.
-    async fn list_events(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>>;
-    /// Priorities reserved on a listener, with the app holding each.
-    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeMap<u32, String>>;
-    /// Reserves a priority for an app; `PriorityInUse` if another app holds it.
-    async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
-    /// Releases a reservation held by this app (a no-op otherwise).
-    async fn release_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
-    /// The tenant's settings; defaults when the tenant has none.
-    async fn tenant_settings(&self, tenant_id: &str) -> Result<TenantSettings>;
-    /// Records (or replaces) an invitation.
-    async fn put_invitation(&self, app_id: &str, invitation: &Invitation) -> Result<()>;
-    /// The invitations recorded for these users, by user name (users without one are left out).
-    async fn invitations(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>>;
-    /// Notes that the invitation was sent again at `at`; none recorded (a user added outside Portcullis)
-    /// is fine.
-    async fn mark_invitation_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
-    /// Forgets an invitation; none recorded is fine.
-    async fn delete_invitation(&self, app_id: &str, username: &str) -> Result<()>;
 }
 
-/// ACM's view of a certificate.
+/// An app's history.
+#[async_trait]
+pub trait AppHistory: Send + Sync {
+    /// Appends to the app's history.
+    async fn append(&self, app_id: &str, event: &AppEvent) -> Result<()>;
+    /// The app's history, newest first.
+    async fn list(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>>;
+}
+
+/// Listener rule priorities reserved by apps, so that concurrent wirings never pick the same one.
+#[async_trait]
+pub trait PriorityReservations: Send + Sync {
+    /// Priorities reserved on a listener, with the app holding each.
+    async fn reserved(&self, listener_arn: &str) -> Result<BTreeMap<u32, String>>;
+    /// Reserves a priority for an app; `PriorityInUse` if another app holds it.
+    async fn reserve(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
+    /// Releases a reservation held by this app (a no-op otherwise).
+    async fn release(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()>;
+}
+
+/// Who invited whom to an app, and when (the identity provider holds the users themselves).
+#[async_trait]
+pub trait InvitationRecords: Send + Sync {
+    /// Records (or replaces) an invitation.
+    async fn put(&self, app_id: &str, invitation: &Invitation) -> Result<()>;
+    /// The invitations recorded for these users, by user name (users without one are left out).
+    async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>>;
+    /// Notes that the invitation was sent again at `at`; none recorded (a user added outside Portcullis)
+    /// is fine.
+    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
+    /// Forgets an invitation; none recorded is fine.
+    async fn delete(&self, app_id: &str, username: &str) -> Result<()>;
+}
+
+/// Per-tenant settings written by operators.
+#[async_trait]
+pub trait TenantSettingsStore: Send + Sync {
+    /// The tenant's settings; defaults when the tenant has none.
+    async fn settings(&self, tenant_id: &str) -> Result<TenantSettings>;
+}
+
+/// A certificate as the certificate authority reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateState {
-    /// ACM's status name: PENDING_VALIDATION, ISSUED, FAILED, VALIDATION_TIMED_OUT, …
-    pub status: String,
+    pub status: CertificateStatus,
     pub validation_record: Option<ValidationRecord>,
 }
 
-/// Certificates (ACM).
+/// Certificates (ACM): requested per app, DNS-validated.
 #[async_trait]
 pub trait CertificateAuthority: Send + Sync {
     /// Requests a DNS-validated certificate; the same token returns the same certificate.
@@ -101,8 +122,8 @@ pub struct ProtectRule {
 /// Load balancers (ELBv2).
 #[async_trait]
 pub trait LoadBalancer: Send + Sync {
-    /// The listener's protocol (HTTPS, HTTP, …), or `None` if there is no such listener.
-    async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<String>>;
+    /// The listener's protocol, or `None` if there is no such listener.
+    async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<ListenerProtocol>>;
     /// The load balancer's HTTPS listener on port 443, if any.
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>>;
     /// The target group the listener forwards to by default, else the load balancer's first.
@@ -120,15 +141,6 @@ pub trait LoadBalancer: Send + Sync {
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String>;
     /// Deletes the rule; already gone is fine.
     async fn delete_rule(&self, rule_arn: &str) -> Result<()>;
-}
-
-/// What Elastic Beanstalk says about an environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvironmentState {
-    /// Launching, Updating, Ready, Terminating, Terminated, …
-    pub status: String,
-    /// Green, Yellow, Red, Grey.
-    pub health: String,
 }
 
 /// Elastic Beanstalk environments.
@@ -197,11 +209,8 @@ pub trait AppUsers: Send + Sync {
 /// Starting the state machines (Step Functions).
 #[async_trait]
 pub trait Workflow: Send + Sync {
-    /// Starts provisioning; the execution is named after the app, so a repeat is harmless.
-    async fn start_provisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()>;
-    /// Starts deprovisioning under `execution_name`, unique per delete attempt (a failed delete can be
-    /// retried, and Step Functions refuses to reuse a finished execution's name).
-    async fn start_deprovisioning(&self, input: &serde_json::Value, execution_name: &str) -> Result<()>;
+    /// Starts the execution; one already started under the same name counts as started.
+    async fn start(&self, execution: &Execution) -> Result<()>;
 }
 
 /// Verifies bearer tokens and says who the caller is.

@@ -32,8 +32,8 @@ impl Backoff {
         let mut attempt = 1;
         loop {
             match call().await {
-                Err(Error::Retryable(message)) if attempt < self.attempts => {
-                    tracing::info!(attempt, %message, "throttled or unavailable; backing off");
+                Err(err @ Error::Retryable { .. }) if attempt < self.attempts => {
+                    tracing::info!(attempt, error = %err, "throttled or unavailable; backing off");
                     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % (delay.as_millis() as u64 / 2 + 1);
                     tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
                     delay = (delay * 2).min(self.max_delay);
@@ -50,6 +50,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::error::ErrorKind;
 
     fn quick(attempts: u32) -> Backoff {
         Backoff { attempts, first_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) }
@@ -60,10 +61,10 @@ mod tests {
         let calls = AtomicU32::new(0);
         let result = quick(5)
             .retry(|| async {
-                if calls.fetch_add(1, Ordering::SeqCst) < 3 { Err(Error::Retryable("slow down".into())) } else { Ok(7) }
+                if calls.fetch_add(1, Ordering::SeqCst) < 3 { Err(Error::retryable("slow down")) } else { Ok(7) }
             })
             .await;
-        assert_eq!(result, Ok(7));
+        assert_eq!(result.unwrap(), 7);
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
@@ -73,10 +74,10 @@ mod tests {
         let result: Result<()> = quick(3)
             .retry(|| async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Err(Error::Retryable("slow down".into()))
+                Err(Error::retryable("slow down"))
             })
             .await;
-        assert_eq!(result, Err(Error::Retryable("slow down".into())));
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Retryable);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         calls.store(0, Ordering::SeqCst);
         let result: Result<()> = quick(3)
@@ -85,7 +86,7 @@ mod tests {
                 Err(Error::Conflict("exists".into()))
             })
             .await;
-        assert!(matches!(result, Err(Error::Conflict(_))));
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Conflict);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use portcullis::adapters::{DynamoStore, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config};
 use portcullis::api::AppsApi;
-use portcullis::api::lambda::serve;
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
+use portcullis::lambda::serve_api;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
     let aws = load_aws_config().await;
+    let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let api = AppsApi {
-        store: Arc::new(DynamoStore::from_config(&aws, table_name()?)),
+        apps: store.clone(),
+        history: store,
         workflow: Arc::new(StepFunctionsWorkflow::from_config(
             &aws,
             required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,
@@ -22,5 +24,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
         timing: WorkflowTiming::from_env()?,
     };
-    serve(Arc::new(api)).await
+    serve_api(Arc::new(api)).await
 }

@@ -5,19 +5,22 @@ use std::sync::Arc;
 
 use portcullis::adapters::{CognitoAppUsers, DynamoStore, JwksTokenVerifier, load_aws_config};
 use portcullis::api::UsersApi;
-use portcullis::api::lambda::serve;
 use portcullis::config::{TokenConfig, table_name};
+use portcullis::lambda::serve_api;
 use portcullis::retry::Backoff;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
     let aws = load_aws_config().await;
+    let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let api = UsersApi {
-        store: Arc::new(DynamoStore::from_config(&aws, table_name()?)),
+        apps: store.clone(),
+        history: store.clone(),
+        invitations: store,
         users: Arc::new(CognitoAppUsers::from_config(&aws)),
         verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
         backoff: Backoff::default(),
     };
-    serve(Arc::new(api)).await
+    serve_api(Arc::new(api)).await
 }

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_acm::Client;
-use aws_sdk_acm::types::{Tag, ValidationMethod};
+use aws_sdk_acm::types::{CertificateStatus as AcmStatus, Tag, ValidationMethod};
 
-use super::aws_failure;
-use crate::domain::ValidationRecord;
+use super::{aws_failure, build_error, done_if};
+use crate::domain::{CertificateStatus, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::ports::{CertificateAuthority, CertificateState};
 
@@ -29,11 +29,8 @@ impl AcmCertificates {
 #[async_trait]
 impl CertificateAuthority for AcmCertificates {
     async fn request(&self, domain: &str, idempotency_token: &str, app_id: &str) -> Result<String> {
-        let tag = Tag::builder()
-            .key("portcullis:app-id")
-            .value(app_id)
-            .build()
-            .map_err(|e| Error::Upstream(e.to_string()))?;
+        let tag =
+            Tag::builder().key("portcullis:app-id").value(app_id).build().map_err(|e| build_error("an ACM tag", e))?;
         let out = self
             .client
             .request_certificate()
@@ -44,7 +41,7 @@ impl CertificateAuthority for AcmCertificates {
             .send()
             .await
             .map_err(|e| aws_failure("ACM RequestCertificate", e).into_error())?;
-        out.certificate_arn.ok_or_else(|| Error::Upstream("ACM RequestCertificate returned no certificate ARN".into()))
+        out.certificate_arn.ok_or_else(|| Error::upstream("ACM RequestCertificate returned no certificate ARN"))
     }
 
     async fn describe(&self, certificate_arn: &str) -> Result<CertificateState> {
@@ -56,8 +53,8 @@ impl CertificateAuthority for AcmCertificates {
             .await
             .map_err(|e| aws_failure("ACM DescribeCertificate", e).into_error())?;
         let detail =
-            out.certificate.ok_or_else(|| Error::Upstream("ACM DescribeCertificate returned no certificate".into()))?;
-        let status = detail.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into());
+            out.certificate.ok_or_else(|| Error::upstream("ACM DescribeCertificate returned no certificate"))?;
+        let status = detail.status().map(certificate_status).unwrap_or(CertificateStatus::Unknown);
         // ACM fills the record in a few seconds after the request; until then there is none to show.
         let validation_record =
             detail.domain_validation_options().iter().find_map(|option| option.resource_record()).map(|r| {
@@ -71,19 +68,28 @@ impl CertificateAuthority for AcmCertificates {
     }
 
     async fn delete(&self, certificate_arn: &str) -> Result<()> {
-        match self.client.delete_certificate().certificate_arn(certificate_arn).send().await {
+        let result = self.client.delete_certificate().certificate_arn(certificate_arn).send().await;
+        match done_if(result.map_err(|e| aws_failure("ACM DeleteCertificate", e)), &["ResourceNotFoundException"]) {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = aws_failure("ACM DeleteCertificate", e);
-                if failure.is("ResourceNotFoundException") {
-                    Ok(())
-                } else if failure.is("ResourceInUseException") {
-                    // ELB releases a detached certificate after a short while.
-                    Err(Error::Retryable(failure.message))
-                } else {
-                    Err(failure.into_error())
-                }
+            // ELB releases a detached certificate after a short while.
+            Err(in_use) if in_use.is("ResourceInUseException") => {
+                Err(Error::Retryable { message: in_use.message, source: Some(in_use.source) })
             }
+            Err(failure) => Err(failure.into_error()),
         }
+    }
+}
+
+/// ACM's status in the domain's words.
+fn certificate_status(status: &AcmStatus) -> CertificateStatus {
+    match status {
+        AcmStatus::PendingValidation => CertificateStatus::PendingValidation,
+        AcmStatus::Issued => CertificateStatus::Issued,
+        AcmStatus::Inactive => CertificateStatus::Inactive,
+        AcmStatus::Expired => CertificateStatus::Expired,
+        AcmStatus::ValidationTimedOut => CertificateStatus::ValidationTimedOut,
+        AcmStatus::Revoked => CertificateStatus::Revoked,
+        AcmStatus::Failed => CertificateStatus::Failed,
+        _ => CertificateStatus::Unknown,
     }
 }

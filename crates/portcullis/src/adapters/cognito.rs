@@ -8,7 +8,7 @@ use aws_sdk_cognitoidentityprovider::types::{
     UsernameAttributeType, VerifiedAttributeType,
 };
 
-use super::aws_failure;
+use super::{AwsFailure, aws_failure, build_error, done_if};
 use crate::domain::SesIdentity;
 use crate::error::{Error, Result};
 use crate::ports::{ClientSpec, CreatedPool, PoolSpec, UserPools};
@@ -34,10 +34,6 @@ impl CognitoUserPools {
     }
 }
 
-fn build_error(e: impl std::fmt::Display) -> Error {
-    Error::Upstream(format!("cannot build a Cognito request: {e}"))
-}
-
 /// Cognito's default sender, or the tenant's SES identity (Cognito sends as the tenant, "DEVELOPER").
 fn email_configuration(ses: Option<&SesIdentity>) -> EmailConfigurationType {
     match ses {
@@ -53,12 +49,9 @@ fn email_configuration(ses: Option<&SesIdentity>) -> EmailConfigurationType {
 }
 
 /// Deletes treat a missing resource as already deleted.
-fn gone_is_done<T>(result: std::result::Result<T, super::AwsFailure>) -> Result<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(f) if f.is("ResourceNotFoundException") => Ok(()),
-        Err(f) => Err(f.into_error()),
-    }
+fn gone_is_done<T>(result: std::result::Result<T, AwsFailure>) -> Result<()> {
+    done_if(result, &["ResourceNotFoundException"]).map_err(AwsFailure::into_error)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -74,7 +67,7 @@ impl UserPools for CognitoUserPools {
                     .name(RecoveryOptionNameType::VerifiedEmail)
                     .priority(1)
                     .build()
-                    .map_err(build_error)?,
+                    .map_err(|e| build_error("a Cognito recovery option", e))?,
             )
             .build();
         let out = self
@@ -96,10 +89,10 @@ impl UserPools for CognitoUserPools {
             .send()
             .await
             .map_err(|e| aws_failure("Cognito CreateUserPool", e).into_error())?;
-        let pool = out.user_pool.ok_or_else(|| Error::Upstream("Cognito CreateUserPool returned no pool".into()))?;
+        let pool = out.user_pool.ok_or_else(|| Error::upstream("Cognito CreateUserPool returned no pool"))?;
         match (pool.id, pool.arn) {
             (Some(id), Some(arn)) => Ok(CreatedPool { id, arn }),
-            _ => Err(Error::Upstream("Cognito CreateUserPool returned a pool without id or ARN".into())),
+            _ => Err(Error::upstream("Cognito CreateUserPool returned a pool without id or ARN")),
         }
     }
 
@@ -124,7 +117,7 @@ impl UserPools for CognitoUserPools {
             .map_err(|e| aws_failure("Cognito CreateUserPoolClient", e).into_error())?;
         out.user_pool_client
             .and_then(|c| c.client_id)
-            .ok_or_else(|| Error::Upstream("Cognito CreateUserPoolClient returned no client id".into()))
+            .ok_or_else(|| Error::upstream("Cognito CreateUserPoolClient returned no client id"))
     }
 
     async fn create_domain(&self, pool_id: &str, prefix: &str) -> Result<String> {

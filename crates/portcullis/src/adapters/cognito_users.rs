@@ -3,11 +3,13 @@
 
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, DeliveryMediumType, MessageActionType, UserType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeType, DeliveryMediumType, MessageActionType, UserStatusType, UserType,
+};
 use time::OffsetDateTime;
 
-use super::{AwsFailure, aws_failure};
-use crate::domain::{AppUser, Invitee};
+use super::{AwsFailure, aws_failure, build_error};
+use crate::domain::{AppUser, Invitee, UserStatus};
 use crate::error::{Error, Result};
 use crate::ports::{AppUsers, Page};
 
@@ -28,7 +30,7 @@ impl CognitoAppUsers {
 }
 
 fn attribute(name: &str, value: &str) -> Result<AttributeType> {
-    AttributeType::builder().name(name).value(value).build().map_err(|e| Error::Upstream(e.to_string()))
+    AttributeType::builder().name(name).value(value).build().map_err(|e| build_error("a Cognito user attribute", e))
 }
 
 /// Cognito's user errors, translated once.
@@ -47,6 +49,20 @@ fn user_error(failure: AwsFailure) -> Error {
     }
 }
 
+/// Cognito's user status in the domain's words.
+fn user_status(status: &UserStatusType) -> UserStatus {
+    match status {
+        UserStatusType::ForceChangePassword => UserStatus::ForceChangePassword,
+        UserStatusType::Confirmed => UserStatus::Confirmed,
+        UserStatusType::Unconfirmed => UserStatus::Unconfirmed,
+        UserStatusType::ResetRequired => UserStatus::ResetRequired,
+        UserStatusType::Archived => UserStatus::Archived,
+        UserStatusType::Compromised => UserStatus::Compromised,
+        UserStatusType::ExternalProvider => UserStatus::ExternalProvider,
+        _ => UserStatus::Unknown,
+    }
+}
+
 fn app_user(user: UserType) -> AppUser {
     let attribute =
         |name: &str| user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_string);
@@ -58,7 +74,7 @@ fn app_user(user: UserType) -> AppUser {
         username: user.username().unwrap_or_default().to_string(),
         email: attribute("email").unwrap_or_default(),
         name: attribute("name"),
-        status: user.user_status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into()),
+        status: user.user_status().map(user_status).unwrap_or(UserStatus::Unknown),
         enabled: user.enabled(),
         invited_at: created,
         invited_by: None,
@@ -81,7 +97,7 @@ impl AppUsers for CognitoAppUsers {
             request = request.user_attributes(attribute("name", name)?);
         }
         let out = request.send().await.map_err(|e| user_error(aws_failure("Cognito AdminCreateUser", e)))?;
-        out.user.map(app_user).ok_or_else(|| Error::Upstream("Cognito AdminCreateUser returned no user".into()))
+        out.user.map(app_user).ok_or_else(|| Error::upstream("Cognito AdminCreateUser returned no user"))
     }
 
     async fn resend(&self, pool_id: &str, username: &str) -> Result<()> {

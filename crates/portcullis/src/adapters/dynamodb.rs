@@ -1,4 +1,5 @@
-//! `AppStore` on one DynamoDB table (`pk`/`sk` strings). Item kinds:
+//! The store ports (`AppRepository`, `AppHistory`, `PriorityReservations`, `InvitationRecords`,
+//! `TenantSettingsStore`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
 //! - `TENANT#t / APP#id`: an app (its fields, plus `version` for optimistic concurrency)
 //! - `DOMAIN#fqdn / DOMAIN`: the domain guard, written in the same transaction as the app
 //! - `APP#id / EVENT#<unix nanos>#<uuid>`: history, sortable by time
@@ -16,12 +17,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
-use super::aws_failure;
 use time::OffsetDateTime;
 
+use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
 use crate::domain::{App, AppEvent, Invitation, TenantSettings};
 use crate::error::{Error, Result};
-use crate::ports::{AppStore, Page};
+use crate::ports::{AppHistory, AppRepository, InvitationRecords, Page, PriorityReservations, TenantSettingsStore};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -68,7 +69,7 @@ fn priority_sk(priority: u32) -> String {
 }
 
 fn app_item(app: &App) -> Result<Item> {
-    let mut item: Item = serde_dynamo::to_item(app).map_err(|e| Error::Upstream(format!("cannot store app: {e}")))?;
+    let mut item: Item = serde_dynamo::to_item(app).map_err(|e| Error::internal_from("cannot write an app item", e))?;
     item.insert("pk".into(), s(tenant_pk(&app.tenant_id)));
     item.insert("sk".into(), s(app_sk(&app.id)));
     Ok(item)
@@ -76,7 +77,7 @@ fn app_item(app: &App) -> Result<Item> {
 
 fn event_item(app_id: &str, event: &AppEvent) -> Result<Item> {
     let mut item: Item =
-        serde_dynamo::to_item(event).map_err(|e| Error::Upstream(format!("cannot store event: {e}")))?;
+        serde_dynamo::to_item(event).map_err(|e| Error::internal_from("cannot write an event item", e))?;
     let nanos = event.at.unix_timestamp_nanos();
     let unique = uuid::Uuid::new_v4().simple().to_string();
     item.insert("pk".into(), s(format!("APP#{app_id}")));
@@ -89,7 +90,7 @@ fn invitation_key(app_id: &str, username: &str) -> Item {
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T> {
-    serde_dynamo::from_item(item).map_err(|e| Error::Upstream(format!("stored item is unreadable: {e}")))
+    serde_dynamo::from_item(item).map_err(|e| Error::internal_from("a stored item no longer reads", e))
 }
 
 /// Page tokens are the query's LastEvaluatedKey (all string keys), base64url-encoded JSON.
@@ -150,19 +151,15 @@ impl DynamoStore {
             .condition_expression("appId = :app")
             .expression_attribute_values(":app", s(app_id))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = aws_failure(what, e);
-                if failure.is("ConditionalCheckFailedException") { Ok(()) } else { Err(failure.into_error()) }
-            }
-        }
+            .await
+            .map_err(|e| aws_failure(what, e));
+        done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?;
+        Ok(())
     }
 }
 
 #[async_trait]
-impl AppStore for DynamoStore {
+impl AppRepository for DynamoStore {
     async fn create(&self, app: &App, event: &AppEvent) -> Result<()> {
         let put = |item: Item| -> Result<TransactWriteItem> {
             let put = Put::builder()
@@ -170,7 +167,7 @@ impl AppStore for DynamoStore {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map_err(|e| Error::Upstream(e.to_string()))?;
+                .map_err(|e| build_error("a DynamoDB transaction item", e))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
         let guard: Item = HashMap::from([
@@ -253,8 +250,11 @@ impl AppStore for DynamoStore {
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
         self.delete_if_held(domain_pk(domain), "DOMAIN".into(), app_id, "DynamoDB DeleteItem (domain)").await
     }
+}
 
-    async fn append_event(&self, app_id: &str, event: &AppEvent) -> Result<()> {
+#[async_trait]
+impl AppHistory for DynamoStore {
+    async fn append(&self, app_id: &str, event: &AppEvent) -> Result<()> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -265,30 +265,32 @@ impl AppStore for DynamoStore {
         Ok(())
     }
 
-    async fn list_events(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>> {
+    async fn list(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>> {
         let (items, next_token) = self.query_page(&format!("APP#{app_id}"), "EVENT#", limit, next_token, true).await?;
         let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
         Ok(Page { items, next_token })
     }
+}
 
-    async fn reserved_priorities(&self, listener_arn: &str) -> Result<BTreeMap<u32, String>> {
+#[async_trait]
+impl PriorityReservations for DynamoStore {
+    async fn reserved(&self, listener_arn: &str) -> Result<BTreeMap<u32, String>> {
         let pk = listener_pk(listener_arn);
-        let mut taken = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let (items, next) = self.query_page(&pk, "PRIORITY#", 100, token.as_deref(), false).await?;
-            taken.extend(items.iter().filter_map(|item| {
+        let items = all_pages(|token| {
+            let pk = &pk;
+            async move { self.query_page(pk, "PRIORITY#", 100, token.as_deref(), false).await }
+        })
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
                 let priority = item.get("sk")?.as_s().ok()?.strip_prefix("PRIORITY#")?.parse::<u32>().ok()?;
                 Some((priority, item.get("appId")?.as_s().ok()?.clone()))
-            }));
-            match next {
-                Some(next) => token = Some(next),
-                None => return Ok(taken),
-            }
-        }
+            })
+            .collect())
     }
 
-    async fn reserve_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
+    async fn reserve(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
         let result = self
             .client
             .put_item()
@@ -314,19 +316,25 @@ impl AppStore for DynamoStore {
         }
     }
 
-    async fn release_priority(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
+    async fn release(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
         self.delete_if_held(listener_pk(listener_arn), priority_sk(priority), app_id, "DynamoDB DeleteItem (priority)")
             .await
     }
+}
 
-    async fn tenant_settings(&self, tenant_id: &str) -> Result<TenantSettings> {
+#[async_trait]
+impl TenantSettingsStore for DynamoStore {
+    async fn settings(&self, tenant_id: &str) -> Result<TenantSettings> {
         let key = HashMap::from([("pk".to_string(), s(tenant_pk(tenant_id))), ("sk".to_string(), s("META"))]);
         Ok(self.get_item(key, "DynamoDB GetItem (tenant)").await?.map(from_item).transpose()?.unwrap_or_default())
     }
+}
 
-    async fn put_invitation(&self, app_id: &str, invitation: &Invitation) -> Result<()> {
-        let mut item: Item =
-            serde_dynamo::to_item(invitation).map_err(|e| Error::Upstream(format!("cannot store invitation: {e}")))?;
+#[async_trait]
+impl InvitationRecords for DynamoStore {
+    async fn put(&self, app_id: &str, invitation: &Invitation) -> Result<()> {
+        let mut item: Item = serde_dynamo::to_item(invitation)
+            .map_err(|e| Error::internal_from("cannot write an invitation item", e))?;
         item.extend(invitation_key(app_id, &invitation.username));
         self.client
             .put_item()
@@ -338,7 +346,7 @@ impl AppStore for DynamoStore {
         Ok(())
     }
 
-    async fn invitations(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>> {
+    async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>> {
         let mut found = HashMap::new();
         // BatchGetItem takes 100 keys; a page of users is at most 60.
         for chunk in usernames.chunks(100) {
@@ -346,7 +354,7 @@ impl AppStore for DynamoStore {
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.iter().map(|u| invitation_key(app_id, u)).collect()))
                     .build()
-                    .map_err(|e| Error::Upstream(e.to_string()))?,
+                    .map_err(|e| build_error("a DynamoDB batch read", e))?,
             );
             // Under load some keys come back unprocessed: ask again for those, backing off.
             for attempt in 0..6u32 {
@@ -368,15 +376,16 @@ impl AppStore for DynamoStore {
                 keys = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
             }
             if keys.is_some() {
-                return Err(Error::Retryable("DynamoDB left invitation reads unprocessed; try again".into()));
+                return Err(Error::retryable("DynamoDB left invitation reads unprocessed; try again"));
             }
         }
         Ok(found)
     }
 
-    async fn mark_invitation_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
-        let at =
-            at.format(&time::format_description::well_known::Rfc3339).map_err(|e| Error::Upstream(e.to_string()))?;
+    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::internal_from("cannot write a time", e))?;
         let result = self
             .client
             .update_item()
@@ -386,17 +395,14 @@ impl AppStore for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", s(at))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = aws_failure("DynamoDB UpdateItem (invitation)", e);
-                if failure.is("ConditionalCheckFailedException") { Ok(()) } else { Err(failure.into_error()) }
-            }
-        }
+            .await
+            .map_err(|e| aws_failure("DynamoDB UpdateItem (invitation)", e));
+        // No record (a user added outside Portcullis): nothing to mark.
+        done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?;
+        Ok(())
     }
 
-    async fn delete_invitation(&self, app_id: &str, username: &str) -> Result<()> {
+    async fn delete(&self, app_id: &str, username: &str) -> Result<()> {
         self.client
             .delete_item()
             .table_name(&self.table)

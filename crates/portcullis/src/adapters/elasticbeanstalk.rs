@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use aws_sdk_elasticbeanstalk::Client;
+use aws_sdk_elasticbeanstalk::types::{EnvironmentHealth as EbHealth, EnvironmentStatus as EbStatus};
 
 use super::aws_failure;
+use crate::domain::{EnvironmentHealth, EnvironmentState, EnvironmentStatus};
 use crate::error::Result;
-use crate::ports::{EnvironmentState, Environments};
+use crate::ports::Environments;
 
 /// The Elastic Beanstalk-backed environment port.
 #[derive(Debug, Clone)]
@@ -36,8 +38,21 @@ impl Environments for BeanstalkEnvironments {
             .await
             .map_err(|e| aws_failure("Elastic Beanstalk DescribeEnvironments", e).into_error())?;
         Ok(out.environments().first().map(|env| EnvironmentState {
-            status: env.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            health: env.health().map(|h| h.as_str().to_string()).unwrap_or_default(),
+            status: match env.status() {
+                Some(EbStatus::Launching) => EnvironmentStatus::Launching,
+                Some(EbStatus::Updating) => EnvironmentStatus::Updating,
+                Some(EbStatus::Ready) => EnvironmentStatus::Ready,
+                Some(EbStatus::Terminating) => EnvironmentStatus::Terminating,
+                Some(EbStatus::Terminated) => EnvironmentStatus::Terminated,
+                other => EnvironmentStatus::Other(other.map(|s| s.as_str().to_string()).unwrap_or_default()),
+            },
+            health: match env.health() {
+                Some(EbHealth::Green) => EnvironmentHealth::Green,
+                Some(EbHealth::Yellow) => EnvironmentHealth::Yellow,
+                Some(EbHealth::Red) => EnvironmentHealth::Red,
+                Some(EbHealth::Grey) => EnvironmentHealth::Grey,
+                other => EnvironmentHealth::Other(other.map(|h| h.as_str().to_string()).unwrap_or_default()),
+            },
         }))
     }
 

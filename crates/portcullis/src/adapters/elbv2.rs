@@ -4,10 +4,11 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
-    Certificate, HostHeaderConditionConfig, RuleCondition, TargetHealthStateEnum,
+    Certificate, HostHeaderConditionConfig, ProtocolEnum, RuleCondition, TargetHealthStateEnum,
 };
 
-use super::{AwsFailure, aws_failure};
+use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
+use crate::domain::ListenerProtocol;
 use crate::error::{Error, Result};
 use crate::ports::{ListenerRule, LoadBalancer, ProtectRule};
 
@@ -28,10 +29,6 @@ impl ElbLoadBalancer {
     }
 }
 
-fn build_error(e: impl std::fmt::Display) -> Error {
-    Error::Upstream(format!("cannot build an ELB request: {e}"))
-}
-
 /// ELB's "not found" and quota codes, translated once.
 fn elb_error(failure: AwsFailure) -> Error {
     match failure.code.as_deref() {
@@ -44,15 +41,18 @@ fn elb_error(failure: AwsFailure) -> Error {
 
 #[async_trait]
 impl LoadBalancer for ElbLoadBalancer {
-    async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<String>> {
-        let out = match self.client.describe_listeners().listener_arns(listener_arn).send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let failure = aws_failure("ELB DescribeListeners", e);
-                return if failure.is("ListenerNotFound") { Ok(None) } else { Err(elb_error(failure)) };
-            }
+    async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<ListenerProtocol>> {
+        let result = self.client.describe_listeners().listener_arns(listener_arn).send().await;
+        let Some(out) = done_if(result.map_err(|e| aws_failure("ELB DescribeListeners", e)), &["ListenerNotFound"])
+            .map_err(elb_error)?
+        else {
+            return Ok(None);
         };
-        Ok(out.listeners().first().map(|l| l.protocol().map(|p| p.as_str().to_string()).unwrap_or_default()))
+        Ok(out.listeners().first().map(|l| match l.protocol() {
+            Some(ProtocolEnum::Https) => ListenerProtocol::Https,
+            Some(ProtocolEnum::Http) => ListenerProtocol::Http,
+            other => ListenerProtocol::Other(other.map(|p| p.as_str().to_string()).unwrap_or_default()),
+        }))
     }
 
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>> {
@@ -66,7 +66,7 @@ impl LoadBalancer for ElbLoadBalancer {
         Ok(out
             .listeners()
             .iter()
-            .find(|l| l.port() == Some(443) && l.protocol().is_some_and(|p| p.as_str() == "HTTPS"))
+            .find(|l| l.port() == Some(443) && l.protocol() == Some(&ProtocolEnum::Https))
             .and_then(|l| l.listener_arn().map(str::to_string)))
     }
 
@@ -111,9 +111,7 @@ impl LoadBalancer for ElbLoadBalancer {
     }
 
     async fn listener_certificates(&self, listener_arn: &str) -> Result<Vec<String>> {
-        let mut arns = Vec::new();
-        let mut marker = None;
-        loop {
+        all_pages(|marker| async move {
             let out = self
                 .client
                 .describe_listener_certificates()
@@ -122,12 +120,10 @@ impl LoadBalancer for ElbLoadBalancer {
                 .send()
                 .await
                 .map_err(|e| elb_error(aws_failure("ELB DescribeListenerCertificates", e)))?;
-            arns.extend(out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)));
-            match out.next_marker {
-                Some(next) if !next.is_empty() => marker = Some(next),
-                _ => return Ok(arns),
-            }
-        }
+            let arns = out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)).collect();
+            Ok((arns, out.next_marker))
+        })
+        .await
     }
 
     async fn attach_certificate(&self, listener_arn: &str, certificate_arn: &str) -> Result<()> {
@@ -148,25 +144,15 @@ impl LoadBalancer for ElbLoadBalancer {
             .listener_arn(listener_arn)
             .certificates(Certificate::builder().certificate_arn(certificate_arn).build())
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = aws_failure("ELB RemoveListenerCertificates", e);
-                // Gone already: the listener (and so the attachment) or the certificate.
-                if failure.is("ListenerNotFound") || failure.is("CertificateNotFound") {
-                    Ok(())
-                } else {
-                    Err(elb_error(failure))
-                }
-            }
-        }
+            .await
+            .map_err(|e| aws_failure("ELB RemoveListenerCertificates", e));
+        // Gone already: the listener (and so the attachment) or the certificate.
+        done_if(result, &["ListenerNotFound", "CertificateNotFound"]).map_err(elb_error)?;
+        Ok(())
     }
 
     async fn rules(&self, listener_arn: &str) -> Result<Vec<ListenerRule>> {
-        let mut rules = Vec::new();
-        let mut marker = None;
-        loop {
+        all_pages(|marker| async move {
             let out = self
                 .client
                 .describe_rules()
@@ -176,7 +162,7 @@ impl LoadBalancer for ElbLoadBalancer {
                 .await
                 .map_err(|e| elb_error(aws_failure("ELB DescribeRules", e)))?;
             // The default rule's priority is "default"; it does not parse and is skipped.
-            rules.extend(out.rules().iter().filter_map(|r| {
+            let rules = out.rules().iter().filter_map(|r| {
                 Some(ListenerRule {
                     arn: r.rule_arn()?.to_string(),
                     priority: r.priority()?.parse().ok()?,
@@ -191,12 +177,10 @@ impl LoadBalancer for ElbLoadBalancer {
                         .iter()
                         .find_map(|a| a.authenticate_cognito_config()?.user_pool_client_id().map(str::to_string)),
                 })
-            }));
-            match out.next_marker {
-                Some(next) if !next.is_empty() => marker = Some(next),
-                _ => return Ok(rules),
-            }
-        }
+            });
+            Ok((rules.collect(), out.next_marker.clone()))
+        })
+        .await
     }
 
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
@@ -224,7 +208,7 @@ impl LoadBalancer for ElbLoadBalancer {
             .client
             .create_rule()
             .listener_arn(&rule.listener_arn)
-            .priority(i32::try_from(rule.priority).map_err(build_error)?)
+            .priority(i32::try_from(rule.priority).map_err(|e| build_error("an ELB rule priority", e))?)
             .conditions(condition)
             .actions(authenticate)
             .actions(forward)
@@ -234,16 +218,12 @@ impl LoadBalancer for ElbLoadBalancer {
         out.rules()
             .first()
             .and_then(|r| r.rule_arn().map(str::to_string))
-            .ok_or_else(|| Error::Upstream("ELB CreateRule returned no rule".into()))
+            .ok_or_else(|| Error::upstream("ELB CreateRule returned no rule"))
     }
 
     async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
-        match self.client.delete_rule().rule_arn(rule_arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = aws_failure("ELB DeleteRule", e);
-                if failure.is("RuleNotFound") { Ok(()) } else { Err(elb_error(failure)) }
-            }
-        }
+        let result = self.client.delete_rule().rule_arn(rule_arn).send().await;
+        done_if(result.map_err(|e| aws_failure("ELB DeleteRule", e)), &["RuleNotFound"]).map_err(elb_error)?;
+        Ok(())
     }
 }

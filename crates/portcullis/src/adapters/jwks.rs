@@ -54,7 +54,10 @@ impl JwksTokenVerifier {
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>> {
-        let unavailable = |e: reqwest::Error| Error::Retryable(format!("cannot read the token issuer's keys: {e}"));
+        let unavailable = |e: reqwest::Error| Error::Retryable {
+            message: "cannot read the token issuer's keys".into(),
+            source: Some(Box::new(e)),
+        };
         let set: JwkSet = self
             .http
             .get(&self.config.jwks_url)

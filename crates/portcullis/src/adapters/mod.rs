@@ -19,10 +19,12 @@ pub use elbv2::ElbLoadBalancer;
 pub use jwks::JwksTokenVerifier;
 pub use stepfunctions::StepFunctionsWorkflow;
 
+use std::future::Future;
+
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::Error;
+use crate::error::{Cause, Error, Result};
 
 /// Loads the AWS configuration (region, credentials, endpoint overrides such as `AWS_ENDPOINT_URL`).
 /// Call once per cold start and build every client from it.
@@ -30,13 +32,14 @@ pub async fn load_aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// An AWS call's failure, reduced to what adapters decide on.
+/// An AWS call's failure, reduced to what adapters decide on, with the SDK error kept as the cause.
 #[derive(Debug)]
 pub(crate) struct AwsFailure {
     /// The service's error code (`ConditionalCheckFailedException`, `PriorityInUse`, …), if any.
     pub code: Option<String>,
     pub message: String,
     pub retryable: bool,
+    pub source: Cause,
 }
 
 impl AwsFailure {
@@ -46,7 +49,12 @@ impl AwsFailure {
 
     /// The default translation when the adapter has no more specific one.
     pub fn into_error(self) -> Error {
-        if self.retryable { Error::Retryable(self.message) } else { Error::Upstream(self.message) }
+        let AwsFailure { message, retryable, source, .. } = self;
+        if retryable {
+            Error::Retryable { message, source: Some(source) }
+        } else {
+            Error::Upstream { message, source: Some(source) }
+        }
     }
 }
 
@@ -70,9 +78,9 @@ const RETRYABLE_CODES: &[&str] = &[
 pub(crate) fn aws_failure<E, R>(operation: &str, err: SdkError<E, R>) -> AwsFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match err {
+    match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().map(str::to_string);
@@ -82,13 +90,86 @@ where
                 code.as_deref().unwrap_or("error"),
                 e.message().unwrap_or("no message")
             );
-            AwsFailure { code, message, retryable }
+            AwsFailure { code, message, retryable, source: Box::new(err) }
         }
         // Timeouts, connection faults and unparseable responses are worth another try.
-        other => AwsFailure {
-            code: None,
-            message: format!("{operation} failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&other)),
-            retryable: true,
-        },
+        _ => AwsFailure { code: None, message: format!("{operation} failed"), retryable: true, source: Box::new(err) },
+    }
+}
+
+/// The answer of a call where some error codes mean the work is already done ("already gone" for a
+/// delete, "already started" for a start): `Ok(None)` for those, the call's output otherwise.
+pub(crate) fn done_if<T>(
+    result: std::result::Result<T, AwsFailure>,
+    done_codes: &[&str],
+) -> std::result::Result<Option<T>, AwsFailure> {
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(failure) if done_codes.iter().any(|code| failure.is(code)) => Ok(None),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Every item of a marker-paginated listing: `page` fetches the page after a marker (`None` for the
+/// first) and returns its items and the next marker, absent or empty on the last page.
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>)>>,
+{
+    let mut all = Vec::new();
+    let mut marker = None;
+    loop {
+        let (items, next) = page(marker).await?;
+        all.extend(items);
+        match next.filter(|m| !m.is_empty()) {
+            Some(next) => marker = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// An SDK request that could not be built: the adapter passed something the SDK refuses (a bug).
+pub(crate) fn build_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::internal_from(format!("cannot build {what}"), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: &str) -> AwsFailure {
+        AwsFailure { code: Some(code.into()), message: code.into(), retryable: false, source: "x".into() }
+    }
+
+    #[test]
+    fn only_the_named_codes_mean_done() {
+        assert_eq!(done_if(Ok::<_, AwsFailure>(5), &["RuleNotFound"]).unwrap(), Some(5));
+        assert_eq!(done_if::<u8>(Err(failure("RuleNotFound")), &["RuleNotFound"]).unwrap(), None);
+        assert!(done_if::<u8>(Err(failure("AccessDenied")), &["RuleNotFound"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_to_the_last() {
+        let pages = all_pages(|marker| async move {
+            Ok(match marker.as_deref() {
+                None => (vec![1, 2], Some("a".to_string())),
+                Some("a") => (vec![3], Some(String::new())),
+                Some(other) => panic!("unexpected marker {other}"),
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(pages, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn failures_keep_their_cause_and_retryability() {
+        let mut throttled = failure("ThrottlingException");
+        throttled.retryable = true;
+        let err = throttled.into_error();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Retryable);
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(failure("AccessDenied").into_error().kind(), crate::error::ErrorKind::Upstream);
     }
 }

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;
 
-use super::aws_failure;
-use crate::error::Result;
+use super::{aws_failure, done_if};
+use crate::error::{Error, Result};
 use crate::ports::Workflow;
+use crate::workflow::{Execution, StateMachine};
 
 /// Starts the provision and deprovision state machines.
 #[derive(Debug, Clone)]
@@ -24,28 +25,28 @@ impl StepFunctionsWorkflow {
     pub fn new(client: Client, provision_arn: String, deprovision_arn: String) -> Self {
         StepFunctionsWorkflow { client, provision_arn, deprovision_arn }
     }
-
-    async fn start(&self, machine: &str, name: String, input: &serde_json::Value) -> Result<()> {
-        let result =
-            self.client.start_execution().state_machine_arn(machine).name(name).input(input.to_string()).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = aws_failure("Step Functions StartExecution", e);
-                // Executions are named after the app: one already started is the one we want.
-                if failure.is("ExecutionAlreadyExists") { Ok(()) } else { Err(failure.into_error()) }
-            }
-        }
-    }
 }
 
 #[async_trait]
 impl Workflow for StepFunctionsWorkflow {
-    async fn start_provisioning(&self, input: &serde_json::Value, app_id: &str) -> Result<()> {
-        self.start(&self.provision_arn, app_id.to_string(), input).await
-    }
-
-    async fn start_deprovisioning(&self, input: &serde_json::Value, execution_name: &str) -> Result<()> {
-        self.start(&self.deprovision_arn, execution_name.to_string(), input).await
+    async fn start(&self, execution: &Execution) -> Result<()> {
+        let machine = match execution.machine {
+            StateMachine::Provision => &self.provision_arn,
+            StateMachine::Deprovision => &self.deprovision_arn,
+        };
+        let input = serde_json::to_string(&execution.input)
+            .map_err(|e| Error::internal_from("cannot write the execution input", e))?;
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(machine)
+            .name(&execution.name)
+            .input(input)
+            .send()
+            .await
+            .map_err(|e| aws_failure("Step Functions StartExecution", e));
+        // Executions are named so that one already started is the one we want.
+        done_if(result, &["ExecutionAlreadyExists"]).map_err(|f| f.into_error())?;
+        Ok(())
     }
 }

@@ -5,40 +5,73 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
 
-use super::lambda::Operations;
 use super::{
-    ApiRequest, ApiResponse, AppView, Listing, PageRequest, authenticate, json_response, no_route, problem,
+    ApiRequest, ApiResponse, AppView, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
     with_location,
 };
 use crate::config::WorkflowTiming;
-use crate::domain::{App, AppError, AppEvent, AppStatus, Caller, Resources, Step, validate_new_app};
-use crate::error::{Error, Result};
-use crate::ports::{AppStore, TokenVerifier, Workflow};
+use crate::domain::{App, AppError, AppEvent, AppStatus, AuditAction, Caller, Resources, Step, validate_new_app};
+use crate::error::{Chain, Error, Result};
+use crate::ports::{AppHistory, AppRepository, TokenVerifier, Workflow};
+use crate::workflow::Execution;
 
 /// The `/apps` operations.
 pub struct AppsApi {
-    pub store: Arc<dyn AppStore>,
+    pub apps: Arc<dyn AppRepository>,
+    pub history: Arc<dyn AppHistory>,
     pub workflow: Arc<dyn Workflow>,
     pub verifier: Arc<dyn TokenVerifier>,
     pub timing: WorkflowTiming,
 }
 
+/// The operations, by openapi.yaml's `operationId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    CreateApp,
+    ListApps,
+    GetApp,
+    DeleteApp,
+    ListAppEvents,
+}
+
+impl Route {
+    fn of(request: &ApiRequest) -> Option<Route> {
+        Some(match (&request.method, request.resource.as_str()) {
+            (&Method::POST, "/apps") => Route::CreateApp,
+            (&Method::GET, "/apps") => Route::ListApps,
+            (&Method::GET, "/apps/{id}") => Route::GetApp,
+            (&Method::DELETE, "/apps/{id}") => Route::DeleteApp,
+            (&Method::GET, "/apps/{id}/events") => Route::ListAppEvents,
+            _ => return None,
+        })
+    }
+
+    fn operation_id(self) -> &'static str {
+        match self {
+            Route::CreateApp => "createApp",
+            Route::ListApps => "listApps",
+            Route::GetApp => "getApp",
+            Route::DeleteApp => "deleteApp",
+            Route::ListAppEvents => "listAppEvents",
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Operations for AppsApi {
-    /// Serves one request: authenticate, route by operation, map errors to problem+json.
     async fn handle(&self, request: &ApiRequest) -> ApiResponse {
-        let result = match authenticate(self.verifier.as_ref(), request).await {
-            Err(e) => Err(e),
-            Ok(caller) => match (&request.method, request.resource.as_str()) {
-                (&Method::POST, "/apps") => self.create(&caller, request).await,
-                (&Method::GET, "/apps") => self.list(&caller, request).await,
-                (&Method::GET, "/apps/{id}") => self.get(&caller, request.path("id")).await,
-                (&Method::DELETE, "/apps/{id}") => self.delete(&caller, request.path("id")).await,
-                (&Method::GET, "/apps/{id}/events") => self.events(&caller, request).await,
-                _ => return no_route(request),
-            },
-        };
-        result.unwrap_or_else(|e| problem(&e))
+        let Some(route) = Route::of(request) else { return no_route(request) };
+        respond(route.operation_id(), request, async {
+            let caller = authenticate(self.verifier.as_ref(), request).await?;
+            match route {
+                Route::CreateApp => self.create(&caller, request).await,
+                Route::ListApps => self.list(&caller, request).await,
+                Route::GetApp => self.get(&caller, request.path("id")).await,
+                Route::DeleteApp => self.delete(&caller, request.path("id")).await,
+                Route::ListAppEvents => self.events(&caller, request).await,
+            }
+        })
+        .await
     }
 }
 
@@ -64,57 +97,60 @@ impl AppsApi {
             updated_at: now,
             version: 1,
         };
-        let event = AppEvent {
-            at: now,
-            actor: caller.display_name.clone(),
-            action: "app.created".into(),
-            detail: format!("{} for {}", app.name, app.domain),
-        };
-        self.store.create(&app, &event).await?;
-        if let Err(e) = self.workflow.start_provisioning(&self.execution_input(&app), &app.id).await {
-            // Leave nothing half-done: the app is recorded as failed and its domain freed.
-            tracing::error!(app_id = %app.id, error = %e, "could not start provisioning");
-            app.status = AppStatus::Failed;
-            app.error = Some(AppError {
-                step: Step::Certificate.as_str().into(),
-                code: "WorkflowNotStarted".into(),
-                message: "provisioning could not be started; delete the app and try again".into(),
-            });
-            self.store.update(&mut app).await?;
-            self.store.release_domain(&app.domain, &app.id).await?;
-            return Err(e);
+        tracing::Span::current().record("app_id", app.id.as_str());
+        let detail = format!("{} for {}", app.name, app.domain);
+        self.apps.create(&app, &AppEvent::now(&caller.display_name, AuditAction::AppCreated, detail)).await?;
+        if let Err(not_started) = self.workflow.start(&Execution::provision(&app, self.timing)).await {
+            if let Err(cleanup) = self.mark_not_started(&mut app).await {
+                tracing::error!(app_id = %app.id, error = %Chain(&not_started), "provisioning could not be started");
+                return Err(cleanup);
+            }
+            return Err(not_started);
         }
-        tracing::info!(app_id = %app.id, tenant = %app.tenant_id, domain = %app.domain, "provisioning started");
+        tracing::info!(app_id = %app.id, domain = %app.domain, "provisioning started");
         let response = json_response(StatusCode::ACCEPTED, &AppView::from(&app));
         Ok(with_location(response, &format!("/apps/{}", app.id)))
+    }
+
+    /// Leaves nothing half-done when provisioning could not start: the app is recorded as failed and
+    /// its domain freed.
+    async fn mark_not_started(&self, app: &mut App) -> Result<()> {
+        app.status = AppStatus::Failed;
+        app.error = Some(AppError {
+            step: Step::Certificate,
+            code: "WorkflowNotStarted".into(),
+            message: "provisioning could not be started; delete the app and try again".into(),
+        });
+        self.apps.update(app).await?;
+        self.apps.release_domain(&app.domain, &app.id).await
     }
 
     /// `GET /apps`: the caller's tenant's apps, a page at a time.
     async fn list(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
         let page = PageRequest::from_query(&request.query)?;
-        let apps = self.store.list(&caller.tenant_id, page.limit, page.next_token.as_deref()).await?;
+        let apps = self.apps.list(&caller.tenant_id, page.limit, page.next_token.as_deref()).await?;
         let body = Listing { items: apps.items.iter().map(AppView::from).collect(), next_token: apps.next_token };
         Ok(json_response(StatusCode::OK, &body))
     }
 
     /// `GET /apps/{id}`.
     async fn get(&self, caller: &Caller, app_id: &str) -> Result<ApiResponse> {
-        let app = find_app(self.store.as_ref(), caller, app_id).await?;
+        let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         Ok(json_response(StatusCode::OK, &AppView::from(&app)))
     }
 
     /// `GET /apps/{id}/events`: the app's history, newest first.
     async fn events(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
         let page = PageRequest::from_query(&request.query)?;
-        let app = find_app(self.store.as_ref(), caller, request.path("id")).await?;
-        let events = self.store.list_events(&app.id, page.limit, page.next_token.as_deref()).await?;
+        let app = find_app(self.apps.as_ref(), caller, request.path("id")).await?;
+        let events = self.history.list(&app.id, page.limit, page.next_token.as_deref()).await?;
         Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
     }
 
     /// `DELETE /apps/{id}`: 202 and deprovisioning; 409 while provisioning is still running.
     async fn delete(&self, caller: &Caller, app_id: &str) -> Result<ApiResponse> {
         caller.require_admin()?;
-        let mut app = find_app(self.store.as_ref(), caller, app_id).await?;
+        let mut app = find_app(self.apps.as_ref(), caller, app_id).await?;
         match app.status {
             AppStatus::Provisioning => {
                 return Err(Error::Conflict(
@@ -129,31 +165,102 @@ impl AppsApi {
         }
         app.status = AppStatus::Deleting;
         app.step = None;
-        self.store.update(&mut app).await?;
-        let event = AppEvent {
-            at: OffsetDateTime::now_utc(),
-            actor: caller.display_name.clone(),
-            action: "app.delete-requested".into(),
-            detail: format!("{} ({})", app.name, app.domain),
-        };
-        self.store.append_event(&app.id, &event).await?;
-        // The version is new with every delete attempt; a repeat of the same start is still harmless.
-        let execution_name = format!("{}-delete-{}", app.id, app.version);
-        self.workflow.start_deprovisioning(&self.execution_input(&app), &execution_name).await?;
+        self.apps.update(&mut app).await?;
+        let detail = format!("{} ({})", app.name, app.domain);
+        self.history
+            .append(&app.id, &AppEvent::now(&caller.display_name, AuditAction::AppDeleteRequested, detail))
+            .await?;
+        self.workflow.start(&Execution::deprovision(&app, self.timing)).await?;
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
-    }
-
-    /// What each execution starts with: which app, and how its wait loops poll.
-    fn execution_input(&self, app: &App) -> serde_json::Value {
-        serde_json::json!({ "tenantId": app.tenant_id, "appId": app.id, "timing": self.timing })
     }
 }
 
 /// The caller's tenant's app, or 404 (also when the app belongs to another tenant).
-pub(crate) async fn find_app(store: &dyn AppStore, caller: &Caller, app_id: &str) -> Result<App> {
+pub(crate) async fn find_app(apps: &dyn AppRepository, caller: &Caller, app_id: &str) -> Result<App> {
     let not_found = || Error::NotFound(format!("no app '{app_id}'"));
     if uuid::Uuid::parse_str(app_id).is_err() {
         return Err(not_found());
     }
-    store.get(&caller.tenant_id, app_id).await?.ok_or_else(not_found)
+    apps.get(&caller.tenant_id, app_id).await?.ok_or_else(not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::{AUTHORIZATION, HeaderValue};
+
+    use super::*;
+    use crate::domain::{PollPolicy, Role};
+    use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory};
+
+    /// A workflow that refuses to start, or records what it started.
+    #[derive(Default)]
+    struct Starter {
+        refuse: bool,
+        started: std::sync::Mutex<Vec<Execution>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Workflow for Starter {
+        async fn start(&self, execution: &Execution) -> Result<()> {
+            if self.refuse {
+                return Err(Error::retryable("StartExecution throttled"));
+            }
+            self.started.lock().unwrap().push(execution.clone());
+            Ok(())
+        }
+    }
+
+    fn api(workflow: Arc<Starter>, apps: Arc<MemoryApps>) -> AppsApi {
+        let policy = PollPolicy { poll_seconds: 1, deadline_seconds: 10, max_wait_seconds: 2 };
+        AppsApi {
+            apps,
+            history: Arc::new(MemoryHistory::default()),
+            workflow,
+            verifier: Arc::new(FixedCaller(Role::Admin)),
+            timing: WorkflowTiming { certificate: policy, environment: policy },
+        }
+    }
+
+    fn create_request() -> ApiRequest {
+        let mut request = ApiRequest {
+            method: Method::POST,
+            resource: "/apps".into(),
+            body: serde_json::json!({
+                "name": "Grafana", "domain": "grafana.example.com",
+                "target": {"type": "alb",
+                    "listenerArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/demo/1/2",
+                    "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/3"}
+            })
+            .to_string(),
+            ..Default::default()
+        };
+        request.headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer token"));
+        request
+    }
+
+    #[tokio::test]
+    async fn a_workflow_that_will_not_start_leaves_a_failed_app_and_a_free_domain() {
+        let apps = Arc::new(MemoryApps::default());
+        let response =
+            api(Arc::new(Starter { refuse: true, ..Default::default() }), apps.clone()).handle(&create_request()).await;
+        assert_eq!(response.status(), 503, "{}", response.body());
+        let stored = apps.all();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].status, AppStatus::Failed);
+        let error = stored[0].error.clone().unwrap();
+        assert_eq!((error.step, error.code.as_str()), (Step::Certificate, "WorkflowNotStarted"));
+        assert!(apps.domains.lock().unwrap().is_empty(), "the domain is free for another try");
+    }
+
+    #[tokio::test]
+    async fn a_started_app_is_provisioning_under_its_own_execution_name() {
+        let (apps, workflow) = (Arc::new(MemoryApps::default()), Arc::new(Starter::default()));
+        let response = api(workflow.clone(), apps.clone()).handle(&create_request()).await;
+        assert_eq!(response.status(), 202, "{}", response.body());
+        let app = apps.all().remove(0);
+        assert_eq!(app.status, AppStatus::Provisioning);
+        assert_eq!(apps.domains.lock().unwrap().get("grafana.example.com"), Some(&app.id));
+        let started = workflow.started.lock().unwrap().clone();
+        assert_eq!(started, vec![Execution::provision(&app, api(workflow.clone(), apps).timing)]);
+    }
 }

@@ -1,13 +1,16 @@
-//! The REST operations, independent of Lambda's event types: a function turns its event into an
-//! `ApiRequest`, calls the operation, and sends back the `ApiResponse`. Errors become
-//! `application/problem+json` here and nowhere else.
+//! The REST operations, independent of Lambda's event types: the Lambda glue (`crate::lambda`) turns
+//! its event into an `ApiRequest`, calls `Operations::handle`, and sends back the `ApiResponse`. Errors
+//! become `application/problem+json` here and nowhere else, and are logged here, once.
 
 mod apps;
-pub mod lambda;
 mod users;
 mod view;
 
 use std::collections::HashMap;
+use std::future::Future;
+
+use async_trait::async_trait;
+use tracing::Instrument;
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, StatusCode};
@@ -18,12 +21,21 @@ pub use users::UsersApi;
 pub use view::AppView;
 
 use crate::domain::Caller;
-use crate::error::Error;
+use crate::error::{Chain, Error};
 use crate::ports::TokenVerifier;
+
+/// A set of REST operations served by one function.
+#[async_trait]
+pub trait Operations: Send + Sync {
+    /// Serves one request; every failure is already a problem+json answer.
+    async fn handle(&self, request: &ApiRequest) -> ApiResponse;
+}
 
 /// An API request as API Gateway routed it.
 #[derive(Debug, Clone, Default)]
 pub struct ApiRequest {
+    /// API Gateway's id of the request, for correlating logs.
+    pub request_id: String,
     pub method: Method,
     /// The route template that matched, e.g. `/apps/{id}`.
     pub resource: String,
@@ -70,7 +82,8 @@ struct Problem<'a> {
     detail: &'a str,
 }
 
-/// The one mapping from domain errors to HTTP. 5xx details stay generic: the specifics are logged.
+/// The one mapping from domain errors to HTTP. 5xx details stay generic: the specifics are logged by
+/// `respond`.
 pub fn problem(err: &Error) -> ApiResponse {
     let status = match err {
         Error::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -79,17 +92,15 @@ pub fn problem(err: &Error) -> ApiResponse {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::PriorityInUse(_) => StatusCode::CONFLICT,
         Error::QuotaExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Retryable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Upstream(_) => StatusCode::BAD_GATEWAY,
+        Error::Retryable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        Error::Internal { .. } | Error::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let detail = if status.is_server_error() {
-        tracing::error!(error = %err, "request failed");
-        match err {
-            Error::Retryable(_) => "a service Portcullis depends on is busy; try again shortly".to_string(),
-            _ => "a service Portcullis depends on failed; the error is logged".to_string(),
-        }
-    } else {
-        err.to_string()
+    let detail = match err {
+        Error::Retryable { .. } => "a service Portcullis depends on is busy; try again shortly".to_string(),
+        Error::Upstream { .. } => "a service Portcullis depends on failed; the error is logged".to_string(),
+        Error::Internal { .. } | Error::Config { .. } => "Portcullis failed; the error is logged".to_string(),
+        _ => err.to_string(),
     };
     let body = Problem {
         problem_type: "about:blank",
@@ -104,7 +115,7 @@ pub fn problem(err: &Error) -> ApiResponse {
         Error::Unauthenticated(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        Error::Retryable(_) => {
+        Error::Retryable { .. } => {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
         }
         _ => {}
@@ -112,7 +123,44 @@ pub fn problem(err: &Error) -> ApiResponse {
     response
 }
 
-/// Verifies the request's bearer token and returns the caller.
+/// Runs one operation in a span naming it (operation, request id, app id, and the tenant once the
+/// caller is known), turns its error into problem+json, and logs the outcome once: server-side
+/// failures with their cause chain, the caller's mistakes as one line.
+pub async fn respond(
+    operation: &'static str,
+    request: &ApiRequest,
+    work: impl Future<Output = Result<ApiResponse, Error>>,
+) -> ApiResponse {
+    let span = tracing::info_span!(
+        "request",
+        operation,
+        request_id = %request.request_id,
+        app_id = request.path_parameters.get("id").map(String::as_str),
+        tenant = tracing::field::Empty,
+    );
+    async move {
+        match work.await {
+            Ok(response) => {
+                tracing::info!(status = response.status().as_u16(), "answered");
+                response
+            }
+            Err(err) => {
+                let response = problem(&err);
+                let status = response.status().as_u16();
+                if err.is_server_side() {
+                    tracing::error!(status, error = %Chain(&err), "request failed");
+                } else {
+                    tracing::info!(status, detail = %err, "request refused");
+                }
+                response
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Verifies the request's bearer token and returns the caller; the request's span gets the tenant.
 pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) -> Result<Caller, Error> {
     let header = request
         .headers
@@ -126,7 +174,9 @@ pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) ->
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <ID token>'".into()))?;
-    verifier.verify(token).await
+    let caller = verifier.verify(token).await?;
+    tracing::Span::current().record("tenant", caller.tenant_id.as_str());
+    Ok(caller)
 }
 
 /// Listing parameters: `limit` (1–100, default 20) and the opaque `nextToken`.
@@ -183,9 +233,14 @@ mod tests {
 
     #[test]
     fn server_errors_do_not_leak_details() {
-        let response = problem(&Error::Upstream("arn:aws:secret-thing failed".into()));
+        let response = problem(&Error::upstream("arn:aws:secret-thing failed"));
         assert_eq!(response.status(), 502);
         assert!(!response.body().contains("arn:aws"));
+        let response = problem(&Error::internal("no user pool is recorded"));
+        assert_eq!(response.status(), 500);
+        assert!(!response.body().contains("user pool"));
+        assert_eq!(problem(&Error::config("PORTCULLIS_TABLE_NAME is not set")).status(), 500);
+        assert_eq!(problem(&Error::retryable("slow down")).headers()[RETRY_AFTER], "2");
         assert_eq!(problem(&Error::Unauthenticated("x".into())).headers()[WWW_AUTHENTICATE], "Bearer");
     }
 

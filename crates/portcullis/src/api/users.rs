@@ -3,19 +3,23 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use super::apps::find_app;
-use super::lambda::Operations;
-use super::{ApiRequest, ApiResponse, Listing, PageRequest, authenticate, json_response, no_route, problem};
-use crate::domain::{App, AppEvent, AppStatus, AppUser, Caller, Invitation, Invitee, InviteeBody, MAX_BATCH};
-use crate::error::{Error, Result};
-use crate::ports::{AppStore, AppUsers, TokenVerifier};
+use super::{
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
+};
+use crate::domain::{
+    App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, Invitee, InviteeBody, MAX_BATCH,
+};
+use crate::error::{Chain, Error, Result};
+use crate::ports::{AppHistory, AppRepository, AppUsers, InvitationRecords, TokenVerifier};
 use crate::retry::Backoff;
 
 /// Invitations in flight at once in a batch: AdminCreateUser is throttled per account.
@@ -26,10 +30,45 @@ const BATCH_TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// The `/apps/{id}/users` operations.
 pub struct UsersApi {
-    pub store: Arc<dyn AppStore>,
+    pub apps: Arc<dyn AppRepository>,
+    pub history: Arc<dyn AppHistory>,
+    pub invitations: Arc<dyn InvitationRecords>,
     pub users: Arc<dyn AppUsers>,
     pub verifier: Arc<dyn TokenVerifier>,
     pub backoff: Backoff,
+}
+
+/// The operations, by openapi.yaml's `operationId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    InviteUser,
+    ListUsers,
+    InviteUsers,
+    ResendInvitation,
+    RevokeUser,
+}
+
+impl Route {
+    fn of(request: &ApiRequest) -> Option<Route> {
+        Some(match (&request.method, request.resource.as_str()) {
+            (&Method::POST, "/apps/{id}/users") => Route::InviteUser,
+            (&Method::GET, "/apps/{id}/users") => Route::ListUsers,
+            (&Method::POST, "/apps/{id}/users/batch") => Route::InviteUsers,
+            (&Method::POST, "/apps/{id}/users/{username}/resend") => Route::ResendInvitation,
+            (&Method::DELETE, "/apps/{id}/users/{username}") => Route::RevokeUser,
+            _ => return None,
+        })
+    }
+
+    fn operation_id(self) -> &'static str {
+        match self {
+            Route::InviteUser => "inviteUser",
+            Route::ListUsers => "listUsers",
+            Route::InviteUsers => "inviteUsers",
+            Route::ResendInvitation => "resendInvitation",
+            Route::RevokeUser => "revokeUser",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,36 +77,36 @@ struct BatchBody {
 }
 
 /// One line of a batch's answer.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 struct BatchResult {
     email: String,
-    /// `invited`, `exists`, `invalid`, or `failed` (AWS trouble: the entry may be sent again).
-    outcome: &'static str,
+    outcome: BatchOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
 }
 
+impl BatchResult {
+    fn new(email: String, outcome: BatchOutcome, detail: impl Into<Option<String>>) -> Self {
+        BatchResult { email, outcome, detail: detail.into() }
+    }
+}
+
 #[async_trait::async_trait]
 impl Operations for UsersApi {
-    /// Serves one request: authenticate, route by operation, map errors to problem+json.
     async fn handle(&self, request: &ApiRequest) -> ApiResponse {
-        let result = match authenticate(self.verifier.as_ref(), request).await {
-            Err(e) => Err(e),
-            Ok(caller) => {
-                let (app_id, username) = (request.path("id"), request.path("username"));
-                match (&request.method, request.resource.as_str()) {
-                    (&Method::POST, "/apps/{id}/users") => self.invite(&caller, app_id, &request.body).await,
-                    (&Method::GET, "/apps/{id}/users") => self.list(&caller, app_id, request).await,
-                    (&Method::POST, "/apps/{id}/users/batch") => self.batch(&caller, app_id, &request.body).await,
-                    (&Method::POST, "/apps/{id}/users/{username}/resend") => {
-                        self.resend(&caller, app_id, username).await
-                    }
-                    (&Method::DELETE, "/apps/{id}/users/{username}") => self.revoke(&caller, app_id, username).await,
-                    _ => return no_route(request),
-                }
+        let Some(route) = Route::of(request) else { return no_route(request) };
+        let (app_id, username) = (request.path("id"), request.path("username"));
+        respond(route.operation_id(), request, async {
+            let caller = authenticate(self.verifier.as_ref(), request).await?;
+            match route {
+                Route::InviteUser => self.invite(&caller, app_id, &request.body).await,
+                Route::ListUsers => self.list(&caller, app_id, request).await,
+                Route::InviteUsers => self.batch(&caller, app_id, &request.body).await,
+                Route::ResendInvitation => self.resend(&caller, app_id, username).await,
+                Route::RevokeUser => self.revoke(&caller, app_id, username).await,
             }
-        };
-        result.unwrap_or_else(|e| problem(&e))
+        })
+        .await
     }
 }
 
@@ -85,74 +124,63 @@ impl UsersApi {
     /// `POST /apps/{id}/users/batch`: each address gets its own outcome; one bad one stops nothing.
     async fn batch(&self, caller: &Caller, app_id: &str, body: &str) -> Result<ApiResponse> {
         caller.require_admin()?;
-        let entries = serde_json::from_str::<BatchBody>(body)
-            .ok()
-            .and_then(|b| b.users)
-            .ok_or_else(|| Error::Invalid("the body must be {\"users\": [{\"email\": …, \"name\": …}, …]}".into()))?;
-        if entries.is_empty() || entries.len() > MAX_BATCH {
-            return Err(Error::Invalid(format!("'users' must hold 1 to {MAX_BATCH} entries, not {}", entries.len())));
-        }
+        let entries = parse_batch(body)?;
         let (app, pool_id) = self.active_app(caller, app_id).await?;
-
-        // Validate first, so duplicates within the batch are answered without asking Cognito twice.
-        let mut seen = HashSet::new();
-        let checked: Vec<std::result::Result<Invitee, BatchResult>> = entries
-            .iter()
-            .map(|entry| {
-                let invitee = entry.validate().map_err(|e| BatchResult {
-                    email: entry.raw_email(),
-                    outcome: "invalid",
-                    detail: Some(e.to_string()),
-                })?;
-                if !seen.insert(invitee.email.clone()) {
-                    return Err(BatchResult {
-                        email: invitee.email,
-                        outcome: "exists",
-                        detail: Some("listed earlier in this batch".into()),
-                    });
-                }
-                Ok(invitee)
-            })
-            .collect();
-        let deadline = Instant::now() + BATCH_TIME_BUDGET;
-        let (app, pool_id) = (&app, pool_id.as_str());
-        let results: Vec<BatchResult> = stream::iter(checked)
-            .map(|entry| async move {
-                let invitee = match entry {
-                    Ok(invitee) => invitee,
-                    Err(answered) => return answered,
-                };
-                if Instant::now() >= deadline {
-                    let detail = Some("not attempted: the batch ran out of time (throttling); send it again".into());
-                    return BatchResult { email: invitee.email, outcome: "failed", detail };
-                }
-                let (outcome, detail) = match self.invite_one(caller, app, pool_id, &invitee).await {
-                    Ok(_) => ("invited", None),
-                    Err(Error::Conflict(detail)) => ("exists", Some(detail)),
-                    Err(Error::Invalid(detail)) => ("invalid", Some(detail)),
-                    Err(e) => {
-                        tracing::error!(app_id = %app.id, error = %e, "batch invitation failed");
-                        ("failed", Some("Cognito could not take this invitation now; send it again".into()))
-                    }
-                };
-                BatchResult { email: invitee.email, outcome, detail }
-            })
-            .buffered(BATCH_CONCURRENCY)
-            .collect()
-            .await;
+        let results = self.invite_within_budget(caller, &app, &pool_id, screen(&entries)).await;
         Ok(json_response(StatusCode::OK, &serde_json::json!({ "results": results })))
     }
 
-    /// `GET /apps/{id}/users`: Cognito's users with Portcullis's invitation records.
+    /// Invites the screened entries a few at a time, in order; once the time budget is spent, the rest
+    /// are answered `failed` without being attempted.
+    async fn invite_within_budget(
+        &self,
+        caller: &Caller,
+        app: &App,
+        pool_id: &str,
+        screened: Vec<std::result::Result<Invitee, BatchResult>>,
+    ) -> Vec<BatchResult> {
+        let deadline = Instant::now() + BATCH_TIME_BUDGET;
+        stream::iter(screened)
+            .map(|entry| async move {
+                match entry {
+                    Err(answered) => answered,
+                    Ok(invitee) if Instant::now() >= deadline => BatchResult::new(
+                        invitee.email,
+                        BatchOutcome::Failed,
+                        "not attempted: the batch ran out of time (throttling); send it again".to_string(),
+                    ),
+                    Ok(invitee) => self.invite_entry(caller, app, pool_id, invitee).await,
+                }
+            })
+            .buffered(BATCH_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// One batch entry's outcome.
+    async fn invite_entry(&self, caller: &Caller, app: &App, pool_id: &str, invitee: Invitee) -> BatchResult {
+        match self.invite_one(caller, app, pool_id, &invitee).await {
+            Ok(_) => BatchResult::new(invitee.email, BatchOutcome::Invited, None),
+            Err(Error::Conflict(detail)) => BatchResult::new(invitee.email, BatchOutcome::Exists, detail),
+            Err(Error::Invalid(detail)) => BatchResult::new(invitee.email, BatchOutcome::Invalid, detail),
+            Err(e) => {
+                tracing::error!(error = %Chain(&e), "batch invitation failed");
+                let detail = "Cognito could not take this invitation now; send it again".to_string();
+                BatchResult::new(invitee.email, BatchOutcome::Failed, detail)
+            }
+        }
+    }
+
+    /// `GET /apps/{id}/users`: the pool's users with Portcullis's invitation records.
     async fn list(&self, caller: &Caller, app_id: &str, request: &ApiRequest) -> Result<ApiResponse> {
         let page = PageRequest::from_query(&request.query)?;
-        let app = find_app(self.store.as_ref(), caller, app_id).await?;
+        let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         let Some(pool_id) = app.resources.user_pool_id.as_deref() else {
             return Ok(json_response(StatusCode::OK, &Listing::<AppUser> { items: vec![], next_token: None }));
         };
         let users = self.backoff.retry(|| self.users.list(pool_id, page.limit, page.next_token.as_deref())).await?;
         let usernames: Vec<String> = users.items.iter().map(|u| u.username.clone()).collect();
-        let invitations = self.store.invitations(&app.id, &usernames).await?;
+        let invitations = self.invitations.get_many(&app.id, &usernames).await?;
         let items = users
             .items
             .into_iter()
@@ -173,9 +201,10 @@ impl UsersApi {
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         self.backoff.retry(|| self.users.resend(&pool_id, username)).await?;
         let now = OffsetDateTime::now_utc();
-        self.store.mark_invitation_sent(&app.id, username, now).await?;
-        self.record(caller, &app, "user.invitation-resent", username.to_string()).await?;
-        let body = serde_json::json!({ "username": username, "resentAt": now.format(&time::format_description::well_known::Rfc3339).ok() });
+        self.invitations.mark_sent(&app.id, username, now).await?;
+        self.record(caller, &app, AuditAction::UserInvitationResent, username).await?;
+        let resent_at = now.format(&time::format_description::well_known::Rfc3339).ok();
+        let body = serde_json::json!({ "username": username, "resentAt": resent_at });
         Ok(json_response(StatusCode::ACCEPTED, &body))
     }
 
@@ -184,14 +213,14 @@ impl UsersApi {
         caller.require_admin()?;
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         self.backoff.retry(|| self.users.revoke(&pool_id, username)).await?;
-        self.store.delete_invitation(&app.id, username).await?;
-        self.record(caller, &app, "user.revoked", username.to_string()).await?;
+        self.invitations.delete(&app.id, username).await?;
+        self.record(caller, &app, AuditAction::UserRevoked, username).await?;
         let mut response = http::Response::new(String::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
     }
 
-    /// Invites one validated address: Cognito first (retrying throttling), then the record and history.
+    /// Invites one validated address: the pool first (retrying throttling), then the record and history.
     async fn invite_one(&self, caller: &Caller, app: &App, pool_id: &str, invitee: &Invitee) -> Result<AppUser> {
         let mut user = self.backoff.retry(|| self.users.invite(pool_id, invitee)).await?;
         let now = OffsetDateTime::now_utc();
@@ -202,8 +231,9 @@ impl UsersApi {
             invited_at: now,
             last_sent_at: now,
         };
-        self.store.put_invitation(&app.id, &invitation).await?;
-        self.record(caller, app, "user.invited", format!("{} ({})", user.email, user.username)).await?;
+        self.invitations.put(&app.id, &invitation).await?;
+        let detail = format!("{} ({})", user.email, user.username);
+        self.record(caller, app, AuditAction::UserInvited, detail).await?;
         user.invited_at = now;
         user.invited_by = Some(caller.display_name.clone());
         Ok(user)
@@ -211,7 +241,7 @@ impl UsersApi {
 
     /// The caller's app and its pool, if it is ACTIVE (409 otherwise, 404 if not theirs).
     async fn active_app(&self, caller: &Caller, app_id: &str) -> Result<(App, String)> {
-        let app = find_app(self.store.as_ref(), caller, app_id).await?;
+        let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         match (app.status, app.resources.user_pool_id.clone()) {
             (AppStatus::Active, Some(pool_id)) => Ok((app, pool_id)),
             (status, _) => Err(Error::Conflict(format!(
@@ -221,13 +251,145 @@ impl UsersApi {
         }
     }
 
-    async fn record(&self, caller: &Caller, app: &App, action: &str, detail: String) -> Result<()> {
-        let event = AppEvent {
-            at: OffsetDateTime::now_utc(),
-            actor: caller.display_name.clone(),
-            action: action.into(),
-            detail,
+    async fn record(&self, caller: &Caller, app: &App, action: AuditAction, detail: impl Into<String>) -> Result<()> {
+        self.history.append(&app.id, &AppEvent::now(&caller.display_name, action, detail)).await
+    }
+}
+
+/// The batch's entries: 1 to `MAX_BATCH` of them.
+fn parse_batch(body: &str) -> Result<Vec<InviteeBody>> {
+    let entries = serde_json::from_str::<BatchBody>(body)
+        .ok()
+        .and_then(|b| b.users)
+        .ok_or_else(|| Error::Invalid("the body must be {\"users\": [{\"email\": …, \"name\": …}, …]}".into()))?;
+    if entries.is_empty() || entries.len() > MAX_BATCH {
+        return Err(Error::Invalid(format!("'users' must hold 1 to {MAX_BATCH} entries, not {}", entries.len())));
+    }
+    Ok(entries)
+}
+
+/// Validates every entry first, so that an invalid one or a repeat within the batch is answered
+/// without asking the pool.
+fn screen(entries: &[InviteeBody]) -> Vec<std::result::Result<Invitee, BatchResult>> {
+    let mut seen = HashSet::new();
+    entries
+        .iter()
+        .map(|entry| {
+            let invitee = entry
+                .validate()
+                .map_err(|e| BatchResult::new(entry.raw_email(), BatchOutcome::Invalid, e.to_string()))?;
+            if !seen.insert(invitee.email.clone()) {
+                let detail = "listed earlier in this batch".to_string();
+                return Err(BatchResult::new(invitee.email, BatchOutcome::Exists, detail));
+            }
+            Ok(invitee)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::domain::{Role, UserStatus};
+    use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory, MemoryInvitations, active_app};
+    use crate::ports::Page;
+
+    /// A pool whose every invitation takes `delay` (virtual time) and succeeds.
+    struct SlowPool {
+        delay: Duration,
+        invited: AtomicU32,
+    }
+
+    #[async_trait]
+    impl AppUsers for SlowPool {
+        async fn invite(&self, _: &str, invitee: &Invitee) -> Result<AppUser> {
+            tokio::time::sleep(self.delay).await;
+            self.invited.fetch_add(1, Ordering::SeqCst);
+            Ok(AppUser {
+                username: invitee.email.clone(),
+                email: invitee.email.clone(),
+                name: None,
+                status: UserStatus::ForceChangePassword,
+                enabled: true,
+                invited_at: OffsetDateTime::UNIX_EPOCH,
+                invited_by: None,
+            })
+        }
+        async fn resend(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn list(&self, _: &str, _: u32, _: Option<&str>) -> Result<Page<AppUser>> {
+            Ok(Page { items: vec![], next_token: None })
+        }
+        async fn revoke(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn batch_request(app_id: &str, count: usize) -> ApiRequest {
+        let users: Vec<_> = (0..count).map(|i| serde_json::json!({"email": format!("u{i}@example.com")})).collect();
+        let mut request = ApiRequest {
+            method: Method::POST,
+            resource: "/apps/{id}/users/batch".into(),
+            path_parameters: [("id".to_string(), app_id.to_string())].into(),
+            body: serde_json::json!({ "users": users }).to_string(),
+            ..Default::default()
         };
-        self.store.append_event(&app.id, &event).await
+        request.headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t"));
+        request
+    }
+
+    fn api(pool: Arc<SlowPool>, apps: Arc<MemoryApps>) -> UsersApi {
+        UsersApi {
+            apps,
+            history: Arc::new(MemoryHistory::default()),
+            invitations: Arc::new(MemoryInvitations::default()),
+            users: pool,
+            verifier: Arc::new(FixedCaller(Role::Admin)),
+            backoff: Backoff::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_batch_answers_inside_the_gateway_timeout_with_the_rest_failed() {
+        let apps = Arc::new(MemoryApps::default());
+        let app = active_app(&apps);
+        let pool = Arc::new(SlowPool { delay: Duration::from_secs(6), invited: AtomicU32::new(0) });
+        let started = Instant::now();
+        let response = api(pool.clone(), apps).handle(&batch_request(&app.id, 100)).await;
+        assert_eq!(response.status(), 200, "{}", response.body());
+        assert!(started.elapsed() < Duration::from_secs(29), "answered after {:?}", started.elapsed());
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 100, "one result per entry");
+        for (i, result) in results.iter().enumerate() {
+            assert_eq!(result["email"], format!("u{i}@example.com"), "in order");
+        }
+        let invited = pool.invited.load(Ordering::SeqCst) as usize;
+        assert!((1..100).contains(&invited), "{invited} invited before the budget ran out");
+        assert!(results[..invited].iter().all(|r| r["outcome"] == "invited"), "{results:?}");
+        for late in &results[invited..] {
+            assert_eq!(late["outcome"], "failed");
+            assert!(late["detail"].as_str().unwrap().contains("ran out of time"), "{late}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_batch_invites_everyone_and_answers_repeats_and_bad_addresses_itself() {
+        let apps = Arc::new(MemoryApps::default());
+        let app = active_app(&apps);
+        let pool = Arc::new(SlowPool { delay: Duration::from_millis(50), invited: AtomicU32::new(0) });
+        let mut request = batch_request(&app.id, 0);
+        request.body = r#"{"users":[{"email":"a@example.com"},{"email":"A@example.com"},{"email":"nope"}]}"#.into();
+        let response = api(pool.clone(), apps).handle(&request).await;
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        let outcomes: Vec<&str> =
+            body["results"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+        assert_eq!(outcomes, ["invited", "exists", "invalid"]);
+        assert_eq!(pool.invited.load(Ordering::SeqCst), 1, "the repeat and the bad address never reach the pool");
     }
 }

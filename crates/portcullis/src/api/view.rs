@@ -3,13 +3,13 @@
 
 use serde::Serialize;
 
-use crate::domain::{App, AppError, AppStatus, EmailSending, Target, ValidationRecord};
+use crate::domain::{App, AppError, AppStatus, CertificateStatus, EmailSending, Target, ValidationRecord};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateView<'a> {
     pub arn: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<CertificateStatus>,
     pub validation_record: Option<&'a ValidationRecord>,
 }
 
@@ -62,7 +62,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             target: &app.target,
             certificate: CertificateView {
                 arn: r.certificate_arn.as_deref(),
-                status: r.certificate_status.as_deref(),
+                status: r.certificate_status,
                 validation_record: r.validation_record.as_ref(),
             },
             auth: AuthView {

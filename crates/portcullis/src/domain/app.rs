@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::EmailSending;
+use super::{CertificateStatus, EmailSending};
+use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ pub struct ValidationRecord {
 /// Why provisioning (or teardown) failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppError {
-    pub step: String,
+    pub step: Step,
     pub code: String,
     pub message: String,
 }
@@ -90,7 +91,7 @@ pub struct AppError {
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     pub certificate_arn: Option<String>,
-    pub certificate_status: Option<String>,
+    pub certificate_status: Option<CertificateStatus>,
     pub validation_record: Option<ValidationRecord>,
     /// The HTTPS listener and target group in use (given, or discovered from an EB environment).
     pub listener_arn: Option<String>,
@@ -108,6 +109,57 @@ pub struct Resources {
     pub listener_certificate_attached: bool,
     pub rule_priority: Option<u32>,
     pub listener_rule_arn: Option<String>,
+}
+
+/// A recorded user pool: what the listener rule and the pool's deletion need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRef<'a> {
+    pub id: &'a str,
+    pub arn: &'a str,
+}
+
+/// A value a later step needs from an earlier one; missing means the steps ran out of order (a bug),
+/// never an AWS call with an empty id.
+fn recorded<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::internal(format!("no {what} is recorded for the app: a step ran out of order")))
+}
+
+impl Resources {
+    /// The requested certificate.
+    pub fn certificate(&self) -> Result<&str> {
+        recorded(&self.certificate_arn, "certificate")
+    }
+
+    /// The HTTPS listener the app is wired on (given, or discovered).
+    pub fn listener(&self) -> Result<&str> {
+        recorded(&self.listener_arn, "listener")
+    }
+
+    /// The target group the app's rule forwards to.
+    pub fn target_group(&self) -> Result<&str> {
+        recorded(&self.target_group_arn, "target group")
+    }
+
+    /// The app's user pool.
+    pub fn pool(&self) -> Result<PoolRef<'_>> {
+        Ok(PoolRef {
+            id: recorded(&self.user_pool_id, "user pool")?,
+            arn: recorded(&self.user_pool_arn, "user pool ARN")?,
+        })
+    }
+
+    /// The pool's app client the ALB signs in with.
+    pub fn client(&self) -> Result<&str> {
+        recorded(&self.client_id, "app client")
+    }
+
+    /// The pool's hosted-domain prefix.
+    pub fn pool_domain(&self) -> Result<&str> {
+        recorded(&self.pool_domain_prefix, "pool domain")
+    }
 }
 
 /// A protected app, as stored.
@@ -157,40 +209,14 @@ impl App {
     }
 }
 
-/// An entry in an app's history: workflow steps, and what callers did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppEvent {
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub actor: String,
-    pub action: String,
-    pub detail: String,
-}
-
-/// The actor name of the workflow's own steps.
-pub const WORKFLOW_ACTOR: &str = "portcullis";
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn app() -> App {
-        App {
-            id: "a1".into(),
-            tenant_id: "t".into(),
-            name: "Grafana".into(),
-            domain: "grafana.example.com".into(),
-            target: Target::ElasticBeanstalk { environment_name: "env".into() },
-            session_timeout_seconds: 3600,
-            status: AppStatus::Provisioning,
-            step: None,
-            resources: Resources::default(),
-            error: None,
-            created_by: "me".into(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            updated_at: OffsetDateTime::UNIX_EPOCH,
-            version: 1,
-        }
+        let mut app = crate::fakes::app("a1", AppStatus::Provisioning);
+        app.target = Target::ElasticBeanstalk { environment_name: "env".into() };
+        app
     }
 
     #[test]
@@ -203,6 +229,18 @@ mod tests {
             app.logout_url().unwrap(),
             "https://pc-x.auth.us-east-1.amazoncognito.com/logout?client_id=abc&logout_uri=https%3A%2F%2Fgrafana.example.com%2F"
         );
+    }
+
+    #[test]
+    fn a_missing_resource_is_an_internal_error_never_an_empty_id() {
+        let mut resources = Resources { certificate_arn: Some(String::new()), ..Default::default() };
+        let err = resources.certificate().unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Internal);
+        assert!(err.to_string().contains("certificate"), "{err}");
+        assert!(resources.pool().is_err());
+        resources.user_pool_id = Some("pool".into());
+        resources.user_pool_arn = Some("arn:pool".into());
+        assert_eq!(resources.pool().unwrap(), PoolRef { id: "pool", arn: "arn:pool" });
     }
 
     #[test]

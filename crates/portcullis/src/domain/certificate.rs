@@ -1,4 +1,23 @@
-//! What an ACM certificate status means for provisioning.
+//! A certificate's status and what it means for provisioning.
+
+use serde::{Deserialize, Serialize};
+
+/// The certificate authority's status of a certificate. The names are shown in the API
+/// (`certificate.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertificateStatus {
+    PendingValidation,
+    Issued,
+    Inactive,
+    Expired,
+    ValidationTimedOut,
+    Revoked,
+    Failed,
+    /// A status this version of Portcullis does not know yet.
+    #[serde(other)]
+    Unknown,
+}
 
 /// Where a certificate stands, as far as the wait loop is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,15 +30,39 @@ pub enum CertificateProgress {
     DeadEnd,
 }
 
-impl CertificateProgress {
-    /// Classifies an ACM status name.
-    pub fn of(status: &str) -> Self {
-        match status {
-            "ISSUED" => CertificateProgress::Issued,
-            "FAILED" | "VALIDATION_TIMED_OUT" | "REVOKED" | "INACTIVE" | "EXPIRED" => CertificateProgress::DeadEnd,
-            // PENDING_VALIDATION, and anything ACM adds later: keep waiting until the deadline.
-            _ => CertificateProgress::Pending,
+impl CertificateStatus {
+    /// What the status means for the wait loop.
+    pub fn progress(self) -> CertificateProgress {
+        match self {
+            CertificateStatus::Issued => CertificateProgress::Issued,
+            CertificateStatus::Failed
+            | CertificateStatus::ValidationTimedOut
+            | CertificateStatus::Revoked
+            | CertificateStatus::Inactive
+            | CertificateStatus::Expired => CertificateProgress::DeadEnd,
+            // Pending, and anything added later: keep waiting until the deadline.
+            CertificateStatus::PendingValidation | CertificateStatus::Unknown => CertificateProgress::Pending,
         }
+    }
+
+    /// The contract name, as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateStatus::PendingValidation => "PENDING_VALIDATION",
+            CertificateStatus::Issued => "ISSUED",
+            CertificateStatus::Inactive => "INACTIVE",
+            CertificateStatus::Expired => "EXPIRED",
+            CertificateStatus::ValidationTimedOut => "VALIDATION_TIMED_OUT",
+            CertificateStatus::Revoked => "REVOKED",
+            CertificateStatus::Failed => "FAILED",
+            CertificateStatus::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for CertificateStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -27,13 +70,34 @@ impl CertificateProgress {
 mod tests {
     use super::*;
 
+    const ALL: [CertificateStatus; 8] = [
+        CertificateStatus::PendingValidation,
+        CertificateStatus::Issued,
+        CertificateStatus::Inactive,
+        CertificateStatus::Expired,
+        CertificateStatus::ValidationTimedOut,
+        CertificateStatus::Revoked,
+        CertificateStatus::Failed,
+        CertificateStatus::Unknown,
+    ];
+
     #[test]
     fn failed_and_timed_out_certificates_are_dead_ends() {
-        assert_eq!(CertificateProgress::of("ISSUED"), CertificateProgress::Issued);
-        assert_eq!(CertificateProgress::of("PENDING_VALIDATION"), CertificateProgress::Pending);
-        for dead in ["FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "INACTIVE", "EXPIRED"] {
-            assert_eq!(CertificateProgress::of(dead), CertificateProgress::DeadEnd, "{dead}");
+        use CertificateStatus::*;
+        assert_eq!(Issued.progress(), CertificateProgress::Issued);
+        assert_eq!(PendingValidation.progress(), CertificateProgress::Pending);
+        for dead in [Failed, ValidationTimedOut, Revoked, Inactive, Expired] {
+            assert_eq!(dead.progress(), CertificateProgress::DeadEnd, "{dead}");
         }
-        assert_eq!(CertificateProgress::of("SOMETHING_NEW"), CertificateProgress::Pending);
+        assert_eq!(Unknown.progress(), CertificateProgress::Pending);
+    }
+
+    #[test]
+    fn names_match_their_json_and_unknown_ones_are_read() {
+        for status in ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        let later: CertificateStatus = serde_json::from_str("\"SOMETHING_NEW\"").unwrap();
+        assert_eq!(later, CertificateStatus::Unknown);
     }
 }

@@ -15,13 +15,43 @@ pub struct AppUser {
     pub email: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Cognito's status: FORCE_CHANGE_PASSWORD until the first sign-in, then CONFIRMED, …
-    pub status: String,
+    /// FORCE_CHANGE_PASSWORD until the first sign-in, then CONFIRMED, …
+    pub status: UserStatus,
     pub enabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub invited_at: OffsetDateTime,
     /// Who invited the user; absent for users added outside Portcullis.
     pub invited_by: Option<String>,
+}
+
+/// Where a user's account stands. The names are shown in the API (`status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserStatus {
+    /// Invited; has not signed in and chosen a password yet.
+    ForceChangePassword,
+    Confirmed,
+    Unconfirmed,
+    ResetRequired,
+    Archived,
+    Compromised,
+    ExternalProvider,
+    /// A status this version of Portcullis does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+/// What became of one entry of a batch invitation. The names are part of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchOutcome {
+    Invited,
+    /// The address is already a user of the app (or listed earlier in the same batch).
+    Exists,
+    /// The entry does not validate.
+    Invalid,
+    /// Not taken now (upstream trouble, or the batch ran out of time): the entry may be sent again.
+    Failed,
 }
 
 /// What Portcullis records of an invitation (Cognito holds the rest).
@@ -173,12 +203,27 @@ mod tests {
     #[test]
     fn invitee_bodies_say_what_is_wrong() {
         let body: InviteeBody = serde_json::from_str(r#"{"email": 5}"#).unwrap();
-        assert_eq!(body.validate().unwrap_err(), Error::Invalid("'email' must be a string".into()));
+        assert_eq!(body.validate().unwrap_err().to_string(), "'email' must be a string");
         assert_eq!(body.raw_email(), "5");
         let body: InviteeBody = serde_json::from_str(r#"{"email": "x@example.com", "name": " Xavier "}"#).unwrap();
         assert_eq!(body.validate().unwrap().name.as_deref(), Some("Xavier"));
         let body: InviteeBody = serde_json::from_str(r#"{"name": "n"}"#).unwrap();
         assert!(body.validate().is_err());
+    }
+
+    #[test]
+    fn statuses_and_outcomes_keep_their_contract_names() {
+        assert_eq!(serde_json::to_value(UserStatus::ForceChangePassword).unwrap(), "FORCE_CHANGE_PASSWORD");
+        assert_eq!(serde_json::from_str::<UserStatus>("\"SOMETHING_NEW\"").unwrap(), UserStatus::Unknown);
+        let outcomes = [
+            (BatchOutcome::Invited, "invited"),
+            (BatchOutcome::Exists, "exists"),
+            (BatchOutcome::Invalid, "invalid"),
+            (BatchOutcome::Failed, "failed"),
+        ];
+        for (outcome, name) in outcomes {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), name);
+        }
     }
 
     #[test]

@@ -3,27 +3,29 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tracing::Instrument;
 
-use super::error_names::{CERTIFICATE_NOT_ISSUED, ENVIRONMENT_NOT_READY, INVALID_TARGET, QUOTA_EXCEEDED};
-use super::{CaughtError, StepError, StepName, StepRequest};
+use super::{CaughtError, FailureName, FailureReport, PollingInput, StepFailure, StepInput, StepOutput};
 use crate::domain::{
-    App, AppError, AppEvent, AppStatus, CertificateProgress, EmailSending, MAX_CERTIFICATES_PER_LISTENER,
-    MAX_RULES_PER_LISTENER, Poll, Step, Target, WORKFLOW_ACTOR, invitation_message, lowest_free_priority,
-    pool_domain_prefix,
+    App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, EmailSending, ListenerProtocol,
+    MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, Resources, Step, Target, WORKFLOW_ACTOR,
+    invitation_message, lowest_free_priority, pool_domain_prefix,
 };
-use crate::error::Error;
+use crate::error::{Chain, Error};
 use crate::ports::{
-    AppStore, CertificateAuthority, ClientSpec, Environments, ListenerRule, LoadBalancer, PoolSpec, ProtectRule,
-    UserPools,
+    AppHistory, AppRepository, CertificateAuthority, ClientSpec, Environments, ListenerRule, LoadBalancer, PoolSpec,
+    PriorityReservations, ProtectRule, TenantSettingsStore, UserPools,
 };
 
-type StepResult<T = Value> = Result<T, StepError>;
+type StepResult<T = StepOutput> = Result<T, StepFailure>;
 
 /// Runs the workflow's task steps.
 pub struct Provisioner {
-    pub store: Arc<dyn AppStore>,
+    pub apps: Arc<dyn AppRepository>,
+    pub history: Arc<dyn AppHistory>,
+    pub priorities: Arc<dyn PriorityReservations>,
+    pub tenants: Arc<dyn TenantSettingsStore>,
     pub certificates: Arc<dyn CertificateAuthority>,
     pub load_balancer: Arc<dyn LoadBalancer>,
     pub environments: Arc<dyn Environments>,
@@ -34,81 +36,104 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn poll_output(poll: Poll) -> StepResult {
-    serde_json::to_value(poll).map_err(|e| StepError::from(Error::Upstream(e.to_string())))
-}
-
 impl Provisioner {
-    /// Runs the step the request names and returns what the state machine keeps of it.
-    pub async fn run(&self, request: StepRequest) -> StepResult {
-        let mut app = self.store.get(&request.tenant_id, &request.app_id).await?.ok_or_else(|| {
-            Error::NotFound(format!("app {} of tenant {} is gone", request.app_id, request.tenant_id))
-        })?;
-        let poll = || request.poll.ok_or_else(|| StepError::from(Error::Invalid("this step needs 'poll'".into())));
-        match request.step {
-            StepName::RequestCertificate => self.request_certificate(&mut app).await,
-            StepName::CheckCertificate => self.check_certificate(&mut app, poll()?).await,
-            StepName::CheckEnvironment => self.check_environment(&mut app, poll()?).await,
-            StepName::CreateAuth => self.create_auth(&mut app).await,
-            StepName::WireListener => self.wire_listener(&mut app).await,
-            StepName::Activate => self.activate(&mut app).await,
-            StepName::Teardown => self.teardown(&mut app).await,
-            StepName::MarkFailed => {
-                self.mark_failed(&mut app, request.error.as_ref(), request.teardown_error().as_ref()).await
+    /// Runs the task the input names, in a span naming the step, app and execution, and logs a failure
+    /// once, with its cause chain.
+    pub async fn run(&self, input: StepInput) -> StepResult {
+        let app = input.app();
+        let span = tracing::info_span!(
+            "step",
+            step = input.name().as_str(),
+            tenant = %app.tenant_id,
+            app_id = %app.app_id,
+            execution = app.execution.as_deref().unwrap_or("-"),
+        );
+        async {
+            let result = self.dispatch(input).await;
+            match &result {
+                Ok(_) => tracing::info!("step done"),
+                Err(failure) if failure.name == FailureName::Retryable => {
+                    tracing::warn!(error = %Chain(failure), "step failed; the state machine retries it")
+                }
+                Err(failure) => tracing::error!(error = %Chain(failure), "step failed"),
             }
-            StepName::MarkDeleted => self.mark_deleted(&mut app).await,
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dispatch(&self, input: StepInput) -> StepResult {
+        let mut app = self.load(&input).await?;
+        match input {
+            StepInput::RequestCertificate(_) => self.request_certificate(&mut app).await,
+            StepInput::CheckCertificate(PollingInput { poll, .. }) => self.check_certificate(&mut app, poll).await,
+            StepInput::CheckEnvironment(PollingInput { poll, .. }) => self.check_environment(&mut app, poll).await,
+            StepInput::CreateAuth(_) => self.create_auth(&mut app).await,
+            StepInput::WireListener(_) => self.wire_listener(&mut app).await,
+            StepInput::Activate(_) => self.activate(&mut app).await,
+            StepInput::Teardown(_) => self.teardown(&mut app).await,
+            StepInput::MarkFailed(report) => self.mark_failed(&mut app, &report).await,
+            StepInput::MarkDeleted(_) => self.mark_deleted(&mut app).await,
         }
     }
 
-    async fn record(&self, app: &App, action: &str, detail: String) -> StepResult<()> {
-        let event =
-            AppEvent { at: OffsetDateTime::now_utc(), actor: WORKFLOW_ACTOR.into(), action: action.into(), detail };
-        Ok(self.store.append_event(&app.id, &event).await?)
+    async fn load(&self, input: &StepInput) -> StepResult<App> {
+        let app = input.app();
+        self.apps.get(&app.tenant_id, &app.app_id).await?.ok_or_else(|| {
+            StepFailure::new(
+                FailureName::AppNotFound,
+                format!("app {} of tenant {} is gone", app.app_id, app.tenant_id),
+            )
+        })
     }
 
-    /// RequestCertificate: ask ACM for a DNS-validated certificate (idempotent on the app id) and show its
+    async fn record(&self, app: &App, action: AuditAction, detail: impl Into<String>) -> StepResult<()> {
+        Ok(self.history.append(&app.id, &AppEvent::now(WORKFLOW_ACTOR, action, detail)).await?)
+    }
+
+    /// RequestCertificate: ask for a DNS-validated certificate (idempotent on the app id) and show its
     /// validation record.
     async fn request_certificate(&self, app: &mut App) -> StepResult {
         if app.resources.certificate_arn.is_none() {
             let token = app.id.replace('-', "");
             let arn = self.certificates.request(&app.domain, &token, &app.id).await?;
             app.resources.certificate_arn = Some(arn.clone());
-            self.store.update(app).await?;
-            self.record(app, "certificate.requested", arn).await?;
+            self.apps.update(app).await?;
+            self.record(app, AuditAction::CertificateRequested, arn).await?;
         }
-        let arn = app.resources.certificate_arn.clone().unwrap_or_default();
-        let state = self.certificates.describe(&arn).await?;
+        let state = self.certificates.describe(app.resources.certificate()?).await?;
         app.resources.certificate_status = Some(state.status);
         app.resources.validation_record = state.validation_record.or(app.resources.validation_record.take());
         app.step = Some(Step::DnsValidation);
-        self.store.update(app).await?;
-        Ok(json!({}))
+        self.apps.update(app).await?;
+        Ok(StepOutput::Done)
     }
 
-    /// CheckCertificate: one look at the certificate; ISSUED ends the wait loop, a dead end or the
+    /// CheckCertificate: one look at the certificate; issued ends the wait loop, a dead end or the
     /// deadline fails the app.
     async fn check_certificate(&self, app: &mut App, poll: Poll) -> StepResult {
-        let arn = app.resources.certificate_arn.clone().unwrap_or_default();
+        let arn = app.resources.certificate()?.to_string();
         let state = self.certificates.describe(&arn).await?;
-        let progress = CertificateProgress::of(&state.status);
+        let progress = state.status.progress();
         if progress == CertificateProgress::DeadEnd {
-            return Err(StepError::new(
-                CERTIFICATE_NOT_ISSUED,
-                format!("certificate for {} is {}; ACM will not issue it", app.domain, state.status),
+            return Err(StepFailure::new(
+                FailureName::CertificateNotIssued,
+                format!("certificate for {} is {}; it will not be issued", app.domain, state.status),
             ));
         }
         let issued = progress == CertificateProgress::Issued;
-        let changed = app.resources.certificate_status.as_deref() != Some(state.status.as_str())
+        let changed = app.resources.certificate_status != Some(state.status)
             || (app.resources.validation_record.is_none() && state.validation_record.is_some());
         if changed {
-            app.resources.certificate_status = Some(state.status.clone());
+            app.resources.certificate_status = Some(state.status);
             if state.validation_record.is_some() {
                 app.resources.validation_record = state.validation_record;
             }
             if issued {
                 app.step = Some(Step::Environment);
             }
-            self.store.update(app).await?;
+            self.apps.update(app).await?;
         }
         let next = poll.after_check(issued, now()).map_err(|late| {
             let record = app
@@ -117,15 +142,15 @@ impl Provisioner {
                 .as_ref()
                 .map(|r| format!("; add the DNS record {} {} {}", r.name, r.record_type, r.value))
                 .unwrap_or_default();
-            StepError::new(
-                CERTIFICATE_NOT_ISSUED,
+            StepFailure::new(
+                FailureName::CertificateNotIssued,
                 format!("certificate for {} not issued after {} s{record}", app.domain, late.waited_seconds),
             )
         })?;
         if issued {
-            self.record(app, "certificate.issued", arn).await?;
+            self.record(app, AuditAction::CertificateIssued, arn).await?;
         }
-        poll_output(next)
+        Ok(StepOutput::Poll(next))
     }
 
     /// CheckEnvironment: one look at the app's environment; healthy ends the wait loop. For Elastic
@@ -135,15 +160,7 @@ impl Provisioner {
             Target::Alb { listener_arn, target_group_arn } => {
                 // The listener does not change while we wait: check it on the first look only.
                 if poll.started_at.is_none() {
-                    let protocol = self.load_balancer.listener_protocol(&listener_arn).await?.ok_or_else(|| {
-                        StepError::new(INVALID_TARGET, format!("listener {listener_arn} does not exist"))
-                    })?;
-                    if protocol != "HTTPS" {
-                        return Err(StepError::new(
-                            INVALID_TARGET,
-                            format!("listener {listener_arn} is {protocol}, not HTTPS"),
-                        ));
-                    }
+                    self.require_https_listener(&listener_arn).await?;
                 }
                 let healthy = self.load_balancer.has_healthy_target(&target_group_arn).await?;
                 if healthy {
@@ -154,35 +171,46 @@ impl Provisioner {
             }
             Target::ElasticBeanstalk { environment_name } => {
                 let env = self.environments.environment(&environment_name).await?.ok_or_else(|| {
-                    StepError::new(INVALID_TARGET, format!("no Elastic Beanstalk environment '{environment_name}'"))
+                    StepFailure::new(
+                        FailureName::InvalidTarget,
+                        format!("no Elastic Beanstalk environment '{environment_name}'"),
+                    )
                 })?;
-                let ready = env.status == "Ready" && env.health == "Green";
-                if ready {
+                if env.is_ready() {
                     self.discover_beanstalk_listener(app, &environment_name).await?;
                 }
-                (
-                    ready,
-                    format!("environment {environment_name} is {} and {}, not Ready and Green", env.status, env.health),
-                )
+                let why_not =
+                    format!("environment {environment_name} is {} and {}, not Ready and Green", env.status, env.health);
+                (env.is_ready(), why_not)
             }
         };
         let next = poll.after_check(ready, now()).map_err(|late| {
-            StepError::new(ENVIRONMENT_NOT_READY, format!("{why_not} after {} s", late.waited_seconds))
+            StepFailure::new(FailureName::EnvironmentNotReady, format!("{why_not} after {} s", late.waited_seconds))
         })?;
         if ready {
             app.step = Some(Step::Auth);
-            self.store.update(app).await?;
-            let detail = app.resources.target_group_arn.clone().unwrap_or_default();
-            self.record(app, "environment.ready", detail).await?;
+            self.apps.update(app).await?;
+            let detail = app.resources.target_group()?.to_string();
+            self.record(app, AuditAction::EnvironmentReady, detail).await?;
         } else if app.step != Some(Step::Environment) {
             app.step = Some(Step::Environment);
-            self.store.update(app).await?;
+            self.apps.update(app).await?;
         }
-        poll_output(next)
+        Ok(StepOutput::Poll(next))
+    }
+
+    async fn require_https_listener(&self, listener_arn: &str) -> StepResult<()> {
+        let invalid = |why: String| StepFailure::new(FailureName::InvalidTarget, why);
+        match self.load_balancer.listener_protocol(listener_arn).await? {
+            Some(ListenerProtocol::Https) => Ok(()),
+            Some(other) => Err(invalid(format!("listener {listener_arn} is {other}, not HTTPS"))),
+            None => Err(invalid(format!("listener {listener_arn} does not exist"))),
+        }
     }
 
     async fn discover_beanstalk_listener(&self, app: &mut App, environment_name: &str) -> StepResult<()> {
-        let invalid = |what: &str| StepError::new(INVALID_TARGET, format!("environment {environment_name} {what}"));
+        let invalid =
+            |what: &str| StepFailure::new(FailureName::InvalidTarget, format!("environment {environment_name} {what}"));
         let load_balancer =
             self.environments.load_balancer(environment_name).await?.ok_or_else(|| invalid("has no load balancer"))?;
         let listener = self
@@ -205,23 +233,9 @@ impl Provisioner {
     async fn create_auth(&self, app: &mut App) -> StepResult {
         app.step = Some(Step::Auth);
         if app.resources.user_pool_id.is_none() {
-            let (invitation_subject, invitation_body) = invitation_message(&app.name, &app.url());
-            let ses = self.store.tenant_settings(&app.tenant_id).await?.ses();
-            let email_sending = if ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
-            let spec = PoolSpec {
-                pool_name: format!("portcullis-{}-{}", app.name.replace(' ', "-"), app.id),
-                app_id: app.id.clone(),
-                invitation_subject,
-                invitation_body,
-                ses,
-            };
-            let pool = self.user_pools.create_pool(&spec).await?;
-            app.resources.email_sending = Some(email_sending);
-            app.resources.user_pool_id = Some(pool.id);
-            app.resources.user_pool_arn = Some(pool.arn);
-            self.store.update(app).await?;
+            self.create_pool(app).await?;
         }
-        let pool_id = app.resources.user_pool_id.clone().unwrap_or_default();
+        let pool_id = app.resources.pool()?.id.to_string();
         if app.resources.client_id.is_none() {
             let spec = ClientSpec {
                 // Cognito allows 128 characters; a domain may have 253.
@@ -230,7 +244,7 @@ impl Provisioner {
                 logout_url: app.url(),
             };
             app.resources.client_id = Some(self.user_pools.create_client(&pool_id, &spec).await?);
-            self.store.update(app).await?;
+            self.apps.update(app).await?;
         }
         if app.resources.pool_domain_host.is_none() {
             let prefix = pool_domain_prefix(&app.name, &app.id);
@@ -239,103 +253,129 @@ impl Provisioner {
             app.resources.pool_domain_host = Some(host);
         }
         app.step = Some(Step::Listener);
-        self.store.update(app).await?;
-        self.record(app, "auth.created", pool_id).await?;
-        Ok(json!({}))
+        self.apps.update(app).await?;
+        self.record(app, AuditAction::AuthCreated, pool_id).await?;
+        Ok(StepOutput::Done)
     }
 
-    /// WireListener: attach the certificate to the listener, reserve a free rule priority, and create the
-    /// host-header rule that authenticates with Cognito and then forwards.
+    /// The pool, sending invitations through the tenant's SES identity when it has one.
+    async fn create_pool(&self, app: &mut App) -> StepResult<()> {
+        let (invitation_subject, invitation_body) = invitation_message(&app.name, &app.url());
+        let ses = self.tenants.settings(&app.tenant_id).await?.ses();
+        let email_sending = if ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
+        let spec = PoolSpec {
+            pool_name: format!("portcullis-{}-{}", app.name.replace(' ', "-"), app.id),
+            app_id: app.id.clone(),
+            invitation_subject,
+            invitation_body,
+            ses,
+        };
+        let pool = self.user_pools.create_pool(&spec).await?;
+        app.resources.email_sending = Some(email_sending);
+        app.resources.user_pool_id = Some(pool.id);
+        app.resources.user_pool_arn = Some(pool.arn);
+        self.apps.update(app).await?;
+        Ok(())
+    }
+
+    /// WireListener: attach the certificate to the listener, then give the app's host its rule: adopt
+    /// the one Portcullis already made, or reserve a free priority and create it.
     async fn wire_listener(&self, app: &mut App) -> StepResult {
-        let r = app.resources.clone();
-        let missing = || Error::Upstream("wiring needs the listener, target group, certificate and pool".into());
-        let listener = r.listener_arn.clone().ok_or_else(missing)?;
-        let certificate = r.certificate_arn.clone().ok_or_else(missing)?;
-        if !r.listener_certificate_attached {
-            let attached = self.load_balancer.listener_certificates(&listener).await?;
-            if !attached.contains(&certificate) {
-                if attached.len() >= MAX_CERTIFICATES_PER_LISTENER {
-                    return Err(StepError::new(
-                        QUOTA_EXCEEDED,
-                        format!("listener {listener} already has {} certificates, the ALB maximum", attached.len()),
-                    ));
-                }
-                self.load_balancer.attach_certificate(&listener, &certificate).await?;
-            }
-            app.resources.listener_certificate_attached = true;
-            self.store.update(app).await?;
-        }
+        let listener = app.resources.listener()?.to_string();
+        self.attach_certificate(app, &listener).await?;
         if app.resources.listener_rule_arn.is_some() {
-            return Ok(json!({}));
+            return Ok(StepOutput::Done);
         }
         let rules = self.load_balancer.rules(&listener).await?;
-        if let Some(existing) = rules.iter().find(|rule| rule.hosts.contains(&app.domain)) {
-            // Ours only if it signs in with this app's client (we made it before a lost write). Anything
-            // else would route the host around the login, or shadow ours: refuse, and leave it alone.
-            if existing.cognito_client_id != r.client_id {
-                return Err(StepError::new(
-                    INVALID_TARGET,
-                    format!(
-                        "listener {listener} already has rule {} for {} that Portcullis did not make; \
-                         remove it and create the app again",
-                        existing.arn, app.domain
-                    ),
-                ));
-            }
-            app.resources.rule_priority = Some(existing.priority);
-            app.resources.listener_rule_arn = Some(existing.arn.clone());
-            self.store.update(app).await?;
-            self.record(app, "listener.wired", format!("{} (priority {})", existing.arn, existing.priority)).await?;
-            return Ok(json!({}));
+        if let Some(ours) = existing_rule_for_host(app, &listener, &rules)? {
+            app.resources.rule_priority = Some(ours.priority);
+            app.resources.listener_rule_arn = Some(ours.arn.clone());
+            return self.record_wired(app).await;
         }
         let priority = match app.resources.rule_priority {
             Some(priority) => priority,
             None => self.reserve_priority(app, &listener, &rules).await?,
         };
-        let rule = ProtectRule {
-            listener_arn: listener.clone(),
-            priority,
-            host: app.domain.clone(),
-            user_pool_arn: r.user_pool_arn.ok_or_else(missing)?,
-            client_id: r.client_id.ok_or_else(missing)?,
-            pool_domain_prefix: r.pool_domain_prefix.ok_or_else(missing)?,
-            session_timeout_seconds: app.session_timeout_seconds,
-            target_group_arn: r.target_group_arn.ok_or_else(missing)?,
-        };
-        match self.load_balancer.create_rule(&rule).await {
-            Ok(rule_arn) => {
-                app.resources.listener_rule_arn = Some(rule_arn.clone());
-                self.store.update(app).await?;
-                self.record(app, "listener.wired", format!("{rule_arn} (priority {priority})")).await?;
-                Ok(json!({}))
-            }
-            Err(Error::PriorityInUse(message)) => {
-                // A rule made outside Portcullis holds it: give it up so the retry picks another.
-                self.store.release_priority(&listener, priority, &app.id).await?;
-                app.resources.rule_priority = None;
-                self.store.update(app).await?;
-                Err(Error::PriorityInUse(message).into())
-            }
-            Err(e) => Err(e.into()),
+        self.create_rule(app, &listener, priority).await?;
+        self.record_wired(app).await
+    }
+
+    /// The app's certificate on the listener (unless there), inside the ALB's certificate quota.
+    async fn attach_certificate(&self, app: &mut App, listener: &str) -> StepResult<()> {
+        if app.resources.listener_certificate_attached {
+            return Ok(());
         }
+        let certificate = app.resources.certificate()?;
+        let attached = self.load_balancer.listener_certificates(listener).await?;
+        if !attached.iter().any(|c| c == certificate) {
+            if attached.len() >= MAX_CERTIFICATES_PER_LISTENER {
+                return Err(StepFailure::new(
+                    FailureName::QuotaExceeded,
+                    format!("listener {listener} already has {} certificates, the ALB maximum", attached.len()),
+                ));
+            }
+            self.load_balancer.attach_certificate(listener, certificate).await?;
+        }
+        app.resources.listener_certificate_attached = true;
+        self.apps.update(app).await?;
+        Ok(())
     }
 
     /// The lowest priority free both on the listener and among reservations, reserved atomically.
     async fn reserve_priority(&self, app: &mut App, listener: &str, rules: &[ListenerRule]) -> StepResult<u32> {
         if rules.len() >= MAX_RULES_PER_LISTENER {
-            return Err(StepError::new(
-                QUOTA_EXCEEDED,
+            return Err(StepFailure::new(
+                FailureName::QuotaExceeded,
                 format!("listener {listener} already has {} rules, the ALB maximum", rules.len()),
             ));
         }
         let mut taken: BTreeSet<u32> = rules.iter().map(|rule| rule.priority).collect();
-        taken.extend(self.store.reserved_priorities(listener).await?.into_keys());
-        let priority = lowest_free_priority(&taken)
-            .ok_or_else(|| StepError::new(QUOTA_EXCEEDED, format!("listener {listener} has no free rule priority")))?;
-        self.store.reserve_priority(listener, priority, &app.id).await?;
+        taken.extend(self.priorities.reserved(listener).await?.into_keys());
+        let priority = lowest_free_priority(&taken).ok_or_else(|| {
+            StepFailure::new(FailureName::QuotaExceeded, format!("listener {listener} has no free rule priority"))
+        })?;
+        self.priorities.reserve(listener, priority, &app.id).await?;
         app.resources.rule_priority = Some(priority);
-        self.store.update(app).await?;
+        self.apps.update(app).await?;
         Ok(priority)
+    }
+
+    /// The host-header rule that signs in with the app's pool and then forwards. A priority that a rule
+    /// made outside Portcullis holds is given back, so the state machine's retry picks another.
+    async fn create_rule(&self, app: &mut App, listener: &str, priority: u32) -> StepResult<()> {
+        let r = &app.resources;
+        let pool = r.pool()?;
+        let rule = ProtectRule {
+            listener_arn: listener.to_string(),
+            priority,
+            host: app.domain.clone(),
+            user_pool_arn: pool.arn.to_string(),
+            client_id: r.client()?.to_string(),
+            pool_domain_prefix: r.pool_domain()?.to_string(),
+            session_timeout_seconds: app.session_timeout_seconds,
+            target_group_arn: r.target_group()?.to_string(),
+        };
+        match self.load_balancer.create_rule(&rule).await {
+            Ok(rule_arn) => {
+                app.resources.listener_rule_arn = Some(rule_arn);
+                Ok(())
+            }
+            Err(taken @ Error::PriorityInUse(_)) => {
+                self.priorities.release(listener, priority, &app.id).await?;
+                app.resources.rule_priority = None;
+                self.apps.update(app).await?;
+                Err(taken.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn record_wired(&self, app: &mut App) -> StepResult {
+        self.apps.update(app).await?;
+        let (rule, priority) = (app.resources.listener_rule_arn.clone(), app.resources.rule_priority);
+        let detail = format!("{} (priority {})", rule.unwrap_or_default(), priority.unwrap_or_default());
+        self.record(app, AuditAction::ListenerWired, detail).await?;
+        Ok(StepOutput::Done)
     }
 
     /// Activate: the app is protected.
@@ -343,65 +383,59 @@ impl Provisioner {
         app.status = AppStatus::Active;
         app.step = None;
         app.error = None;
-        self.store.update(app).await?;
-        self.record(app, "app.active", app.url()).await?;
-        Ok(json!({}))
+        self.apps.update(app).await?;
+        self.record(app, AuditAction::AppActive, app.url()).await?;
+        Ok(StepOutput::Done)
     }
 
     /// Teardown: remove everything recorded, newest first. Every removal treats "already gone" as done,
     /// so compensation and deletion can both run it, as often as needed.
     async fn teardown(&self, app: &mut App) -> StepResult {
         let r = app.resources.clone();
-        if let Some(rule) = &r.listener_rule_arn {
+        if let Some(rule) = r.listener_rule_arn.as_deref().filter(|a| !a.is_empty()) {
             self.load_balancer.delete_rule(rule).await?;
         }
-        if let Some(listener) = &r.listener_arn {
+        if let Ok(listener) = r.listener() {
             // Every reservation this app holds, also one whose recording was lost.
-            for (priority, holder) in self.store.reserved_priorities(listener).await? {
+            for (priority, holder) in self.priorities.reserved(listener).await? {
                 if holder == app.id {
-                    self.store.release_priority(listener, priority, &app.id).await?;
+                    self.priorities.release(listener, priority, &app.id).await?;
                 }
             }
+            if let Ok(certificate) = r.certificate() {
+                self.load_balancer.detach_certificate(listener, certificate).await?;
+            }
         }
-        if let (Some(listener), Some(certificate)) = (&r.listener_arn, &r.certificate_arn) {
-            self.load_balancer.detach_certificate(listener, certificate).await?;
-        }
-        if let Some(pool) = &r.user_pool_id {
-            if let Some(prefix) = &r.pool_domain_prefix {
+        if let Some(pool) = r.user_pool_id.as_deref().filter(|p| !p.is_empty()) {
+            if let Ok(prefix) = r.pool_domain() {
                 self.user_pools.delete_domain(pool, prefix).await?;
             }
-            if let Some(client) = &r.client_id {
+            if let Ok(client) = r.client() {
                 self.user_pools.delete_client(pool, client).await?;
             }
             self.user_pools.delete_pool(pool).await?;
         }
-        if let Some(certificate) = &r.certificate_arn {
+        if let Ok(certificate) = r.certificate() {
             self.certificates.delete(certificate).await?;
         }
         // What was found (listener, target group) stays; what was made is gone.
-        app.resources = crate::domain::Resources {
-            listener_arn: r.listener_arn,
-            target_group_arn: r.target_group_arn,
-            ..Default::default()
-        };
-        self.store.update(app).await?;
-        self.record(app, "resources.removed", "rule, listener certificate, pool, client, domain, certificate".into())
-            .await?;
-        Ok(json!({}))
+        app.resources =
+            Resources { listener_arn: r.listener_arn, target_group_arn: r.target_group_arn, ..Default::default() };
+        self.apps.update(app).await?;
+        let detail = "rule, listener certificate, pool, client, domain, certificate";
+        self.record(app, AuditAction::ResourcesRemoved, detail).await?;
+        Ok(StepOutput::Done)
     }
 
     /// MarkFailed: record why and where; the domain stays claimed until the app is deleted. If the
     /// compensation failed too, the app keeps its list of resources, so a delete can finish the job.
-    async fn mark_failed(
-        &self,
-        app: &mut App,
-        caught: Option<&CaughtError>,
-        teardown_failed: Option<&CaughtError>,
-    ) -> StepResult {
-        let (code, mut message) = caught
-            .map(|c| (c.error.clone(), c.message()))
+    async fn mark_failed(&self, app: &mut App, report: &FailureReport) -> StepResult {
+        let (code, mut message) = report
+            .error
+            .as_ref()
+            .map(|c: &CaughtError| (c.error.clone(), c.message()))
             .unwrap_or_else(|| ("Unknown".into(), "the workflow failed without an error".into()));
-        if let Some(t) = teardown_failed {
+        if let Some(t) = report.teardown_error() {
             message.push_str(&format!(
                 "; cleanup is incomplete ({}: {}): delete the app to finish it",
                 t.error,
@@ -409,21 +443,45 @@ impl Provisioner {
             ));
         }
         let step = app.step.unwrap_or(Step::Teardown);
-        app.error = Some(AppError { step: step.as_str().into(), code: code.clone(), message: message.clone() });
+        app.error = Some(AppError { step, code: code.clone(), message: message.clone() });
         app.status = AppStatus::Failed;
         app.step = None;
-        self.store.update(app).await?;
-        self.record(app, "app.failed", format!("{} at {}: {message}", code, step.as_str())).await?;
-        Ok(json!({}))
+        self.apps.update(app).await?;
+        self.record(app, AuditAction::AppFailed, format!("{code} at {}: {message}", step.as_str())).await?;
+        Ok(StepOutput::Done)
     }
 
     /// MarkDeleted: the app is gone and its domain free for a new app.
     async fn mark_deleted(&self, app: &mut App) -> StepResult {
         app.status = AppStatus::Deleted;
         app.step = None;
-        self.store.update(app).await?;
-        self.store.release_domain(&app.domain, &app.id).await?;
-        self.record(app, "app.deleted", app.domain.clone()).await?;
-        Ok(json!({}))
+        self.apps.update(app).await?;
+        self.apps.release_domain(&app.domain, &app.id).await?;
+        self.record(app, AuditAction::AppDeleted, app.domain.clone()).await?;
+        Ok(StepOutput::Done)
     }
+}
+
+/// The listener's rule for the app's host, if there is one, when it is ours: it signs in with this
+/// app's client (we made it before a lost write). Any other would route the host around the login, or
+/// shadow ours: refuse, and leave it alone.
+fn existing_rule_for_host<'a>(
+    app: &App,
+    listener: &str,
+    rules: &'a [ListenerRule],
+) -> StepResult<Option<&'a ListenerRule>> {
+    let Some(existing) = rules.iter().find(|rule| rule.hosts.contains(&app.domain)) else {
+        return Ok(None);
+    };
+    if existing.cognito_client_id.is_some() && existing.cognito_client_id == app.resources.client_id {
+        return Ok(Some(existing));
+    }
+    Err(StepFailure::new(
+        FailureName::InvalidTarget,
+        format!(
+            "listener {listener} already has rule {} for {} that Portcullis did not make; \
+             remove it and create the app again",
+            existing.arn, app.domain
+        ),
+    ))
 }

@@ -2,87 +2,18 @@
 //! (a lost write after a create, a priority taken between choosing and using it). The real path of
 //! every step is tested end to end in tests/ against the local stack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
-use super::{Provisioner, StepName, StepRequest};
-use crate::domain::{App, AppEvent, AppStatus, Invitation, Resources, Step, Target, TenantSettings};
+use super::{AppRef, FailureName, Provisioner, StepInput};
+use crate::domain::{App, AppStatus, CertificateStatus, EnvironmentState, ListenerProtocol, Resources, Step, Target};
 use crate::error::{Error, Result};
+use crate::fakes::{self, DefaultSettings, MemoryApps, MemoryHistory, MemoryReservations};
 use crate::ports::*;
 
 const LISTENER: &str = "arn:listener";
-
-#[derive(Default)]
-struct MemoryStore {
-    apps: Mutex<HashMap<String, App>>,
-    reservations: Mutex<BTreeMap<u32, String>>,
-}
-
-#[async_trait]
-impl AppStore for MemoryStore {
-    async fn create(&self, app: &App, _: &AppEvent) -> Result<()> {
-        self.apps.lock().unwrap().insert(app.id.clone(), app.clone());
-        Ok(())
-    }
-    async fn get(&self, _: &str, app_id: &str) -> Result<Option<App>> {
-        Ok(self.apps.lock().unwrap().get(app_id).cloned())
-    }
-    async fn list(&self, _: &str, _: u32, _: Option<&str>) -> Result<Page<App>> {
-        unreachable!("not a step's business")
-    }
-    async fn update(&self, app: &mut App) -> Result<()> {
-        app.version += 1;
-        self.apps.lock().unwrap().insert(app.id.clone(), app.clone());
-        Ok(())
-    }
-    async fn release_domain(&self, _: &str, _: &str) -> Result<()> {
-        Ok(())
-    }
-    async fn append_event(&self, _: &str, _: &AppEvent) -> Result<()> {
-        Ok(())
-    }
-    async fn list_events(&self, _: &str, _: u32, _: Option<&str>) -> Result<Page<AppEvent>> {
-        unreachable!("not a step's business")
-    }
-    async fn reserved_priorities(&self, _: &str) -> Result<BTreeMap<u32, String>> {
-        Ok(self.reservations.lock().unwrap().clone())
-    }
-    async fn reserve_priority(&self, _: &str, priority: u32, app_id: &str) -> Result<()> {
-        let mut reservations = self.reservations.lock().unwrap();
-        match reservations.get(&priority) {
-            Some(holder) if holder != app_id => Err(Error::PriorityInUse(format!("{priority} is taken"))),
-            _ => {
-                reservations.insert(priority, app_id.into());
-                Ok(())
-            }
-        }
-    }
-    async fn release_priority(&self, _: &str, priority: u32, app_id: &str) -> Result<()> {
-        let mut reservations = self.reservations.lock().unwrap();
-        if reservations.get(&priority).is_some_and(|holder| holder == app_id) {
-            reservations.remove(&priority);
-        }
-        Ok(())
-    }
-    async fn tenant_settings(&self, _: &str) -> Result<TenantSettings> {
-        Ok(TenantSettings::default())
-    }
-    async fn put_invitation(&self, _: &str, _: &Invitation) -> Result<()> {
-        unreachable!("not a step's business")
-    }
-    async fn invitations(&self, _: &str, _: &[String]) -> Result<HashMap<String, Invitation>> {
-        unreachable!("not a step's business")
-    }
-    async fn mark_invitation_sent(&self, _: &str, _: &str, _: OffsetDateTime) -> Result<()> {
-        unreachable!("not a step's business")
-    }
-    async fn delete_invitation(&self, _: &str, _: &str) -> Result<()> {
-        unreachable!("not a step's business")
-    }
-}
 
 /// A listener whose rules the test sets; `taken_by_others` makes `create_rule` answer PriorityInUse.
 #[derive(Default)]
@@ -96,8 +27,8 @@ struct MemoryListener {
 
 #[async_trait]
 impl LoadBalancer for MemoryListener {
-    async fn listener_protocol(&self, _: &str) -> Result<Option<String>> {
-        Ok(Some("HTTPS".into()))
+    async fn listener_protocol(&self, _: &str) -> Result<Option<ListenerProtocol>> {
+        Ok(Some(ListenerProtocol::Https))
     }
     async fn https_listener(&self, _: &str) -> Result<Option<String>> {
         Ok(Some(LISTENER.into()))
@@ -144,7 +75,7 @@ impl CertificateAuthority for Quiet {
         unreachable!()
     }
     async fn describe(&self, _: &str) -> Result<CertificateState> {
-        unreachable!()
+        Ok(CertificateState { status: CertificateStatus::Issued, validation_record: None })
     }
     async fn delete(&self, _: &str) -> Result<()> {
         Ok(())
@@ -185,56 +116,50 @@ impl UserPools for Quiet {
 
 /// An app that has its certificate (attached) and pool, about to be wired.
 fn app_ready_for_wiring() -> App {
-    App {
-        id: "app-1".into(),
-        tenant_id: "t".into(),
-        name: "Grafana".into(),
-        domain: "grafana.example.com".into(),
-        target: Target::Alb { listener_arn: LISTENER.into(), target_group_arn: "arn:tg".into() },
-        session_timeout_seconds: 3600,
-        status: AppStatus::Provisioning,
-        step: Some(Step::Listener),
-        resources: Resources {
-            certificate_arn: Some("arn:cert".into()),
-            listener_arn: Some(LISTENER.into()),
-            target_group_arn: Some("arn:tg".into()),
-            user_pool_id: Some("pool".into()),
-            user_pool_arn: Some("arn:pool".into()),
-            client_id: Some("client-1".into()),
-            pool_domain_prefix: Some("pc-grafana".into()),
-            listener_certificate_attached: true,
-            ..Default::default()
-        },
-        error: None,
-        created_by: "me".into(),
-        created_at: OffsetDateTime::UNIX_EPOCH,
-        updated_at: OffsetDateTime::UNIX_EPOCH,
-        version: 1,
-    }
+    let mut app = fakes::app("app-1", AppStatus::Provisioning);
+    app.target = Target::Alb { listener_arn: LISTENER.into(), target_group_arn: "arn:tg".into() };
+    app.step = Some(Step::Listener);
+    app.resources = Resources {
+        certificate_arn: Some("arn:cert".into()),
+        listener_arn: Some(LISTENER.into()),
+        target_group_arn: Some("arn:tg".into()),
+        user_pool_id: Some("pool".into()),
+        user_pool_arn: Some("arn:pool".into()),
+        client_id: Some("client-1".into()),
+        pool_domain_prefix: Some("pc-grafana".into()),
+        listener_certificate_attached: true,
+        ..Default::default()
+    };
+    app
 }
 
 struct World {
-    store: Arc<MemoryStore>,
+    apps: Arc<MemoryApps>,
+    reservations: Arc<MemoryReservations>,
     listener: Arc<MemoryListener>,
     provisioner: Provisioner,
 }
 
 fn world(app: App) -> World {
-    let store = Arc::new(MemoryStore::default());
-    store.apps.lock().unwrap().insert(app.id.clone(), app);
+    let apps = Arc::new(MemoryApps::default());
+    apps.insert(app);
+    let reservations = Arc::new(MemoryReservations::default());
     let listener = Arc::new(MemoryListener::default());
     let provisioner = Provisioner {
-        store: store.clone(),
+        apps: apps.clone(),
+        history: Arc::new(MemoryHistory::default()),
+        priorities: reservations.clone(),
+        tenants: Arc::new(DefaultSettings),
         certificates: Arc::new(Quiet),
         load_balancer: listener.clone(),
         environments: Arc::new(Quiet),
         user_pools: Arc::new(Quiet),
     };
-    World { store, listener, provisioner }
+    World { apps, reservations, listener, provisioner }
 }
 
-fn step(step: StepName) -> StepRequest {
-    StepRequest { step, tenant_id: "t".into(), app_id: "app-1".into(), poll: None, error: None, teardown: None }
+fn app_ref() -> AppRef {
+    AppRef { tenant_id: fakes::TENANT.into(), app_id: "app-1".into(), execution: None }
 }
 
 fn rule(arn: &str, priority: u32, host: &str, client: Option<&str>) -> ListenerRule {
@@ -245,14 +170,14 @@ fn rule(arn: &str, priority: u32, host: &str, client: Option<&str>) -> ListenerR
 async fn wiring_takes_the_lowest_free_priority_and_reserves_it() {
     let w = world(app_ready_for_wiring());
     w.listener.rules.lock().unwrap().push(rule("arn:other", 1, "other.example.com", None));
-    w.store.reservations.lock().unwrap().insert(2, "app-2".into());
-    w.provisioner.run(step(StepName::WireListener)).await.unwrap();
+    w.reservations.held.lock().unwrap().insert(2, "app-2".into());
+    w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
     let created = w.listener.created.lock().unwrap().clone();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].priority, 3);
     assert_eq!(created[0].host, "grafana.example.com");
-    assert_eq!(w.store.reservations.lock().unwrap().get(&3).map(String::as_str), Some("app-1"));
-    let app = w.store.apps.lock().unwrap()["app-1"].clone();
+    assert_eq!(w.reservations.held.lock().unwrap().get(&3).map(String::as_str), Some("app-1"));
+    let app = w.apps.app("app-1");
     assert_eq!(app.resources.listener_rule_arn.as_deref(), Some("arn:rule/3"));
 }
 
@@ -260,9 +185,9 @@ async fn wiring_takes_the_lowest_free_priority_and_reserves_it() {
 async fn wiring_adopts_its_own_rule_after_a_lost_write() {
     let w = world(app_ready_for_wiring());
     w.listener.rules.lock().unwrap().push(rule("arn:mine", 7, "grafana.example.com", Some("client-1")));
-    w.provisioner.run(step(StepName::WireListener)).await.unwrap();
+    w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
     assert!(w.listener.created.lock().unwrap().is_empty(), "no second rule");
-    let app = w.store.apps.lock().unwrap()["app-1"].clone();
+    let app = w.apps.app("app-1");
     assert_eq!(app.resources.listener_rule_arn.as_deref(), Some("arn:mine"));
     assert_eq!(app.resources.rule_priority, Some(7));
 }
@@ -271,11 +196,14 @@ async fn wiring_adopts_its_own_rule_after_a_lost_write() {
 async fn wiring_refuses_a_rule_for_its_host_that_it_did_not_make() {
     let w = world(app_ready_for_wiring());
     w.listener.rules.lock().unwrap().push(rule("arn:foreign", 7, "grafana.example.com", None));
-    let err = w.provisioner.run(step(StepName::WireListener)).await.unwrap_err();
-    assert_eq!(err.name, "InvalidTarget");
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::InvalidTarget);
     assert!(err.message.contains("arn:foreign"));
     w.listener.rules.lock().unwrap()[0].cognito_client_id = Some("someone-elses-client".into());
-    assert_eq!(w.provisioner.run(step(StepName::WireListener)).await.unwrap_err().name, "InvalidTarget");
+    assert_eq!(
+        w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err().name,
+        FailureName::InvalidTarget
+    );
     assert!(w.listener.created.lock().unwrap().is_empty());
 }
 
@@ -283,10 +211,10 @@ async fn wiring_refuses_a_rule_for_its_host_that_it_did_not_make() {
 async fn a_priority_taken_outside_portcullis_is_given_back_for_the_retry() {
     let w = world(app_ready_for_wiring());
     w.listener.taken_by_others.lock().unwrap().push(1);
-    let err = w.provisioner.run(step(StepName::WireListener)).await.unwrap_err();
-    assert_eq!(err.name, "PriorityInUse");
-    assert!(w.store.reservations.lock().unwrap().is_empty(), "reservation released");
-    assert_eq!(w.store.apps.lock().unwrap()["app-1"].resources.rule_priority, None);
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::PriorityInUse);
+    assert!(w.reservations.held.lock().unwrap().is_empty(), "reservation released");
+    assert_eq!(w.apps.app("app-1").resources.rule_priority, None);
 }
 
 #[tokio::test]
@@ -297,15 +225,44 @@ async fn teardown_removes_what_was_made_and_every_reservation_the_app_holds() {
     let w = world(app);
     w.listener.certificates.lock().unwrap().extend(["arn:default".to_string(), "arn:cert".to_string()]);
     // 3 is recorded; 9 was reserved but its recording was lost; 4 belongs to another app.
-    w.store.reservations.lock().unwrap().extend([(3, "app-1".into()), (9, "app-1".into()), (4, "app-2".into())]);
-    w.provisioner.run(step(StepName::Teardown)).await.unwrap();
-    w.provisioner.run(step(StepName::Teardown)).await.unwrap(); // and again: nothing breaks
+    w.reservations.held.lock().unwrap().extend([(3, "app-1".into()), (9, "app-1".into()), (4, "app-2".into())]);
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap(); // and again: nothing breaks
     assert_eq!(w.listener.deleted.lock().unwrap().as_slice(), ["arn:rule/3"]);
     assert_eq!(w.listener.certificates.lock().unwrap().as_slice(), ["arn:default"]);
-    assert_eq!(w.store.reservations.lock().unwrap().clone(), BTreeMap::from([(4, "app-2".to_string())]));
-    let app = w.store.apps.lock().unwrap()["app-1"].clone();
+    assert_eq!(w.reservations.held.lock().unwrap().clone(), BTreeMap::from([(4, "app-2".to_string())]));
+    let app = w.apps.app("app-1");
     assert_eq!(app.resources.listener_rule_arn, None);
     assert_eq!(app.resources.user_pool_id, None);
     assert_eq!(app.resources.certificate_arn, None);
     assert_eq!(app.resources.listener_arn.as_deref(), Some(LISTENER), "what was found stays");
+}
+
+#[tokio::test]
+async fn a_step_run_out_of_order_is_an_internal_failure_and_calls_nothing() {
+    let mut app = app_ready_for_wiring();
+    app.resources.user_pool_arn = None;
+    let w = world(app);
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::Internal, "{err}");
+    assert!(err.message.contains("user pool"), "{err}");
+    assert!(w.listener.created.lock().unwrap().is_empty(), "no rule with an empty pool");
+}
+
+#[tokio::test]
+async fn a_rule_without_a_login_is_never_taken_for_ours() {
+    let mut app = app_ready_for_wiring();
+    app.resources.client_id = None;
+    let w = world(app);
+    w.listener.rules.lock().unwrap().push(rule("arn:plain", 7, "grafana.example.com", None));
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::InvalidTarget);
+}
+
+#[tokio::test]
+async fn a_vanished_app_is_app_not_found() {
+    let w = world(app_ready_for_wiring());
+    w.apps.apps.lock().unwrap().clear();
+    let err = w.provisioner.run(StepInput::Activate(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::AppNotFound);
 }

@@ -1,0 +1,87 @@
+//! An app's history: what the workflow did and what callers did, newest first in the API.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What happened. The serialized names are part of the API contract (`GET /apps/{id}/events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    #[serde(rename = "app.created")]
+    AppCreated,
+    #[serde(rename = "app.delete-requested")]
+    AppDeleteRequested,
+    #[serde(rename = "certificate.requested")]
+    CertificateRequested,
+    #[serde(rename = "certificate.issued")]
+    CertificateIssued,
+    #[serde(rename = "environment.ready")]
+    EnvironmentReady,
+    #[serde(rename = "auth.created")]
+    AuthCreated,
+    #[serde(rename = "listener.wired")]
+    ListenerWired,
+    #[serde(rename = "app.active")]
+    AppActive,
+    #[serde(rename = "resources.removed")]
+    ResourcesRemoved,
+    #[serde(rename = "app.failed")]
+    AppFailed,
+    #[serde(rename = "app.deleted")]
+    AppDeleted,
+    #[serde(rename = "user.invited")]
+    UserInvited,
+    #[serde(rename = "user.invitation-resent")]
+    UserInvitationResent,
+    #[serde(rename = "user.revoked")]
+    UserRevoked,
+}
+
+/// An entry in an app's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who did it: the caller's name, or [`WORKFLOW_ACTOR`] for the workflow's own steps.
+    pub actor: String,
+    pub action: AuditAction,
+    pub detail: String,
+}
+
+/// The actor name of the workflow's own steps.
+pub const WORKFLOW_ACTOR: &str = "portcullis";
+
+impl AppEvent {
+    /// An event happening now.
+    pub fn now(actor: impl Into<String>, action: AuditAction, detail: impl Into<String>) -> Self {
+        AppEvent { at: OffsetDateTime::now_utc(), actor: actor.into(), action, detail: detail.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_keep_their_contract_names() {
+        let names = [
+            (AuditAction::AppCreated, "app.created"),
+            (AuditAction::AppDeleteRequested, "app.delete-requested"),
+            (AuditAction::CertificateRequested, "certificate.requested"),
+            (AuditAction::CertificateIssued, "certificate.issued"),
+            (AuditAction::EnvironmentReady, "environment.ready"),
+            (AuditAction::AuthCreated, "auth.created"),
+            (AuditAction::ListenerWired, "listener.wired"),
+            (AuditAction::AppActive, "app.active"),
+            (AuditAction::ResourcesRemoved, "resources.removed"),
+            (AuditAction::AppFailed, "app.failed"),
+            (AuditAction::AppDeleted, "app.deleted"),
+            (AuditAction::UserInvited, "user.invited"),
+            (AuditAction::UserInvitationResent, "user.invitation-resent"),
+            (AuditAction::UserRevoked, "user.revoked"),
+        ];
+        for (action, name) in names {
+            assert_eq!(serde_json::to_value(action).unwrap(), name);
+            assert_eq!(serde_json::from_value::<AuditAction>(name.into()).unwrap(), action);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! In-memory ports for unit tests of the library's logic. The real path of each is tested end to end
+//! in tests/ against the local stack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::{App, AppEvent, AppStatus, Caller, Invitation, Resources, Role, Target, TenantSettings};
+use crate::error::{Error, Result};
+use crate::ports::{
+    AppHistory, AppRepository, InvitationRecords, Page, PriorityReservations, TenantSettingsStore, TokenVerifier,
+};
+
+/// The tenant every fake caller belongs to.
+pub const TENANT: &str = "t";
+
+/// Apps by id, and the domain guard (domain → app id).
+#[derive(Default)]
+pub struct MemoryApps {
+    pub apps: Mutex<HashMap<String, App>>,
+    pub domains: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryApps {
+    pub fn all(&self) -> Vec<App> {
+        self.apps.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn insert(&self, app: App) {
+        self.apps.lock().unwrap().insert(app.id.clone(), app);
+    }
+
+    pub fn app(&self, id: &str) -> App {
+        self.apps.lock().unwrap()[id].clone()
+    }
+}
+
+#[async_trait]
+impl AppRepository for MemoryApps {
+    async fn create(&self, app: &App, _: &AppEvent) -> Result<()> {
+        let mut domains = self.domains.lock().unwrap();
+        if domains.contains_key(&app.domain) {
+            return Err(Error::Conflict(format!("domain '{}' is taken", app.domain)));
+        }
+        domains.insert(app.domain.clone(), app.id.clone());
+        self.insert(app.clone());
+        Ok(())
+    }
+    async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>> {
+        Ok(self.apps.lock().unwrap().get(app_id).filter(|a| a.tenant_id == tenant_id).cloned())
+    }
+    async fn list(&self, tenant_id: &str, _: u32, _: Option<&str>) -> Result<Page<App>> {
+        let items = self.all().into_iter().filter(|a| a.tenant_id == tenant_id).collect();
+        Ok(Page { items, next_token: None })
+    }
+    async fn update(&self, app: &mut App) -> Result<()> {
+        app.version += 1;
+        self.insert(app.clone());
+        Ok(())
+    }
+    async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
+        let mut domains = self.domains.lock().unwrap();
+        if domains.get(domain).is_some_and(|holder| holder == app_id) {
+            domains.remove(domain);
+        }
+        Ok(())
+    }
+}
+
+/// Events by app, oldest first.
+#[derive(Default)]
+pub struct MemoryHistory {
+    pub events: Mutex<Vec<(String, AppEvent)>>,
+}
+
+#[async_trait]
+impl AppHistory for MemoryHistory {
+    async fn append(&self, app_id: &str, event: &AppEvent) -> Result<()> {
+        self.events.lock().unwrap().push((app_id.into(), event.clone()));
+        Ok(())
+    }
+    async fn list(&self, app_id: &str, _: u32, _: Option<&str>) -> Result<Page<AppEvent>> {
+        let events = self.events.lock().unwrap();
+        let items = events.iter().rev().filter(|(id, _)| id == app_id).map(|(_, e)| e.clone()).collect();
+        Ok(Page { items, next_token: None })
+    }
+}
+
+/// Reservations on one listener: priority → app id.
+#[derive(Default)]
+pub struct MemoryReservations {
+    pub held: Mutex<BTreeMap<u32, String>>,
+}
+
+#[async_trait]
+impl PriorityReservations for MemoryReservations {
+    async fn reserved(&self, _: &str) -> Result<BTreeMap<u32, String>> {
+        Ok(self.held.lock().unwrap().clone())
+    }
+    async fn reserve(&self, _: &str, priority: u32, app_id: &str) -> Result<()> {
+        let mut held = self.held.lock().unwrap();
+        match held.get(&priority) {
+            Some(holder) if holder != app_id => Err(Error::PriorityInUse(format!("{priority} is taken"))),
+            _ => {
+                held.insert(priority, app_id.into());
+                Ok(())
+            }
+        }
+    }
+    async fn release(&self, _: &str, priority: u32, app_id: &str) -> Result<()> {
+        let mut held = self.held.lock().unwrap();
+        if held.get(&priority).is_some_and(|holder| holder == app_id) {
+            held.remove(&priority);
+        }
+        Ok(())
+    }
+}
+
+/// Invitations by (app id, username).
+#[derive(Default)]
+pub struct MemoryInvitations {
+    pub records: Mutex<HashMap<(String, String), Invitation>>,
+}
+
+#[async_trait]
+impl InvitationRecords for MemoryInvitations {
+    async fn put(&self, app_id: &str, invitation: &Invitation) -> Result<()> {
+        self.records.lock().unwrap().insert((app_id.into(), invitation.username.clone()), invitation.clone());
+        Ok(())
+    }
+    async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>> {
+        let records = self.records.lock().unwrap();
+        Ok(usernames
+            .iter()
+            .filter_map(|u| records.get(&(app_id.to_string(), u.clone())).map(|i| (u.clone(), i.clone())))
+            .collect())
+    }
+    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+        if let Some(record) = self.records.lock().unwrap().get_mut(&(app_id.into(), username.into())) {
+            record.last_sent_at = at;
+        }
+        Ok(())
+    }
+    async fn delete(&self, app_id: &str, username: &str) -> Result<()> {
+        self.records.lock().unwrap().remove(&(app_id.into(), username.into()));
+        Ok(())
+    }
+}
+
+/// A tenant without settings.
+pub struct DefaultSettings;
+
+#[async_trait]
+impl TenantSettingsStore for DefaultSettings {
+    async fn settings(&self, _: &str) -> Result<TenantSettings> {
+        Ok(TenantSettings::default())
+    }
+}
+
+/// Every token is a caller of [`TENANT`] with this role.
+pub struct FixedCaller(pub Role);
+
+#[async_trait]
+impl TokenVerifier for FixedCaller {
+    async fn verify(&self, _: &str) -> Result<Caller> {
+        Ok(Caller { display_name: "admin@example.com".into(), tenant_id: TENANT.into(), role: self.0 })
+    }
+}
+
+/// An app of [`TENANT`] in `status`, with nothing recorded yet.
+pub fn app(id: &str, status: AppStatus) -> App {
+    App {
+        id: id.into(),
+        tenant_id: TENANT.into(),
+        name: "Grafana".into(),
+        domain: "grafana.example.com".into(),
+        target: Target::Alb { listener_arn: "arn:listener".into(), target_group_arn: "arn:tg".into() },
+        session_timeout_seconds: 3600,
+        status,
+        step: None,
+        resources: Resources::default(),
+        error: None,
+        created_by: "me".into(),
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        updated_at: OffsetDateTime::UNIX_EPOCH,
+        version: 1,
+    }
+}
+
+/// Stores an ACTIVE app with a pool, and returns it.
+pub fn active_app(apps: &MemoryApps) -> App {
+    let mut active = app(&uuid::Uuid::now_v7().to_string(), AppStatus::Active);
+    active.resources.user_pool_id = Some("pool".into());
+    apps.insert(active.clone());
+    active
+}

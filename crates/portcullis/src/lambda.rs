@@ -1,0 +1,115 @@
+//! The glue between Lambda and the library, for the function crates (feature `lambda`): API Gateway
+//! proxy events in and out of `api::Operations`, and Step Functions task events in and out of
+//! `workflow::Provisioner`. The operations themselves know nothing of Lambda.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+use crate::api::{ApiRequest, ApiResponse, Operations};
+use crate::workflow::{FailureName, Provisioner, StepFailure, StepInput, StepOutput};
+
+/// Turns API Gateway's request into the API's. The route is API Gateway's resource template, so a
+/// function serves exactly the operations openapi.yaml routes to it.
+pub fn api_request(request: Request) -> ApiRequest {
+    let (resource, request_id) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => (ctx.resource_path.clone(), ctx.request_id.clone()),
+        _ => (None, None),
+    };
+    let resource = resource.unwrap_or_else(|| request.uri().path().to_string());
+    let path_parameters: HashMap<String, String> =
+        request.path_parameters().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let query: HashMap<String, String> =
+        request.query_string_parameters().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        Body::Empty => String::new(),
+        Body::Text(text) => text,
+        Body::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::new(),
+    };
+    ApiRequest {
+        request_id: request_id.unwrap_or_default(),
+        method: parts.method,
+        resource,
+        path_parameters,
+        query,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// Turns the API's response into API Gateway's.
+pub fn lambda_response(response: ApiResponse) -> Response<Body> {
+    response.map(|body| if body.is_empty() { Body::Empty } else { Body::Text(body) })
+}
+
+/// Runs the Lambda event loop of an HTTP function until the runtime stops it.
+pub async fn serve_api(operations: Arc<dyn Operations>) -> Result<(), lambda_http::Error> {
+    lambda_http::run(lambda_http::service_fn(move |request: Request| {
+        let operations = operations.clone();
+        async move {
+            let response = operations.handle(&api_request(request)).await;
+            Ok::<_, std::convert::Infallible>(lambda_response(response))
+        }
+    }))
+    .await
+}
+
+/// The Lambda error Step Functions sees: its `errorType` is the stable name the ASL matches; its
+/// `errorMessage` becomes a FAILED app's `error.message`, so it carries the message, not the chain.
+impl From<StepFailure> for Diagnostic {
+    fn from(failure: StepFailure) -> Self {
+        Diagnostic { error_type: failure.name.as_str().into(), error_message: failure.message }
+    }
+}
+
+/// Runs one task: the event must be a step input the state machines send.
+pub async fn run_step(provisioner: &Provisioner, event: Value) -> Result<StepOutput, Diagnostic> {
+    let input: StepInput = serde_json::from_value(event).map_err(|e| {
+        let failure =
+            StepFailure::new(FailureName::InvalidStepRequest, format!("the task input is not a step input: {e}"));
+        tracing::error!(error = %failure, "task refused");
+        failure
+    })?;
+    Ok(provisioner.run(input).await?)
+}
+
+/// Runs the Lambda event loop of the provisioner until the runtime stops it.
+pub async fn serve_steps(provisioner: Arc<Provisioner>) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let provisioner = provisioner.clone();
+        async move { run_step(&provisioner, event.payload).await }
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reaches_step_functions_under_its_stable_name() {
+        let diagnostic = Diagnostic::from(StepFailure::new(FailureName::PriorityInUse, "priority 3 is taken"));
+        assert_eq!(diagnostic.error_type, "PriorityInUse");
+        assert_eq!(diagnostic.error_message, "priority 3 is taken");
+    }
+
+    #[test]
+    fn the_route_and_request_id_come_from_api_gateway() {
+        let event = serde_json::json!({
+            "resource": "/apps/{id}", "path": "/apps/x", "httpMethod": "GET",
+            "headers": {}, "multiValueHeaders": {}, "pathParameters": {"id": "x"},
+            "requestContext": {"resourcePath": "/apps/{id}", "httpMethod": "GET", "requestId": "req-1",
+                               "stage": "v1", "identity": {}},
+            "body": null, "isBase64Encoded": false
+        });
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let api = api_request(request);
+        assert_eq!((api.resource.as_str(), api.request_id.as_str(), api.path("id")), ("/apps/{id}", "req-1", "x"));
+    }
+}
