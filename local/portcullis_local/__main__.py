@@ -48,8 +48,9 @@ def _print_summary(description: dict[str, str], state_dir: Path) -> None:
     lines += [f"  {key.ljust(width)}  {value}" for key, value in description.items()]
     lines += [
         "",
-        f"  operators: {c.ADMIN_USER} (admin), {c.VIEWER_USER} (viewer), tenant {c.DEMO_TENANT}, "
-        f"password {c.LOCAL_PASSWORD}",
+        f"  operators: {c.ADMIN_USER} (admin), {c.VIEWER_USER} (viewer), tenant {c.DEMO_TENANT}; "
+        f"{c.PLATFORM_USER} (platform); password {c.LOCAL_PASSWORD}",
+        f"  tenant:    {c.DEMO_TENANT}, allowed *.demo.test, granted the demo ALB target as {c.DEMO_TARGET_ID}",
         f"  state:     {state_dir}/stack.json, functions.env",
         "",
         "  Bearer token: make token [USER=viewer@demo.test]",

@@ -20,6 +20,8 @@ import datetime
 import json
 import logging
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -155,19 +157,17 @@ def create_operators_pool(endpoint_url: str) -> dict[str, str]:
         ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]["ClientId"]
 
-    for group in ("admin", "viewer"):
+    for group in ("admin", "viewer", "platform"):
         cognito.create_group(UserPoolId=pool_id, GroupName=group)
-    for email, group in ((c.ADMIN_USER, "admin"), (c.VIEWER_USER, "viewer")):
-        cognito.admin_create_user(
-            UserPoolId=pool_id,
-            Username=email,
-            MessageAction="SUPPRESS",
-            UserAttributes=[
-                {"Name": "email", "Value": email},
-                {"Name": "email_verified", "Value": "true"},
-                {"Name": "custom:tenant", "Value": c.DEMO_TENANT},
-            ],
-        )
+    for email, group, tenant in (
+        (c.ADMIN_USER, "admin", c.DEMO_TENANT),
+        (c.VIEWER_USER, "viewer", c.DEMO_TENANT),
+        (c.PLATFORM_USER, "platform", None),
+    ):
+        attributes = [{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"}]
+        if tenant is not None:
+            attributes.append({"Name": "custom:tenant", "Value": tenant})
+        cognito.admin_create_user(UserPoolId=pool_id, Username=email, MessageAction="SUPPRESS", UserAttributes=attributes)
         cognito.admin_set_user_password(UserPoolId=pool_id, Username=email, Password=c.LOCAL_PASSWORD, Permanent=True)
         cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=group)
 
@@ -310,3 +310,39 @@ def bootstrap(
         else:
             log.warning("no %s/%s.asl.json: the functions get no state machine ARN for it", statemachine_dir, stem)
     return result
+
+
+# --- the demo tenant ------------------------------------------------------------------------------
+
+
+def demo_registration(resources: Mapping[str, str]) -> dict:
+    """What the demo tenant is granted: every host under demo.test and the demo ALB's target."""
+    return {
+        "displayName": "Demo",
+        "allowedDomains": [f"*.{c.DEMO_CERTIFICATE_DOMAIN.removeprefix('*.')}"],
+        "targets": [
+            {
+                "id": c.DEMO_TARGET_ID,
+                "type": "alb",
+                "listenerArn": resources["listenerArn"],
+                "targetGroupArn": resources["targetGroupArn"],
+            }
+        ],
+    }
+
+
+def register_demo_tenant(api_url: str, endpoint_url: str, resources: Mapping[str, str]) -> dict:
+    """Registers tenant ``demo`` through the API itself, as the platform operator would: the registry's
+    own validation, grant guards and history apply.  Needs the functions up."""
+    token = id_token(endpoint_url, resources["userPoolId"], resources["userPoolClientId"], c.PLATFORM_USER)
+    request = urllib.request.Request(
+        f"{api_url}/tenants/{c.DEMO_TENANT}",
+        method="PUT",
+        data=json.dumps(demo_registration(resources)).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as error:
+        raise BootstrapError(f"registering tenant {c.DEMO_TENANT} failed: {error.code} {error.read()!r}") from error

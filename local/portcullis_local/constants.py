@@ -22,6 +22,10 @@ OPERATORS_CLIENT_NAME = "portcullis-local"
 DEMO_TENANT = "demo"
 ADMIN_USER = "admin@demo.test"
 VIEWER_USER = "viewer@demo.test"
+# A platform operator: runs the tenant registry; belongs to no tenant.
+PLATFORM_USER = "platform@demo.test"
+# The id under which the demo tenant is granted the demo ALB's listener and target group.
+DEMO_TARGET_ID = "demo-alb"
 # The operators' password on the local stack only.  It satisfies Cognito's default password policy
 # (upper, lower, digit, symbol, 8+ characters) so the same users would also be valid on a real pool.
 LOCAL_PASSWORD = "Portcullis-local-1!"

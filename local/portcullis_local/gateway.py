@@ -182,6 +182,10 @@ class RouteTable:
         with open(path) as stream:
             return cls.from_openapi(yaml.load(stream, Loader=_CloudFormationLoader))
 
+    def serves(self, method: str, template: str) -> bool:
+        """True if the API has this operation (the route template exactly as openapi.yaml writes it)."""
+        return any(route.template == template and method in route.methods for route in self.routes)
+
     def resolve(self, method: str, path: str) -> Match:
         segments = _split(path)
         candidates = [(found, route) for route in self.routes if (found := route.match(segments))]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from . import constants as c
-from .bootstrap import DEFAULT_STATEMACHINE_DIR, bootstrap
+from .bootstrap import DEFAULT_STATEMACHINE_DIR, bootstrap, register_demo_tenant
 from .emulator import DEFAULT_ACM_VALIDATION_WAIT, Emulator
 from .gateway import Gateway, RouteTable
 from .invoke import LambdaEndpoint
@@ -51,6 +51,7 @@ LOCAL_TIMING_DEFAULTS = {
     "PORTCULLIS_ENV_MAX_WAIT_SECONDS": "2",
 }
 
+REGISTRY_ROUTE = "/tenants/{tenantId}"
 CARGO_LAMBDA_START_TIMEOUT = 60  # seconds for `cargo lambda watch` to answer HTTP (it builds lazily)
 # Seconds cargo lambda and its functions get to exit after SIGTERM before they are killed.
 STOP_GRACE_SECONDS = float(os.environ.get("PORTCULLIS_STOP_GRACE_SECONDS", "10"))
@@ -330,6 +331,10 @@ class Stack:
         self.gateway.start()
 
         self.cargo_lambda.wait_until_up()
+        # The demo tenant is registered through the API, so only where the API has the registry (the
+        # launcher's own tests serve a stand-in API without it).
+        if routes.serves("PUT", REGISTRY_ROUTE):
+            register_demo_tenant(self.gateway.url, self.emulator.url, resources)
 
         self.description = {
             "apiUrl": self.gateway.url,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from portcullis_local import constants as c
-from portcullis_local.bootstrap import BootstrapError, bootstrap, id_token, render_definition, state_machine_name
+from portcullis_local.bootstrap import BootstrapError, bootstrap, demo_registration, id_token, render_definition, state_machine_name
 from portcullis_local.stack import functions_env
 
 PROVISION = {
@@ -102,6 +102,23 @@ def test_operators_tokens_carry_tenant_and_role(emulator, resources, user, group
     assert claims["token_use"] == "id"
     assert claims["aud"] == resources["userPoolClientId"]
     assert claims["iss"] == resources["tokenIssuer"] == f"https://cognito-idp.us-east-1.amazonaws.com/{resources['userPoolId']}"
+
+
+def test_the_platform_operator_has_no_tenant(emulator, resources):
+    claims = _claims(id_token(emulator.url, resources["userPoolId"], resources["userPoolClientId"], c.PLATFORM_USER))
+
+    assert claims["cognito:groups"] == ["platform"]
+    assert "custom:tenant" not in claims
+    assert claims["email_verified"] is True
+
+
+def test_the_demo_registration_grants_the_demo_alb_target(resources):
+    registration = demo_registration(resources)
+
+    assert registration["allowedDomains"] == ["*.demo.test"]
+    assert registration["targets"] == [
+        {"id": c.DEMO_TARGET_ID, "type": "alb", "listenerArn": resources["listenerArn"], "targetGroupArn": resources["targetGroupArn"]}
+    ]
 
 
 def test_operators_client_has_no_secret(aws, resources):

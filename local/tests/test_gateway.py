@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -269,3 +270,11 @@ def test_requests_are_logged_one_line_each(gateway, caplog):
         _request(gateway, "GET", "/nowhere")
     lines = [r.getMessage() for r in caplog.records if r.name == "portcullis_local.gateway"]
     assert len(lines) == 1 and lines[0].startswith("GET /nowhere 404 ") and lines[0].endswith("ms")
+
+
+def test_the_table_says_which_operations_the_api_has():
+    table = RouteTable.from_file(Path(__file__).resolve().parents[2] / "openapi.yaml")
+
+    assert table.serves("PUT", "/tenants/{tenantId}")
+    assert not table.serves("PATCH", "/tenants/{tenantId}")
+    assert not table.serves("PUT", "/tenants/{id}")

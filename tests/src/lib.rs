@@ -118,7 +118,8 @@ impl Harness {
             .user_pool_id(&self.stack.user_pool_id)
             .username(&email)
             .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
-            .user_attributes(AttributeType::builder().name("email").value(&email).build().unwrap());
+            .user_attributes(AttributeType::builder().name("email").value(&email).build().unwrap())
+            .user_attributes(AttributeType::builder().name("email_verified").value("true").build().unwrap());
         if let Some(tenant) = tenant {
             create =
                 create.user_attributes(AttributeType::builder().name("custom:tenant").value(tenant).build().unwrap());
@@ -166,21 +167,78 @@ impl Harness {
         };
         Reply { status, headers, text, body }
     }
+}
 
-    /// An ALB target on the demo listener and target group, for a fresh host name.
-    pub fn demo_alb_target(&self) -> Value {
-        serde_json::json!({
-            "type": "alb",
-            "listenerArn": self.stack.listener_arn,
-            "targetGroupArn": self.stack.target_group_arn,
-        })
-    }
+/// A tenant registered for one test: allowed every host under demo.test, granted the targets the test
+/// asked for, with an admin's token.
+pub struct TestTenant {
+    pub id: String,
+    pub admin: String,
+    pub admin_email: String,
+    targets: tokio::sync::Mutex<Vec<Value>>,
 }
 
 impl Harness {
-    /// Creates an app behind the demo listener and waits until it is ACTIVE; returns its body.
-    pub async fn active_app(&self, token: &str, name: &str) -> Value {
-        let body = serde_json::json!({"name": name, "domain": fresh_domain("app"), "target": self.demo_alb_target()});
+    /// A platform operator's token.
+    pub async fn platform(&self) -> String {
+        self.operator(None, Some("platform")).await
+    }
+
+    /// Registers a fresh tenant (allowed `*.demo.test`, no targets yet) and signs in an admin of it.
+    pub async fn tenant(&self) -> TestTenant {
+        self.tenant_with_id(&format!("t-{}", short_id())).await
+    }
+
+    /// Registers the tenant `id` (allowed `*.demo.test`, no targets yet) and signs in an admin of it.
+    pub async fn tenant_with_id(&self, id: &str) -> TestTenant {
+        self.register(id, &[]).await;
+        let admin_email = self.operator_email(Some(id), Some("admin")).await;
+        let admin = self.token_for(&admin_email, TEST_PASSWORD).await;
+        TestTenant { id: id.to_string(), admin, admin_email, targets: tokio::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// How the audit trail names an operator: their `sub`, and their (verified) email.
+    pub async fn actor(&self, email: &str) -> String {
+        let user =
+            self.aws.cognito.admin_get_user().user_pool_id(&self.stack.user_pool_id).username(email).send().await;
+        let user = user.expect("admin_get_user");
+        let sub = user.user_attributes().iter().find(|a| a.name() == "sub").and_then(|a| a.value()).expect("a sub");
+        format!("{sub} ({email})")
+    }
+
+    /// Registers (or re-registers) a tenant with these grants, as a platform operator.
+    pub async fn register(&self, tenant_id: &str, targets: &[Value]) -> Value {
+        let body = serde_json::json!({"allowedDomains": ["*.demo.test"], "targets": targets});
+        let path = format!("/tenants/{tenant_id}");
+        let reply = self.call(reqwest::Method::PUT, &path, Some(&self.platform().await), Some(&body)).await;
+        assert_eq!(reply.status, 200, "registering {tenant_id}: {}", reply.text);
+        reply.body
+    }
+
+    /// Grants the tenant one more target (its id is made up) and returns it as `POST /apps` takes it.
+    pub async fn grant(&self, tenant: &TestTenant, target: Value) -> Value {
+        let mut targets = tenant.targets.lock().await;
+        let mut granted = target.clone();
+        granted["id"] = Value::String(format!("target-{}", short_id()));
+        targets.push(granted);
+        self.register(&tenant.id, &targets).await;
+        target
+    }
+
+    /// A fresh target group with a healthy target on the demo listener, granted to the tenant: an app of
+    /// its own (every app needs a target group no other route reaches).
+    pub async fn alb_target(&self, tenant: &TestTenant) -> Value {
+        let group = self.target_group("app", true).await;
+        let target =
+            serde_json::json!({"type": "alb", "listenerArn": self.stack.listener_arn, "targetGroupArn": group});
+        self.grant(tenant, target).await
+    }
+
+    /// Creates an app on a target of its own and waits until it is ACTIVE; returns its body.
+    pub async fn active_app(&self, tenant: &TestTenant, name: &str) -> Value {
+        let target = self.alb_target(tenant).await;
+        let body = serde_json::json!({"name": name, "domain": fresh_domain("app"), "target": target});
+        let token = tenant.admin.as_str();
         let created = self.call(reqwest::Method::POST, "/apps", Some(token), Some(&body)).await;
         assert_eq!(created.status, 202, "{}", created.text);
         let id = created.body["id"].as_str().expect("an id").to_string();

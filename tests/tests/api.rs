@@ -2,28 +2,35 @@
 //! local API gateway and the real functions.
 
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, ExplicitAuthFlowsType};
-use portcullis_e2e::{Harness, fresh_domain, short_id};
+use portcullis_e2e::{Harness, TestTenant, fresh_domain, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-fn app_body(h: &Harness, domain: &str) -> Value {
-    json!({"name": "Tool", "domain": domain, "target": h.demo_alb_target()})
+/// A registered tenant granted a target whose provisioning fails fast (no such environment), for tests
+/// that only need apps to exist; returns the tenant and that target.
+async fn tenant_with_doomed_target(h: &Harness) -> (TestTenant, Value) {
+    let tenant = h.tenant().await;
+    let target = json!({"type": "elasticbeanstalk", "environmentName": format!("none-{}", short_id())});
+    let target = h.grant(&tenant, target).await;
+    (tenant, target)
 }
 
-/// A target whose provisioning fails fast (no such environment), for tests that only need an app.
-fn doomed_body(domain: &str) -> Value {
-    json!({"name": "Doomed", "domain": domain, "target": {"type": "elasticbeanstalk", "environmentName": format!("none-{}", short_id())}})
+fn app_body(domain: &str, target: &Value) -> Value {
+    json!({"name": "Tool", "domain": domain, "target": target})
 }
 
 #[tokio::test]
 async fn invalid_requests_get_400_problems_naming_the_field() {
     let h = Harness::new().await;
-    let token = h.operator(Some("demo"), Some("admin")).await;
+    let (tenant, target) = tenant_with_doomed_target(&h).await;
+    let token = tenant.admin.clone();
+    let too_long = format!("{}.demo.test", "a".repeat(60));
     let cases = [
-        (json!({"name": "", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}), "name"),
-        (json!({"name": "<b>x</b>", "domain": fresh_domain("ok"), "target": h.demo_alb_target()}), "name"),
-        (json!({"name": "ok", "domain": "*.example.com", "target": h.demo_alb_target()}), "domain"),
-        (json!({"name": "ok", "domain": "localhost", "target": h.demo_alb_target()}), "domain"),
+        (json!({"name": "", "domain": fresh_domain("ok"), "target": target}), "name"),
+        (json!({"name": "<b>x</b>", "domain": fresh_domain("ok"), "target": target}), "name"),
+        (json!({"name": "ok", "domain": "*.example.com", "target": target}), "domain"),
+        (json!({"name": "ok", "domain": "localhost", "target": target}), "domain"),
+        (json!({"name": "ok", "domain": too_long, "target": target}), "at most 64"),
         (json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "nlb"}}), "target"),
         (
             json!({"name": "ok", "domain": fresh_domain("ok"), "target": {"type": "alb", "listenerArn": "x", "targetGroupArn": "y"}}),
@@ -31,7 +38,7 @@ async fn invalid_requests_get_400_problems_naming_the_field() {
         ),
         (json!({"name": "ok", "domain": fresh_domain("ok")}), "target"),
         (
-            json!({"name": "ok", "domain": fresh_domain("ok"), "target": h.demo_alb_target(), "sessionTimeoutSeconds": -5}),
+            json!({"name": "ok", "domain": fresh_domain("ok"), "target": target, "sessionTimeoutSeconds": -5}),
             "sessionTimeoutSeconds",
         ),
     ];
@@ -51,21 +58,22 @@ async fn invalid_requests_get_400_problems_naming_the_field() {
 #[tokio::test]
 async fn a_taken_domain_is_409_also_when_two_requests_race() {
     let h = Harness::new().await;
-    let token = h.operator(Some("demo"), Some("admin")).await;
+    let (tenant, target) = tenant_with_doomed_target(&h).await;
+    let token = tenant.admin.clone();
     let domain = fresh_domain("taken");
-    let first = h.call(Method::POST, "/apps", Some(&token), Some(&doomed_body(&domain))).await;
+    let first = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&domain, &target))).await;
     assert_eq!(first.status, 202, "{}", first.text);
-    let second = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&h, &domain))).await;
+    let second = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&domain, &target))).await;
     assert!(second.assert_problem(409).contains(&domain));
 
     // Another tenant cannot take it either.
-    let other = h.operator(Some(&format!("t-{}", short_id())), Some("admin")).await;
-    let third = h.call(Method::POST, "/apps", Some(&other), Some(&app_body(&h, &domain))).await;
+    let (other, other_target) = tenant_with_doomed_target(&h).await;
+    let third = h.call(Method::POST, "/apps", Some(&other.admin), Some(&app_body(&domain, &other_target))).await;
     third.assert_problem(409);
 
     // Two at once for a fresh domain: exactly one wins.
     let raced = fresh_domain("race");
-    let (body_a, body_b) = (doomed_body(&raced), doomed_body(&raced));
+    let (body_a, body_b) = (app_body(&raced, &target), app_body(&raced, &target));
     let (a, b) = tokio::join!(
         h.call(Method::POST, "/apps", Some(&token), Some(&body_a)),
         h.call(Method::POST, "/apps", Some(&token), Some(&body_b)),
@@ -84,7 +92,7 @@ async fn missing_or_bad_tokens_are_401() {
     h.call(Method::GET, "/apps", Some("not-a-jwt"), None).await.assert_problem(401);
 
     // A token whose signature does not match its content.
-    let token = h.operator(Some("demo"), Some("admin")).await;
+    let token = h.tenant().await.admin;
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[2] = parts[2].chars().rev().collect();
     h.call(Method::GET, "/apps", Some(&parts.join(".")), None).await.assert_problem(401);
@@ -142,15 +150,16 @@ async fn missing_or_bad_tokens_are_401() {
 #[tokio::test]
 async fn viewers_read_but_cannot_write_and_tokens_need_tenant_and_group() {
     let h = Harness::new().await;
-    let admin = h.operator(Some("demo"), Some("admin")).await;
-    let viewer = h.operator(Some("demo"), Some("viewer")).await;
-    let created = h.call(Method::POST, "/apps", Some(&admin), Some(&doomed_body(&fresh_domain("v")))).await;
+    let (tenant, target) = tenant_with_doomed_target(&h).await;
+    let admin = tenant.admin.clone();
+    let viewer = h.operator(Some(&tenant.id), Some("viewer")).await;
+    let created = h.call(Method::POST, "/apps", Some(&admin), Some(&app_body(&fresh_domain("v"), &target))).await;
     assert_eq!(created.status, 202, "{}", created.text);
     let id = created.body["id"].as_str().unwrap();
 
     assert_eq!(h.call(Method::GET, "/apps", Some(&viewer), None).await.status, 200);
     assert_eq!(h.call(Method::GET, &format!("/apps/{id}"), Some(&viewer), None).await.status, 200);
-    let post = h.call(Method::POST, "/apps", Some(&viewer), Some(&app_body(&h, &fresh_domain("v")))).await;
+    let post = h.call(Method::POST, "/apps", Some(&viewer), Some(&app_body(&fresh_domain("v"), &target))).await;
     assert!(post.assert_problem(403).contains("admin"));
     h.call(Method::DELETE, &format!("/apps/{id}"), Some(&viewer), None).await.assert_problem(403);
 
@@ -163,12 +172,12 @@ async fn viewers_read_but_cannot_write_and_tokens_need_tenant_and_group() {
 #[tokio::test]
 async fn another_tenants_app_is_404_and_listings_are_per_tenant() {
     let h = Harness::new().await;
-    let tenant = format!("t-{}", short_id());
-    let mine = h.operator(Some(&tenant), Some("admin")).await;
-    let theirs = h.operator(Some("demo"), Some("admin")).await;
+    let (tenant, target) = tenant_with_doomed_target(&h).await;
+    let mine = tenant.admin.clone();
+    let theirs = h.tenant().await.admin;
     let mut ids = vec![];
     for _ in 0..3 {
-        let reply = h.call(Method::POST, "/apps", Some(&mine), Some(&doomed_body(&fresh_domain("p")))).await;
+        let reply = h.call(Method::POST, "/apps", Some(&mine), Some(&app_body(&fresh_domain("p"), &target))).await;
         assert_eq!(reply.status, 202, "{}", reply.text);
         ids.push(reply.body["id"].as_str().unwrap().to_string());
     }
@@ -199,8 +208,10 @@ async fn another_tenants_app_is_404_and_listings_are_per_tenant() {
 #[tokio::test]
 async fn deleting_while_provisioning_is_409() {
     let h = Harness::new().await;
-    let token = h.operator(Some("demo"), Some("admin")).await;
-    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&h, &fresh_domain("busy")))).await;
+    let tenant = h.tenant().await;
+    let target = h.alb_target(&tenant).await;
+    let token = tenant.admin.clone();
+    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&fresh_domain("busy"), &target))).await;
     assert_eq!(created.status, 202);
     let reply =
         h.call(Method::DELETE, &format!("/apps/{}", created.body["id"].as_str().unwrap()), Some(&token), None).await;
@@ -227,4 +238,50 @@ async fn the_local_bootstrap_made_the_demo_operators() {
         let names: Vec<&str> = groups.groups().iter().filter_map(|g| g.group_name()).collect();
         assert_eq!(names, vec![group], "{email}");
     }
+    // The demo tenant is registered, with the demo ALB's target, so the README walkthrough works.
+    let platform = h.token_for("platform@demo.test", "Portcullis-local-1!").await;
+    let demo = h.call(Method::GET, "/tenants/demo", Some(&platform), None).await;
+    assert_eq!(demo.status, 200, "{}", demo.text);
+    assert_eq!(demo.body["allowedDomains"], json!(["*.demo.test"]));
+    assert_eq!(demo.body["targets"][0]["targetGroupArn"], h.stack.target_group_arn.as_str());
+}
+
+#[tokio::test]
+async fn apps_stay_inside_the_tenants_grants() {
+    let h = Harness::new().await;
+    let unregistered = h.operator(Some(&format!("t-{}", short_id())), Some("admin")).await;
+    let demo_target =
+        json!({"type": "alb", "listenerArn": h.stack.listener_arn, "targetGroupArn": h.stack.target_group_arn});
+    let reply =
+        h.call(Method::POST, "/apps", Some(&unregistered), Some(&app_body(&fresh_domain("u"), &demo_target))).await;
+    assert!(reply.assert_problem(403).contains("not registered"), "{}", reply.text);
+
+    let (tenant, target) = tenant_with_doomed_target(&h).await;
+    let outside = app_body(&format!("x-{}.elsewhere.test", short_id()), &target);
+    let detail = h.call(Method::POST, "/apps", Some(&tenant.admin), Some(&outside)).await.assert_problem(403);
+    assert!(detail.contains("*.demo.test") && detail.contains(&format!("PUT /tenants/{}", tenant.id)), "{detail}");
+
+    // The demo target group is granted to tenant demo: nobody else may put a login in front of it.
+    let detail = h
+        .call(Method::POST, "/apps", Some(&tenant.admin), Some(&app_body(&fresh_domain("g"), &demo_target)))
+        .await
+        .assert_problem(403);
+    assert!(detail.contains("not one granted"), "{detail}");
+    let stolen = json!({"allowedDomains": ["*.demo.test"], "targets": [
+        {"id": "mine-now", "type": "alb", "listenerArn": h.stack.listener_arn, "targetGroupArn": h.stack.target_group_arn}]});
+    let path = format!("/tenants/{}", tenant.id);
+    let reply = h.call(Method::PUT, &path, Some(&h.platform().await), Some(&stolen)).await;
+    assert!(reply.assert_problem(409).contains("another tenant"), "{}", reply.text);
+
+    // A quota of one: the second live app is refused, a FAILED one still counts.
+    let quota = json!({"allowedDomains": ["*.demo.test"], "targets": [
+        {"id": "doomed", "type": target["type"], "environmentName": target["environmentName"]}], "quotas": {"apps": 1}});
+    let reply = h.call(Method::PUT, &path, Some(&h.platform().await), Some(&quota)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let first = h.call(Method::POST, "/apps", Some(&tenant.admin), Some(&app_body(&fresh_domain("q"), &target))).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let id = first.body["id"].as_str().unwrap();
+    h.app_until(&tenant.admin, id, "FAILED", |app| app["status"] == "FAILED").await;
+    let second = h.call(Method::POST, "/apps", Some(&tenant.admin), Some(&app_body(&fresh_domain("q"), &target))).await;
+    assert!(second.assert_problem(422).contains("quotas.apps = 1"), "{}", second.text);
 }

@@ -6,10 +6,6 @@ use portcullis_e2e::{Harness, fresh_domain, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn admin(h: &Harness) -> String {
-    h.operator(Some("demo"), Some("admin")).await
-}
-
 async fn create_app(h: &Harness, token: &str, body: &Value) -> Value {
     let reply = h.call(Method::POST, "/apps", Some(token), Some(body)).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
@@ -52,12 +48,14 @@ fn rule_for_host<'a>(rules: &'a [Rule], host: &str) -> Vec<&'a Rule> {
 #[tokio::test]
 async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     let domain = fresh_domain("grafana");
+    let target = h.alb_target(&tenant).await;
     let created = create_app(
         &h,
         &token,
-        &json!({"name": "Grafana", "domain": domain, "target": h.demo_alb_target(), "sessionTimeoutSeconds": 3600}),
+        &json!({"name": "Grafana", "domain": domain, "target": target, "sessionTimeoutSeconds": 3600}),
     )
     .await;
     let id = created["id"].as_str().unwrap().to_string();
@@ -155,7 +153,7 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
                 .and_then(|t| t.target_group_arn().map(str::to_string))
         })
         .unwrap();
-    assert_eq!(forwarded_to, h.stack.target_group_arn);
+    assert_eq!(forwarded_to, target["targetGroupArn"].as_str().unwrap());
 
     // Delete: DELETING → DELETED, and every piece gone.
     let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
@@ -178,12 +176,7 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
 
     // The domain is free again.
     let again = h
-        .call(
-            Method::POST,
-            "/apps",
-            Some(&token),
-            Some(&json!({"name": "Again", "domain": domain, "target": h.demo_alb_target()})),
-        )
+        .call(Method::POST, "/apps", Some(&token), Some(&json!({"name": "Again", "domain": domain, "target": target})))
         .await;
     assert_eq!(again.status, 202, "{}", again.text);
 }
@@ -191,11 +184,13 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
 #[tokio::test]
 async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_nothing() {
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     // A target group with no targets never has a healthy one.
     let empty_arn = h.target_group("empty", false).await;
     let domain = fresh_domain("never");
     let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn, "targetGroupArn": empty_arn});
+    let target = h.grant(&tenant, target).await;
     let id = create_app(&h, &token, &json!({"name": "Never healthy", "domain": domain, "target": target})).await["id"]
         .as_str()
         .unwrap()
@@ -235,7 +230,8 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
 #[tokio::test]
 async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     let env_name = format!("env-{}", short_id());
 
     // An EB environment whose ALB (tagged as EB tags it) has an HTTPS listener and a healthy target.
@@ -250,7 +246,7 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
     let listener_arn = h.https_listener(&lb_arn, forward).await;
 
     let domain = fresh_domain("beanstalk");
-    let target = json!({"type": "elasticbeanstalk", "environmentName": env_name});
+    let target = h.grant(&tenant, json!({"type": "elasticbeanstalk", "environmentName": env_name})).await;
     let id = create_app(&h, &token, &json!({"name": "Beanstalk app", "domain": domain, "target": target})).await["id"]
         .as_str()
         .unwrap()
@@ -276,8 +272,10 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
 #[tokio::test]
 async fn an_unknown_beanstalk_environment_fails_at_the_environment_step() {
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     let target = json!({"type": "elasticbeanstalk", "environmentName": format!("nope-{}", short_id())});
+    let target = h.grant(&tenant, target).await;
     let body = json!({"name": "Ghost", "domain": fresh_domain("ghost"), "target": target});
     let id = create_app(&h, &token, &body).await["id"].as_str().unwrap().to_string();
     let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
@@ -290,10 +288,12 @@ async fn an_unknown_beanstalk_environment_fails_at_the_environment_step() {
 #[tokio::test]
 async fn a_rule_for_the_host_that_portcullis_did_not_make_is_refused_and_left_alone() {
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     let domain = fresh_domain("shadowed");
-    let id = create_app(&h, &token, &json!({"name": "Shadowed", "domain": domain, "target": h.demo_alb_target()}))
-        .await["id"]
+    let target = h.alb_target(&tenant).await;
+    let group_arn = target["targetGroupArn"].as_str().unwrap().to_string();
+    let id = create_app(&h, &token, &json!({"name": "Shadowed", "domain": domain, "target": target})).await["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -317,7 +317,7 @@ async fn a_rule_for_the_host_that_portcullis_did_not_make_is_refused_and_left_al
         .actions(
             aws_sdk_elasticloadbalancingv2::types::Action::builder()
                 .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-                .target_group_arn(&h.stack.target_group_arn)
+                .target_group_arn(&group_arn)
                 .build(),
         )
         .send()
@@ -345,7 +345,8 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
         Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, RuleCondition,
     };
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     let elb = &h.aws.elb;
 
     // A load balancer of its own whose HTTPS listener already holds 100 rules.
@@ -378,6 +379,7 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
 
     let domain = fresh_domain("full");
     let target = json!({"type": "alb", "listenerArn": listener_arn, "targetGroupArn": group_arn});
+    let target = h.grant(&tenant, target).await;
     let id = create_app(&h, &token, &json!({"name": "Full", "domain": domain, "target": target})).await["id"]
         .as_str()
         .unwrap()
@@ -396,9 +398,11 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
 #[tokio::test]
 async fn a_listener_that_does_not_exist_fails_at_the_environment_step() {
     let h = Harness::new().await;
-    let token = admin(&h).await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
     let missing = h.stack.listener_arn.rsplit_once('/').map(|(head, _)| format!("{head}/0123456789abcdef")).unwrap();
-    let target = json!({"type": "alb", "listenerArn": missing, "targetGroupArn": h.stack.target_group_arn});
+    let group_arn = h.target_group("lost", true).await;
+    let target = h.grant(&tenant, json!({"type": "alb", "listenerArn": missing, "targetGroupArn": group_arn})).await;
     let id =
         create_app(&h, &token, &json!({"name": "Lost", "domain": fresh_domain("lost"), "target": target})).await["id"]
             .as_str()

@@ -33,25 +33,32 @@ pub struct TokenConfig {
     pub jwks_url: String,
     /// The exact `iss` claim expected.
     pub issuer: String,
-    /// The `aud` (app client ids) accepted in ID tokens; empty accepts any client of the issuer.
+    /// The `aud` (app client ids) accepted in ID tokens; never empty.
     pub audiences: Vec<String>,
 }
 
 impl TokenConfig {
+    /// Refuses to start without an audience: an empty list would accept ID tokens of any client of the
+    /// issuer's pool.
     pub fn from_env() -> Result<Self> {
+        let audiences = audiences(&std::env::var("PORTCULLIS_TOKEN_AUDIENCE").unwrap_or_default());
+        if audiences.is_empty() {
+            return Err(Error::config(
+                "PORTCULLIS_TOKEN_AUDIENCE names no app client; set it to the operators' pool client id(s), \
+                 comma-separated",
+            ));
+        }
         Ok(TokenConfig {
             jwks_url: required("PORTCULLIS_JWKS_URL")?,
             issuer: required("PORTCULLIS_TOKEN_ISSUER")?,
-            // Comma-separated: the portal, scripts and CI may each sign in through their own client.
-            audiences: std::env::var("PORTCULLIS_TOKEN_AUDIENCE")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(str::to_string)
-                .collect(),
+            audiences,
         })
     }
+}
+
+/// Comma-separated: the portal, scripts and CI may each sign in through their own client.
+fn audiences(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect()
 }
 
 /// How long the workflow's wait loops poll. Passed in each execution's input, so the state machine
@@ -93,5 +100,11 @@ mod tests {
         // SAFETY: the variable is private to this test; no other test reads or writes it.
         unsafe { std::env::set_var("PORTCULLIS_TEST_SECONDS", "soon") };
         assert_eq!(seconds("PORTCULLIS_TEST_SECONDS", 1).unwrap_err().kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn audiences_are_a_trimmed_list_and_blanks_name_none() {
+        assert_eq!(audiences(" portal, ci ,,"), vec!["portal".to_string(), "ci".to_string()]);
+        assert!(audiences(" , ").is_empty());
     }
 }

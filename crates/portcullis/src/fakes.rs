@@ -7,14 +7,20 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::{App, AppEvent, AppStatus, Caller, Invitation, Resources, Role, Target, TenantSettings};
+use crate::domain::{
+    App, AppEvent, AppStatus, Caller, DomainRule, GrantedTarget, Invitation, Registration, Resources, Role, SesConfig,
+    Target, Tenant, TenantQuotas,
+};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppHistory, AppRepository, InvitationRecords, Page, PriorityReservations, TenantSettingsStore, TokenVerifier,
+    AppRepository, History, InvitationRecords, Page, PriorityReservations, Subject, TenantRegistry, TokenVerifier,
 };
 
 /// The tenant every fake caller belongs to.
 pub const TENANT: &str = "t";
+/// The listener and target group the fake tenant is granted, and fake apps run on.
+pub const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/demo/1/2";
+pub const TARGET_GROUP: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/3";
 
 /// Apps by id, and the domain guard (domain → app id).
 #[derive(Default)]
@@ -67,23 +73,30 @@ impl AppRepository for MemoryApps {
         }
         Ok(())
     }
+    async fn count_live(&self, tenant_id: &str) -> Result<u32> {
+        Ok(self.all().iter().filter(|a| a.tenant_id == tenant_id && a.status != AppStatus::Deleted).count() as u32)
+    }
 }
 
-/// Events by app, oldest first.
+/// Events by subject, oldest first.
 #[derive(Default)]
 pub struct MemoryHistory {
     pub events: Mutex<Vec<(String, AppEvent)>>,
 }
 
+fn subject_key(subject: Subject<'_>) -> String {
+    format!("{subject:?}")
+}
+
 #[async_trait]
-impl AppHistory for MemoryHistory {
-    async fn append(&self, app_id: &str, event: &AppEvent) -> Result<()> {
-        self.events.lock().unwrap().push((app_id.into(), event.clone()));
+impl History for MemoryHistory {
+    async fn append(&self, subject: Subject<'_>, event: &AppEvent) -> Result<()> {
+        self.events.lock().unwrap().push((subject_key(subject), event.clone()));
         Ok(())
     }
-    async fn list(&self, app_id: &str, _: u32, _: Option<&str>) -> Result<Page<AppEvent>> {
-        let events = self.events.lock().unwrap();
-        let items = events.iter().rev().filter(|(id, _)| id == app_id).map(|(_, e)| e.clone()).collect();
+    async fn list(&self, subject: Subject<'_>, _: u32, _: Option<&str>) -> Result<Page<AppEvent>> {
+        let (events, key) = (self.events.lock().unwrap(), subject_key(subject));
+        let items = events.iter().rev().filter(|(id, _)| *id == key).map(|(_, e)| e.clone()).collect();
         Ok(Page { items, next_token: None })
     }
 }
@@ -149,13 +162,67 @@ impl InvitationRecords for MemoryInvitations {
     }
 }
 
-/// A tenant without settings.
-pub struct DefaultSettings;
+/// Registered tenants by id, and the hand-written SES identities.
+#[derive(Default)]
+pub struct MemoryTenants {
+    pub tenants: Mutex<HashMap<String, Tenant>>,
+    pub legacy: Mutex<HashMap<String, SesConfig>>,
+}
+
+impl MemoryTenants {
+    /// [`TENANT`], allowed `*.example.com` and granted [`LISTENER`] and [`TARGET_GROUP`] as `shared`.
+    pub fn granting_the_fakes() -> Self {
+        let registration = Registration {
+            display_name: None,
+            allowed_domains: vec![DomainRule::Suffix("example.com".into())],
+            targets: vec![GrantedTarget {
+                id: "shared".into(),
+                target: Target::Alb { listener_arn: LISTENER.into(), target_group_arn: TARGET_GROUP.into() },
+            }],
+            hosted_zone_id: None,
+            ses: None,
+            quotas: TenantQuotas::default(),
+        };
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let tenant = Tenant { id: TENANT.into(), registration, created_at: now, updated_at: now, version: 1 };
+        let tenants = MemoryTenants::default();
+        tenants.tenants.lock().unwrap().insert(TENANT.into(), tenant);
+        tenants
+    }
+}
 
 #[async_trait]
-impl TenantSettingsStore for DefaultSettings {
-    async fn settings(&self, _: &str) -> Result<TenantSettings> {
-        Ok(TenantSettings::default())
+impl TenantRegistry for MemoryTenants {
+    async fn get(&self, tenant_id: &str) -> Result<Option<Tenant>> {
+        Ok(self.tenants.lock().unwrap().get(tenant_id).cloned())
+    }
+    async fn list(&self, _: u32, _: Option<&str>) -> Result<Page<Tenant>> {
+        let mut items: Vec<Tenant> = self.tenants.lock().unwrap().values().cloned().collect();
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Page { items, next_token: None })
+    }
+    async fn put(&self, tenant: &mut Tenant, _: Option<&Tenant>) -> Result<()> {
+        let mut tenants = self.tenants.lock().unwrap();
+        let taken = tenants.values().filter(|other| other.id != tenant.id).any(|other| {
+            other
+                .registration
+                .targets
+                .iter()
+                .any(|o| tenant.registration.targets.iter().any(|t| t.exclusive_key() == o.exclusive_key()))
+        });
+        if taken {
+            return Err(Error::Conflict("a target is granted to another tenant".into()));
+        }
+        tenant.version += 1;
+        tenants.insert(tenant.id.clone(), tenant.clone());
+        Ok(())
+    }
+    async fn delete(&self, tenant: &Tenant) -> Result<()> {
+        self.tenants.lock().unwrap().remove(&tenant.id);
+        Ok(())
+    }
+    async fn legacy_ses(&self, tenant_id: &str) -> Result<Option<SesConfig>> {
+        Ok(self.legacy.lock().unwrap().get(tenant_id).cloned())
     }
 }
 
@@ -165,7 +232,7 @@ pub struct FixedCaller(pub Role);
 #[async_trait]
 impl TokenVerifier for FixedCaller {
     async fn verify(&self, _: &str) -> Result<Caller> {
-        Ok(Caller { display_name: "admin@example.com".into(), tenant_id: TENANT.into(), role: self.0 })
+        Ok(Caller { actor: "sub-1 (admin@example.com)".into(), tenant: Some((TENANT.into(), self.0)), platform: false })
     }
 }
 
@@ -176,7 +243,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         tenant_id: TENANT.into(),
         name: "Grafana".into(),
         domain: "grafana.example.com".into(),
-        target: Target::Alb { listener_arn: "arn:listener".into(), target_group_arn: "arn:tg".into() },
+        target: Target::Alb { listener_arn: LISTENER.into(), target_group_arn: TARGET_GROUP.into() },
         session_timeout_seconds: 3600,
         status,
         step: None,

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     App, AppEvent, AppUser, Caller, CertificateStatus, EnvironmentState, Invitation, Invitee, ListenerProtocol,
-    SesIdentity, TenantSettings, ValidationRecord,
+    SesConfig, SesIdentity, Tenant, ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -35,15 +35,24 @@ pub trait AppRepository: Send + Sync {
     async fn update(&self, app: &mut App) -> Result<()>;
     /// Frees the app's domain for reuse (only if this app holds it).
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()>;
+    /// How many of the tenant's apps are not DELETED.
+    async fn count_live(&self, tenant_id: &str) -> Result<u32>;
 }
 
-/// An app's history.
+/// Whose history an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    App(&'a str),
+    Tenant(&'a str),
+}
+
+/// Histories: what happened to an app or a tenant registration, and who did it.
 #[async_trait]
-pub trait AppHistory: Send + Sync {
-    /// Appends to the app's history.
-    async fn append(&self, app_id: &str, event: &AppEvent) -> Result<()>;
-    /// The app's history, newest first.
-    async fn list(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>>;
+pub trait History: Send + Sync {
+    /// Appends to the subject's history.
+    async fn append(&self, subject: Subject<'_>, event: &AppEvent) -> Result<()>;
+    /// The subject's history, newest first.
+    async fn list(&self, subject: Subject<'_>, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>>;
 }
 
 /// Listener rule priorities reserved by apps, so that concurrent wirings never pick the same one.
@@ -71,11 +80,22 @@ pub trait InvitationRecords: Send + Sync {
     async fn delete(&self, app_id: &str, username: &str) -> Result<()>;
 }
 
-/// Per-tenant settings written by operators.
+/// The tenant registry, run by platform operators.
 #[async_trait]
-pub trait TenantSettingsStore: Send + Sync {
-    /// The tenant's settings; defaults when the tenant has none.
-    async fn settings(&self, tenant_id: &str) -> Result<TenantSettings>;
+pub trait TenantRegistry: Send + Sync {
+    /// The tenant, if it is registered.
+    async fn get(&self, tenant_id: &str) -> Result<Option<Tenant>>;
+    /// Registered tenants, by id.
+    async fn list(&self, limit: u32, next_token: Option<&str>) -> Result<Page<Tenant>>;
+    /// Stores the tenant if nobody changed it since its `version` was read (0: a new registration), then
+    /// bumps the version; claims every granted target for it and frees the ones `previous` granted and it
+    /// no longer does, in the same transaction. `Conflict` if another tenant holds a target, or on a
+    /// concurrent change.
+    async fn put(&self, tenant: &mut Tenant, previous: Option<&Tenant>) -> Result<()>;
+    /// Removes the registration and frees its targets.
+    async fn delete(&self, tenant: &Tenant) -> Result<()>;
+    /// An SES identity written by hand before the registry existed (`sesSourceArn`/`sesFrom`), if any.
+    async fn legacy_ses(&self, tenant_id: &str) -> Result<Option<SesConfig>>;
 }
 
 /// A certificate as the certificate authority reports it.

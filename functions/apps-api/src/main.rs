@@ -15,7 +15,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let api = AppsApi {
         apps: store.clone(),
-        history: store,
+        history: store.clone(),
+        tenants: store,
         workflow: Arc::new(StepFunctionsWorkflow::from_config(
             &aws,
             required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,

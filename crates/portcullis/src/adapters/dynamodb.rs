@@ -1,10 +1,14 @@
-//! The store ports (`AppRepository`, `AppHistory`, `PriorityReservations`, `InvitationRecords`,
-//! `TenantSettingsStore`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
+//! The store ports (`AppRepository`, `History`, `PriorityReservations`, `InvitationRecords`,
+//! `TenantRegistry`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
 //! - `TENANT#t / APP#id`: an app (its fields, plus `version` for optimistic concurrency)
 //! - `DOMAIN#fqdn / DOMAIN`: the domain guard, written in the same transaction as the app
 //! - `APP#id / EVENT#<unix nanos>#<uuid>`: history, sortable by time
 //! - `LISTENER#arn / PRIORITY#nnnnn`: a listener rule priority reserved by an app
-//! - `TENANT#t / META`: tenant settings (SES identity)
+//! - `TENANTS / TENANT#t`: a tenant's registration (its grants, quotas, SES identity, hosted zone)
+//! - `GRANT#targetgroup#arn` or `GRANT#environment#name / GRANT`: the tenant a target is granted to,
+//!   written in the same transaction as the registration
+//! - `TENANT#t / EVENT#…`: the registration's history
+//! - `TENANT#t / META`: the SES identity written by hand before the registry (read, never written)
 //! - `APP#id / USER#username`: an invitation (who invited whom, when)
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,9 +24,9 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{App, AppEvent, Invitation, TenantSettings};
+use crate::domain::{App, AppEvent, AppStatus, Invitation, SesConfig, Tenant};
 use crate::error::{Error, Result};
-use crate::ports::{AppHistory, AppRepository, InvitationRecords, Page, PriorityReservations, TenantSettingsStore};
+use crate::ports::{AppRepository, History, InvitationRecords, Page, PriorityReservations, Subject, TenantRegistry};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -75,12 +79,31 @@ fn app_item(app: &App) -> Result<Item> {
     Ok(item)
 }
 
-fn event_item(app_id: &str, event: &AppEvent) -> Result<Item> {
+/// The partition holding a subject's history.
+fn history_pk(subject: Subject<'_>) -> String {
+    match subject {
+        Subject::App(app_id) => format!("APP#{app_id}"),
+        Subject::Tenant(tenant_id) => tenant_pk(tenant_id),
+    }
+}
+
+/// Every registration lives in one partition: operators list them, and there are few.
+const REGISTRY_PK: &str = "TENANTS";
+
+fn registry_key(tenant_id: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(REGISTRY_PK)), ("sk".to_string(), s(format!("TENANT#{tenant_id}")))])
+}
+
+fn grant_key(exclusive_key: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(format!("GRANT#{exclusive_key}"))), ("sk".to_string(), s("GRANT"))])
+}
+
+fn event_item(subject: Subject<'_>, event: &AppEvent) -> Result<Item> {
     let mut item: Item =
         serde_dynamo::to_item(event).map_err(|e| Error::internal_from("cannot write an event item", e))?;
     let nanos = event.at.unix_timestamp_nanos();
     let unique = uuid::Uuid::new_v4().simple().to_string();
-    item.insert("pk".into(), s(format!("APP#{app_id}")));
+    item.insert("pk".into(), s(history_pk(subject)));
     item.insert("sk".into(), s(format!("EVENT#{nanos:020}#{}", &unique[..8])));
     Ok(item)
 }
@@ -181,25 +204,18 @@ impl AppRepository for DynamoStore {
             .transact_write_items()
             .transact_items(put(app_item(app)?)?)
             .transact_items(put(guard)?)
-            .transact_items(put(event_item(&app.id, event)?)?)
+            .transact_items(put(event_item(Subject::App(&app.id), event)?)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(err) => {
                 // The guard is the second item: its condition failing means the domain is taken.
-                if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) = err.as_service_error() {
-                    let guard_failed = cancel
-                        .cancellation_reasons()
-                        .get(1)
-                        .and_then(|r| r.code())
-                        .is_some_and(|c| c == "ConditionalCheckFailed");
-                    if guard_failed {
-                        return Err(Error::Conflict(format!(
-                            "domain '{}' is already protected by another app; delete that app first",
-                            app.domain
-                        )));
-                    }
+                if cancelled_at(&err) == Some(1) {
+                    return Err(Error::Conflict(format!(
+                        "domain '{}' is already protected by another app; delete that app first",
+                        app.domain
+                    )));
                 }
                 Err(aws_failure("DynamoDB TransactWriteItems", err).into_error())
             }
@@ -250,23 +266,51 @@ impl AppRepository for DynamoStore {
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
         self.delete_if_held(domain_pk(domain), "DOMAIN".into(), app_id, "DynamoDB DeleteItem (domain)").await
     }
+
+    async fn count_live(&self, tenant_id: &str) -> Result<u32> {
+        let pk = tenant_pk(tenant_id);
+        let deleted = serde_json::to_value(AppStatus::Deleted).ok().and_then(|v| v.as_str().map(str::to_string));
+        let counts = all_pages(|token| {
+            let (pk, deleted) = (&pk, deleted.clone().unwrap_or_default());
+            async move {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .filter_expression("#status <> :deleted")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":pk", s(pk))
+                    .expression_attribute_values(":prefix", s("APP#"))
+                    .expression_attribute_values(":deleted", s(deleted))
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(decode_token(token.as_deref(), pk)?)
+                    .send()
+                    .await
+                    .map_err(|e| aws_failure("DynamoDB Query (live apps)", e).into_error())?;
+                Ok((vec![out.count.max(0) as u32], encode_token(out.last_evaluated_key())))
+            }
+        })
+        .await?;
+        Ok(counts.iter().sum())
+    }
 }
 
 #[async_trait]
-impl AppHistory for DynamoStore {
-    async fn append(&self, app_id: &str, event: &AppEvent) -> Result<()> {
+impl History for DynamoStore {
+    async fn append(&self, subject: Subject<'_>, event: &AppEvent) -> Result<()> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(event_item(app_id, event)?))
+            .set_item(Some(event_item(subject, event)?))
             .send()
             .await
             .map_err(|e| aws_failure("DynamoDB PutItem (event)", e).into_error())?;
         Ok(())
     }
 
-    async fn list(&self, app_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>> {
-        let (items, next_token) = self.query_page(&format!("APP#{app_id}"), "EVENT#", limit, next_token, true).await?;
+    async fn list(&self, subject: Subject<'_>, limit: u32, next_token: Option<&str>) -> Result<Page<AppEvent>> {
+        let (items, next_token) = self.query_page(&history_pk(subject), "EVENT#", limit, next_token, true).await?;
         let items = items.into_iter().map(from_item).collect::<Result<_>>()?;
         Ok(Page { items, next_token })
     }
@@ -322,11 +366,149 @@ impl PriorityReservations for DynamoStore {
     }
 }
 
+/// The SES identity operators wrote by hand before the registry existed.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacySettings {
+    ses_source_arn: Option<String>,
+    ses_from: Option<String>,
+}
+
 #[async_trait]
-impl TenantSettingsStore for DynamoStore {
-    async fn settings(&self, tenant_id: &str) -> Result<TenantSettings> {
+impl TenantRegistry for DynamoStore {
+    async fn get(&self, tenant_id: &str) -> Result<Option<Tenant>> {
+        self.get_item(registry_key(tenant_id), "DynamoDB GetItem (tenant)").await?.map(from_item).transpose()
+    }
+
+    async fn list(&self, limit: u32, next_token: Option<&str>) -> Result<Page<Tenant>> {
+        let (items, next_token) = self.query_page(REGISTRY_PK, "TENANT#", limit, next_token, false).await?;
+        Ok(Page { items: items.into_iter().map(from_item).collect::<Result<_>>()?, next_token })
+    }
+
+    async fn put(&self, tenant: &mut Tenant, previous: Option<&Tenant>) -> Result<()> {
+        let mut next = tenant.clone();
+        next.version = tenant.version + 1;
+        let mut item: Item =
+            serde_dynamo::to_item(&next).map_err(|e| Error::internal_from("cannot write a tenant item", e))?;
+        item.extend(registry_key(&tenant.id));
+        let mut registration = Put::builder().table_name(&self.table).set_item(Some(item));
+        registration = if tenant.version == 0 {
+            registration.condition_expression("attribute_not_exists(pk)")
+        } else {
+            registration
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(tenant.version.to_string()))
+        };
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .put(registration.build().map_err(|e| build_error("a tenant registration", e))?)
+                .build(),
+        ];
+        let targets = &tenant.registration.targets;
+        for granted in targets {
+            let mut guard = grant_key(&granted.exclusive_key());
+            guard.insert("tenantId".into(), s(&tenant.id));
+            guard.insert("targetId".into(), s(&granted.id));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(guard))
+                .condition_expression("attribute_not_exists(pk) OR tenantId = :tenant")
+                .expression_attribute_values(":tenant", s(&tenant.id))
+                .build()
+                .map_err(|e| build_error("a grant guard", e))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        let kept: std::collections::HashSet<String> = targets.iter().map(|t| t.exclusive_key()).collect();
+        let released =
+            previous.into_iter().flat_map(|p| &p.registration.targets).filter(|t| !kept.contains(&t.exclusive_key()));
+        for granted in released {
+            writes.push(self.release_grant(&granted.exclusive_key(), &tenant.id)?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => {
+                *tenant = next;
+                Ok(())
+            }
+            Err(err) => {
+                let failed = cancelled_at(&err);
+                if failed == Some(0) {
+                    return Err(Error::Conflict(format!(
+                        "tenant {} was registered or changed by someone else meanwhile; read it and try again",
+                        tenant.id
+                    )));
+                }
+                if let Some(granted) = failed.and_then(|i| targets.get(i - 1)) {
+                    return Err(Error::Conflict(format!(
+                        "target '{}' is granted to another tenant; a target group or environment is granted to one \
+                         tenant only",
+                        granted.id
+                    )));
+                }
+                Err(aws_failure("DynamoDB TransactWriteItems (tenant)", err).into_error())
+            }
+        }
+    }
+
+    async fn delete(&self, tenant: &Tenant) -> Result<()> {
+        let registration = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(registry_key(&tenant.id)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", AttributeValue::N(tenant.version.to_string()))
+            .build()
+            .map_err(|e| build_error("a tenant deletion", e))?;
+        let mut writes = vec![TransactWriteItem::builder().delete(registration).build()];
+        for granted in &tenant.registration.targets {
+            writes.push(self.release_grant(&granted.exclusive_key(), &tenant.id)?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_at(&err) == Some(0) => Err(Error::Conflict(format!(
+                "tenant {} was changed by someone else meanwhile; read it and try again",
+                tenant.id
+            ))),
+            Err(err) => Err(aws_failure("DynamoDB TransactWriteItems (tenant)", err).into_error()),
+        }
+    }
+
+    async fn legacy_ses(&self, tenant_id: &str) -> Result<Option<SesConfig>> {
         let key = HashMap::from([("pk".to_string(), s(tenant_pk(tenant_id))), ("sk".to_string(), s("META"))]);
-        Ok(self.get_item(key, "DynamoDB GetItem (tenant)").await?.map(from_item).transpose()?.unwrap_or_default())
+        let legacy: LegacySettings = self
+            .get_item(key, "DynamoDB GetItem (tenant settings)")
+            .await?
+            .map(from_item)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(legacy
+            .ses_source_arn
+            .filter(|a| !a.is_empty())
+            .map(|source_arn| SesConfig { source_arn, from: legacy.ses_from.filter(|f| !f.is_empty()) }))
+    }
+}
+
+impl DynamoStore {
+    /// Frees a grant guard if this tenant holds it (a missing one is fine).
+    fn release_grant(&self, exclusive_key: &str, tenant_id: &str) -> Result<TransactWriteItem> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(grant_key(exclusive_key)))
+            .condition_expression("attribute_not_exists(pk) OR tenantId = :tenant")
+            .expression_attribute_values(":tenant", s(tenant_id))
+            .build()
+            .map_err(|e| build_error("a grant release", e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+}
+
+/// The index of the first write whose condition failed in a cancelled transaction.
+fn cancelled_at<R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<TransactWriteItemsError, R>,
+) -> Option<usize> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+            cancel.cancellation_reasons().iter().position(|r| r.code() == Some("ConditionalCheckFailed"))
+        }
+        _ => None,
     }
 }
 

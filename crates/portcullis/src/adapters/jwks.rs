@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 
 use crate::config::TokenConfig;
-use crate::domain::Caller;
+use crate::domain::{Caller, Claims};
 use crate::error::{Error, Result};
 use crate::ports::TokenVerifier;
 
@@ -26,6 +26,9 @@ struct IdTokenClaims {
     sub: String,
     token_use: Option<String>,
     email: Option<String>,
+    /// Cognito writes a boolean; some issuers write the string "true".
+    #[serde(default)]
+    email_verified: Option<serde_json::Value>,
     #[serde(rename = "custom:tenant")]
     tenant: Option<String>,
     #[serde(rename = "cognito:groups", default)]
@@ -114,15 +117,24 @@ impl TokenVerifier for JwksTokenVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        if self.config.audiences.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&self.config.audiences);
-        }
+        // Never empty (`TokenConfig::from_env` refuses that): without it, an ID token of any client of the
+        // issuer's pool would do.
+        validation.set_audience(&self.config.audiences);
         let claims = decode::<IdTokenClaims>(token, &key, &validation).map_err(|e| bad(e.to_string()))?.claims;
         if claims.token_use.as_deref() != Some("id") {
             return Err(bad("an ID token is required (token_use is not 'id')".into()));
         }
-        Caller::from_claims(claims.sub, claims.email, claims.tenant, &claims.groups)
+        let email_verified = match &claims.email_verified {
+            Some(serde_json::Value::Bool(verified)) => *verified,
+            Some(serde_json::Value::String(verified)) => verified == "true",
+            _ => false,
+        };
+        Caller::from_claims(Claims {
+            subject: claims.sub,
+            email: claims.email,
+            email_verified,
+            tenant: claims.tenant,
+            groups: claims.groups,
+        })
     }
 }

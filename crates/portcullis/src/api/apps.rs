@@ -10,15 +10,19 @@ use super::{
     with_location,
 };
 use crate::config::WorkflowTiming;
-use crate::domain::{App, AppError, AppEvent, AppStatus, AuditAction, Caller, Resources, Step, validate_new_app};
+use crate::domain::{
+    App, AppError, AppEvent, AppStatus, AuditAction, Caller, NewApp, Resources, Step, Tenant, not_registered,
+    validate_new_app,
+};
 use crate::error::{Chain, Error, Result};
-use crate::ports::{AppHistory, AppRepository, TokenVerifier, Workflow};
+use crate::ports::{AppRepository, History, Subject, TenantRegistry, TokenVerifier, Workflow};
 use crate::workflow::Execution;
 
 /// The `/apps` operations.
 pub struct AppsApi {
     pub apps: Arc<dyn AppRepository>,
-    pub history: Arc<dyn AppHistory>,
+    pub history: Arc<dyn History>,
+    pub tenants: Arc<dyn TenantRegistry>,
     pub workflow: Arc<dyn Workflow>,
     pub verifier: Arc<dyn TokenVerifier>,
     pub timing: WorkflowTiming,
@@ -78,12 +82,13 @@ impl Operations for AppsApi {
 impl AppsApi {
     /// `POST /apps`: record the app, claim its domain, start provisioning. 202 with the app.
     async fn create(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
-        caller.require_admin()?;
+        let tenant_id = caller.require_admin()?;
         let new = validate_new_app(&request.body)?;
+        self.check_grants(tenant_id, &new).await?;
         let now = OffsetDateTime::now_utc();
         let mut app = App {
             id: uuid::Uuid::now_v7().to_string(),
-            tenant_id: caller.tenant_id.clone(),
+            tenant_id: tenant_id.to_string(),
             name: new.name,
             domain: new.domain,
             target: new.target,
@@ -92,14 +97,14 @@ impl AppsApi {
             step: Some(Step::Certificate),
             resources: Resources::default(),
             error: None,
-            created_by: caller.display_name.clone(),
+            created_by: caller.actor.clone(),
             created_at: now,
             updated_at: now,
             version: 1,
         };
         tracing::Span::current().record("app_id", app.id.as_str());
         let detail = format!("{} for {}", app.name, app.domain);
-        self.apps.create(&app, &AppEvent::now(&caller.display_name, AuditAction::AppCreated, detail)).await?;
+        self.apps.create(&app, &AppEvent::now(&caller.actor, AuditAction::AppCreated, detail)).await?;
         if let Err(not_started) = self.workflow.start(&Execution::provision(&app, self.timing)).await {
             if let Err(cleanup) = self.mark_not_started(&mut app).await {
                 tracing::error!(app_id = %app.id, error = %Chain(&not_started), "provisioning could not be started");
@@ -110,6 +115,16 @@ impl AppsApi {
         tracing::info!(app_id = %app.id, domain = %app.domain, "provisioning started");
         let response = json_response(StatusCode::ACCEPTED, &AppView::from(&app));
         Ok(with_location(response, &format!("/apps/{}", app.id)))
+    }
+
+    /// The tenant's grants allow the app: the tenant is registered, the domain is allowed, the target is
+    /// granted, and another live app fits in the quota. Refused in the preflight's words.
+    async fn check_grants(&self, tenant_id: &str, new: &NewApp) -> Result<Tenant> {
+        let tenant = self.tenants.get(tenant_id).await?.ok_or_else(|| Error::Forbidden(not_registered(tenant_id)))?;
+        tenant.check_domain(&new.domain).map_err(Error::Forbidden)?;
+        tenant.check_target(&new.target).map_err(Error::Forbidden)?;
+        tenant.check_quota(self.apps.count_live(tenant_id).await?).map_err(Error::QuotaExceeded)?;
+        Ok(tenant)
     }
 
     /// Leaves nothing half-done when provisioning could not start: the app is recorded as failed and
@@ -128,7 +143,7 @@ impl AppsApi {
     /// `GET /apps`: the caller's tenant's apps, a page at a time.
     async fn list(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
         let page = PageRequest::from_query(&request.query)?;
-        let apps = self.apps.list(&caller.tenant_id, page.limit, page.next_token.as_deref()).await?;
+        let apps = self.apps.list(caller.tenant_id()?, page.limit, page.next_token.as_deref()).await?;
         let body = Listing { items: apps.items.iter().map(AppView::from).collect(), next_token: apps.next_token };
         Ok(json_response(StatusCode::OK, &body))
     }
@@ -143,7 +158,7 @@ impl AppsApi {
     async fn events(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
         let page = PageRequest::from_query(&request.query)?;
         let app = find_app(self.apps.as_ref(), caller, request.path("id")).await?;
-        let events = self.history.list(&app.id, page.limit, page.next_token.as_deref()).await?;
+        let events = self.history.list(Subject::App(&app.id), page.limit, page.next_token.as_deref()).await?;
         Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
     }
 
@@ -168,7 +183,7 @@ impl AppsApi {
         self.apps.update(&mut app).await?;
         let detail = format!("{} ({})", app.name, app.domain);
         self.history
-            .append(&app.id, &AppEvent::now(&caller.display_name, AuditAction::AppDeleteRequested, detail))
+            .append(Subject::App(&app.id), &AppEvent::now(&caller.actor, AuditAction::AppDeleteRequested, detail))
             .await?;
         self.workflow.start(&Execution::deprovision(&app, self.timing)).await?;
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
@@ -181,7 +196,7 @@ pub(crate) async fn find_app(apps: &dyn AppRepository, caller: &Caller, app_id: 
     if uuid::Uuid::parse_str(app_id).is_err() {
         return Err(not_found());
     }
-    apps.get(&caller.tenant_id, app_id).await?.ok_or_else(not_found)
+    apps.get(caller.tenant_id()?, app_id).await?.ok_or_else(not_found)
 }
 
 #[cfg(test)]
@@ -190,7 +205,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{PollPolicy, Role};
-    use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory};
+    use crate::fakes::{self, FixedCaller, MemoryApps, MemoryHistory, MemoryTenants};
 
     /// A workflow that refuses to start, or records what it started.
     #[derive(Default)]
@@ -215,6 +230,7 @@ mod tests {
         AppsApi {
             apps,
             history: Arc::new(MemoryHistory::default()),
+            tenants: Arc::new(MemoryTenants::granting_the_fakes()),
             workflow,
             verifier: Arc::new(FixedCaller(Role::Admin)),
             timing: WorkflowTiming { certificate: policy, environment: policy },
@@ -227,9 +243,7 @@ mod tests {
             resource: "/apps".into(),
             body: serde_json::json!({
                 "name": "Grafana", "domain": "grafana.example.com",
-                "target": {"type": "alb",
-                    "listenerArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/demo/1/2",
-                    "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo/3"}
+                "target": {"type": "alb", "listenerArn": fakes::LISTENER, "targetGroupArn": fakes::TARGET_GROUP}
             })
             .to_string(),
             ..Default::default()
@@ -262,5 +276,79 @@ mod tests {
         assert_eq!(apps.domains.lock().unwrap().get("grafana.example.com"), Some(&app.id));
         let started = workflow.started.lock().unwrap().clone();
         assert_eq!(started, vec![Execution::provision(&app, api(workflow.clone(), apps).timing)]);
+    }
+}
+
+#[cfg(test)]
+mod grant_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::domain::{PollPolicy, Role};
+    use crate::fakes::{self, FixedCaller, MemoryApps, MemoryHistory, MemoryTenants};
+
+    struct NeverStarted;
+
+    #[async_trait::async_trait]
+    impl Workflow for NeverStarted {
+        async fn start(&self, _: &Execution) -> Result<()> {
+            panic!("a refused app must not start a workflow")
+        }
+    }
+
+    fn api(tenants: MemoryTenants, apps: Arc<MemoryApps>) -> AppsApi {
+        let policy = PollPolicy { poll_seconds: 1, deadline_seconds: 10, max_wait_seconds: 2 };
+        AppsApi {
+            apps,
+            history: Arc::new(MemoryHistory::default()),
+            tenants: Arc::new(tenants),
+            workflow: Arc::new(NeverStarted),
+            verifier: Arc::new(FixedCaller(Role::Admin)),
+            timing: WorkflowTiming { certificate: policy, environment: policy },
+        }
+    }
+
+    fn create(domain: &str, target_group: &str) -> ApiRequest {
+        let mut request = ApiRequest {
+            method: Method::POST,
+            resource: "/apps".into(),
+            body: serde_json::json!({"name": "Grafana", "domain": domain,
+                "target": {"type": "alb", "listenerArn": fakes::LISTENER, "targetGroupArn": target_group}})
+            .to_string(),
+            ..Default::default()
+        };
+        request.headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t"));
+        request
+    }
+
+    async fn refusal(api: &AppsApi, request: &ApiRequest, status: u16) -> String {
+        let response = api.handle(request).await;
+        assert_eq!(response.status(), status, "{}", response.body());
+        let body: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        body["detail"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_tenant_a_foreign_domain_or_target_are_403_and_a_full_quota_422() {
+        let apps = Arc::new(MemoryApps::default());
+        let unregistered = api(MemoryTenants::default(), apps.clone());
+        let detail = refusal(&unregistered, &create("a.example.com", fakes::TARGET_GROUP), 403).await;
+        assert!(detail.contains("not registered") && detail.contains("PUT /tenants/t"), "{detail}");
+
+        let api = api(MemoryTenants::granting_the_fakes(), apps.clone());
+        let detail = refusal(&api, &create("a.other.test", fakes::TARGET_GROUP), 403).await;
+        assert!(detail.contains("allowed domains (*.example.com)"), "{detail}");
+        let detail = refusal(&api, &create("a.example.com", &format!("{}9", fakes::TARGET_GROUP)), 403).await;
+        assert!(detail.contains("not one granted") && detail.contains("granted: shared"), "{detail}");
+
+        api.tenants.get(fakes::TENANT).await.unwrap().unwrap();
+        for i in 0..crate::domain::DEFAULT_APP_QUOTA {
+            let mut live = fakes::app(&format!("live-{i}"), AppStatus::Active);
+            live.domain = format!("{i}.example.com");
+            apps.insert(live);
+        }
+        let detail = refusal(&api, &create("a.example.com", fakes::TARGET_GROUP), 422).await;
+        assert!(detail.contains("quotas.apps = 25"), "{detail}");
+        assert_eq!(apps.all().len(), 25, "nothing was created");
     }
 }

@@ -3,6 +3,7 @@
 //! become `application/problem+json` here and nowhere else, and are logged here, once.
 
 mod apps;
+mod tenants;
 mod users;
 mod view;
 
@@ -17,6 +18,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
 pub use apps::AppsApi;
+pub use tenants::TenantsApi;
 pub use users::UsersApi;
 pub use view::AppView;
 
@@ -175,7 +177,8 @@ pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) ->
         .filter(|token| !token.is_empty())
         .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <ID token>'".into()))?;
     let caller = verifier.verify(token).await?;
-    tracing::Span::current().record("tenant", caller.tenant_id.as_str());
+    let tenant = caller.tenant.as_ref().map(|(id, _)| id.as_str()).unwrap_or("(platform)");
+    tracing::Span::current().record("tenant", tenant);
     Ok(caller)
 }
 

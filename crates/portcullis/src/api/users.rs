@@ -19,7 +19,7 @@ use crate::domain::{
     App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, Invitee, InviteeBody, MAX_BATCH,
 };
 use crate::error::{Chain, Error, Result};
-use crate::ports::{AppHistory, AppRepository, AppUsers, InvitationRecords, TokenVerifier};
+use crate::ports::{AppRepository, AppUsers, History, InvitationRecords, Subject, TokenVerifier};
 use crate::retry::Backoff;
 
 /// Invitations in flight at once in a batch: AdminCreateUser is throttled per account.
@@ -31,7 +31,7 @@ const BATCH_TIME_BUDGET: Duration = Duration::from_secs(20);
 /// The `/apps/{id}/users` operations.
 pub struct UsersApi {
     pub apps: Arc<dyn AppRepository>,
-    pub history: Arc<dyn AppHistory>,
+    pub history: Arc<dyn History>,
     pub invitations: Arc<dyn InvitationRecords>,
     pub users: Arc<dyn AppUsers>,
     pub verifier: Arc<dyn TokenVerifier>,
@@ -227,7 +227,7 @@ impl UsersApi {
         let invitation = Invitation {
             username: user.username.clone(),
             email: user.email.clone(),
-            invited_by: caller.display_name.clone(),
+            invited_by: caller.actor.clone(),
             invited_at: now,
             last_sent_at: now,
         };
@@ -235,7 +235,7 @@ impl UsersApi {
         let detail = format!("{} ({})", user.email, user.username);
         self.record(caller, app, AuditAction::UserInvited, detail).await?;
         user.invited_at = now;
-        user.invited_by = Some(caller.display_name.clone());
+        user.invited_by = Some(caller.actor.clone());
         Ok(user)
     }
 
@@ -252,7 +252,7 @@ impl UsersApi {
     }
 
     async fn record(&self, caller: &Caller, app: &App, action: AuditAction, detail: impl Into<String>) -> Result<()> {
-        self.history.append(&app.id, &AppEvent::now(&caller.display_name, action, detail)).await
+        self.history.append(Subject::App(&app.id), &AppEvent::now(&caller.actor, action, detail)).await
     }
 }
 

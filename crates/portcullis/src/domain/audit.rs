@@ -1,4 +1,5 @@
-//! An app's history: what the workflow did and what callers did, newest first in the API.
+//! Histories: what the workflow and callers did to an app, and what operators did to a tenant's
+//! registration; newest first in the API.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -34,6 +35,12 @@ pub enum AuditAction {
     UserInvitationResent,
     #[serde(rename = "user.revoked")]
     UserRevoked,
+    #[serde(rename = "tenant.registered")]
+    TenantRegistered,
+    #[serde(rename = "tenant.updated")]
+    TenantUpdated,
+    #[serde(rename = "tenant.deleted")]
+    TenantDeleted,
 }
 
 /// An entry in an app's history.
@@ -78,6 +85,9 @@ mod tests {
             (AuditAction::UserInvited, "user.invited"),
             (AuditAction::UserInvitationResent, "user.invitation-resent"),
             (AuditAction::UserRevoked, "user.revoked"),
+            (AuditAction::TenantRegistered, "tenant.registered"),
+            (AuditAction::TenantUpdated, "tenant.updated"),
+            (AuditAction::TenantDeleted, "tenant.deleted"),
         ];
         for (action, name) in names {
             assert_eq!(serde_json::to_value(action).unwrap(), name);

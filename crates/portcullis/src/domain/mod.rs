@@ -5,22 +5,32 @@ mod audit;
 mod caller;
 mod certificate;
 mod environment;
+mod exposure;
 mod naming;
 mod poll;
 mod priority;
+mod tenant;
 mod users;
 mod validate;
 
 pub use app::*;
 pub use audit::{AppEvent, AuditAction, WORKFLOW_ACTOR};
-pub use caller::{Caller, Role};
+pub use caller::{Caller, Claims, Role};
 pub use certificate::{CertificateProgress, CertificateStatus};
 pub use environment::{EnvironmentHealth, EnvironmentState, EnvironmentStatus, ListenerProtocol};
+pub use exposure::{
+    Closure, Entry, Exposure, ExposureKind, ListenerView, LoadBalancerView, ProtectedApp, RuleAction, RuleCondition,
+    RuleView, closures, describe, exposures, host_matches,
+};
 pub use naming::{invitation_message, pool_domain_prefix};
 pub use poll::{Poll, PollPolicy};
 pub use priority::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, lowest_free_priority};
-pub use users::{
-    AppUser, BatchOutcome, EmailSending, Invitation, Invitee, InviteeBody, MAX_BATCH, SesIdentity, TenantSettings,
-    UserStatus, validate_email,
+pub use tenant::{
+    DEFAULT_APP_QUOTA, DomainRule, GrantedTarget, Registration, SesConfig, Tenant, TenantQuotas, not_registered,
+    validate_registration, validate_tenant_id,
 };
-pub use validate::{NewApp, validate_new_app};
+pub use users::{
+    AppUser, BatchOutcome, EmailSending, Invitation, Invitee, InviteeBody, MAX_BATCH, SesIdentity, UserStatus,
+    validate_email,
+};
+pub use validate::{MAX_APP_DOMAIN_LENGTH, NewApp, validate_new_app};

@@ -1,8 +1,10 @@
 //! Names Portcullis gives to what it creates.
 
-/// A Cognito hosted-domain prefix that is unique per app: `pc-<name slug>-<8 hex of the app id>`.
-/// Cognito allows lower-case letters, digits and '-', up to 63 characters, and refuses prefixes that
-/// contain "aws", "amazon" or "cognito".
+/// A Cognito hosted-domain prefix that is unique per app: `pc-<name slug>-<last 10 hex digits of the app
+/// id>`. The tail of a UUIDv7 is random (its head is the time, the same for apps made in the same
+/// minute), and prefixes must be unique in the region across every account. Cognito allows lower-case
+/// letters, digits and '-', up to 63 characters, and refuses prefixes that contain "aws", "amazon" or
+/// "cognito".
 pub fn pool_domain_prefix(app_name: &str, app_id: &str) -> String {
     let words: Vec<String> = app_name
         .to_ascii_lowercase()
@@ -12,7 +14,8 @@ pub fn pool_domain_prefix(app_name: &str, app_id: &str) -> String {
         .collect();
     let joined = words.join("-");
     let slug = joined.get(..40).unwrap_or(&joined).trim_end_matches('-');
-    let suffix: String = app_id.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    let hex: Vec<char> = app_id.chars().filter(char::is_ascii_hexdigit).collect();
+    let suffix: String = hex[hex.len().saturating_sub(10)..].iter().collect();
     if slug.is_empty() { format!("pc-{suffix}") } else { format!("pc-{slug}-{suffix}") }
 }
 
@@ -36,10 +39,17 @@ mod tests {
     #[test]
     fn prefix_is_valid_for_cognito() {
         let p = pool_domain_prefix("My AWS Cognito Dashboard!!", "0190f3a2-7c1d-7000-8000-000000000000");
-        assert_eq!(p, "pc-my-dashboard-0190f3a2");
-        let long = pool_domain_prefix(&"x".repeat(100), "abcdef12");
+        assert_eq!(p, "pc-my-dashboard-0000000000");
+        let long = pool_domain_prefix(&"x".repeat(100), "0190f3a2-7c1d-7000-8000-00000000abcd");
         assert!(long.len() <= 63);
         assert_eq!(pool_domain_prefix("---", "abcdef12"), "pc-abcdef12");
+    }
+
+    #[test]
+    fn two_apps_of_one_name_made_at_once_get_different_prefixes() {
+        let (a, b) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+        assert_eq!(a[..8], b[..8], "same time, same head");
+        assert_ne!(pool_domain_prefix("Grafana", &a), pool_domain_prefix("Grafana", &b));
     }
 
     #[test]

@@ -153,29 +153,11 @@ pub enum EmailSending {
     Ses,
 }
 
-/// A tenant's settings (the `TENANT#t / META` item). Absent means defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TenantSettings {
-    /// ARN of a verified SES identity that Cognito may send from.
-    pub ses_source_arn: Option<String>,
-    /// The From address, e.g. `Portcullis <no-reply@example.com>`.
-    pub ses_from: Option<String>,
-}
-
 /// An SES identity for invitation emails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SesIdentity {
     pub source_arn: String,
     pub from: Option<String>,
-}
-
-impl TenantSettings {
-    /// The SES identity, when the tenant configured one.
-    pub fn ses(&self) -> Option<SesIdentity> {
-        let source_arn = self.ses_source_arn.clone().filter(|a| !a.is_empty())?;
-        Some(SesIdentity { source_arn, from: self.ses_from.clone().filter(|f| !f.is_empty()) })
-    }
 }
 
 #[cfg(test)]
@@ -224,12 +206,5 @@ mod tests {
         for (outcome, name) in outcomes {
             assert_eq!(serde_json::to_value(outcome).unwrap(), name);
         }
-    }
-
-    #[test]
-    fn ses_needs_a_source_arn() {
-        assert_eq!(TenantSettings::default().ses(), None);
-        let settings = TenantSettings { ses_source_arn: Some("arn:aws:ses:x".into()), ses_from: None };
-        assert_eq!(settings.ses().unwrap().source_arn, "arn:aws:ses:x");
     }
 }

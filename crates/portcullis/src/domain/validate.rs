@@ -36,8 +36,8 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
     let body: CreateAppBody = serde_json::from_str(body)
         .map_err(|e| Error::Invalid(format!("the body is not a JSON object of the expected shape: {e}")))?;
     let name = validate_name(required_string(body.name, "name")?)?;
-    let domain = validate_host(&required_string(body.domain, "domain")?)?;
-    let target = validate_target(body.target.ok_or_else(|| missing("target"))?)?;
+    let domain = validate_app_domain(&required_string(body.domain, "domain")?)?;
+    let target = parse_target(body.target.ok_or_else(|| missing("target"))?, "target")?;
     let session_timeout_seconds = match body.session_timeout_seconds {
         None | Some(serde_json::Value::Null) => DEFAULT_SESSION_TIMEOUT_SECONDS,
         Some(v) => v
@@ -79,8 +79,23 @@ fn validate_name(name: String) -> Result<String> {
     Ok(name)
 }
 
-/// A host name the ALB can match and ACM can certify (lower-cased, no trailing dot): no wildcards, no
-/// IP literals, at least two labels.
+/// ACM refuses a certificate whose first domain name is longer than this (it becomes the subject's
+/// common name); ALB host-header values allow 128.
+pub const MAX_APP_DOMAIN_LENGTH: usize = 64;
+
+/// An app's host name: a valid host name that ACM can certify and a listener rule can match.
+pub(crate) fn validate_app_domain(domain: &str) -> Result<String> {
+    let fqdn = validate_host(domain)?;
+    if fqdn.len() > MAX_APP_DOMAIN_LENGTH {
+        return Err(Error::Invalid(format!(
+            "domain '{domain}' is {} characters long; ACM certifies at most {MAX_APP_DOMAIN_LENGTH}",
+            fqdn.len()
+        )));
+    }
+    Ok(fqdn)
+}
+
+/// A host name (lower-cased, no trailing dot): no wildcards, no IP literals, at least two labels.
 pub(crate) fn validate_host(domain: &str) -> Result<String> {
     let fqdn = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let invalid = |why: &str| Error::Invalid(format!("domain '{domain}' is not a valid host name: {why}"));
@@ -108,17 +123,18 @@ pub(crate) fn validate_host(domain: &str) -> Result<String> {
     Ok(fqdn)
 }
 
-fn validate_target(value: serde_json::Value) -> Result<Target> {
+/// Parses a target (`field` names it in messages: `target`, `targets[]`).
+pub(crate) fn parse_target(value: serde_json::Value, field: &str) -> Result<Target> {
     let target: Target = serde_json::from_value(value).map_err(|e| {
         Error::Invalid(format!(
-            "target must be {{\"type\":\"alb\",\"listenerArn\":…,\"targetGroupArn\":…}} or \
+            "{field} must be {{\"type\":\"alb\",\"listenerArn\":…,\"targetGroupArn\":…}} or \
              {{\"type\":\"elasticbeanstalk\",\"environmentName\":…}}: {e}"
         ))
     })?;
     match &target {
         Target::Alb { listener_arn, target_group_arn } => {
-            check_elb_arn(listener_arn, "listener/app/", "target.listenerArn", "an ALB listener")?;
-            check_elb_arn(target_group_arn, "targetgroup/", "target.targetGroupArn", "a target group")?;
+            check_elb_arn(listener_arn, "listener/app/", &format!("{field}.listenerArn"), "an ALB listener")?;
+            check_elb_arn(target_group_arn, "targetgroup/", &format!("{field}.targetGroupArn"), "a target group")?;
         }
         Target::ElasticBeanstalk { environment_name } => {
             let n = environment_name.as_str();
@@ -128,7 +144,7 @@ fn validate_target(value: serde_json::Value) -> Result<Target> {
                 && !n.ends_with('-');
             if !ok {
                 return Err(Error::Invalid(format!(
-                    "target.environmentName '{n}' must be 4 to 40 letters, digits or '-', \
+                    "{field}.environmentName '{n}' must be 4 to 40 letters, digits or '-', \
                      not starting or ending with '-'"
                 )));
             }
@@ -194,6 +210,15 @@ mod tests {
         for d in ["localhost", "*.example.com", "a..b.com", "-a.example.com", "10.0.0.1", "a_b.example.com"] {
             assert!(detail(validate_new_app(&body("ok", d))).contains("domain"), "{d}");
         }
+    }
+
+    #[test]
+    fn rejects_domains_longer_than_acm_certifies() {
+        let longest = format!("{}.example.com", "a".repeat(MAX_APP_DOMAIN_LENGTH - 12));
+        assert_eq!(longest.len(), MAX_APP_DOMAIN_LENGTH);
+        assert!(validate_new_app(&body("ok", &longest)).is_ok());
+        let too_long = format!("a{longest}");
+        assert!(detail(validate_new_app(&body("ok", &too_long))).contains("at most 64"));
     }
 
     #[test]

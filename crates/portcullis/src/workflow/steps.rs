@@ -14,8 +14,8 @@ use crate::domain::{
 };
 use crate::error::{Chain, Error};
 use crate::ports::{
-    AppHistory, AppRepository, CertificateAuthority, ClientSpec, Environments, ListenerRule, LoadBalancer, PoolSpec,
-    PriorityReservations, ProtectRule, TenantSettingsStore, UserPools,
+    AppRepository, CertificateAuthority, ClientSpec, Environments, History, ListenerRule, LoadBalancer, PoolSpec,
+    PriorityReservations, ProtectRule, Subject, TenantRegistry, UserPools,
 };
 
 type StepResult<T = StepOutput> = Result<T, StepFailure>;
@@ -23,9 +23,9 @@ type StepResult<T = StepOutput> = Result<T, StepFailure>;
 /// Runs the workflow's task steps.
 pub struct Provisioner {
     pub apps: Arc<dyn AppRepository>,
-    pub history: Arc<dyn AppHistory>,
+    pub history: Arc<dyn History>,
     pub priorities: Arc<dyn PriorityReservations>,
-    pub tenants: Arc<dyn TenantSettingsStore>,
+    pub tenants: Arc<dyn TenantRegistry>,
     pub certificates: Arc<dyn CertificateAuthority>,
     pub load_balancer: Arc<dyn LoadBalancer>,
     pub environments: Arc<dyn Environments>,
@@ -89,7 +89,7 @@ impl Provisioner {
     }
 
     async fn record(&self, app: &App, action: AuditAction, detail: impl Into<String>) -> StepResult<()> {
-        Ok(self.history.append(&app.id, &AppEvent::now(WORKFLOW_ACTOR, action, detail)).await?)
+        Ok(self.history.append(Subject::App(&app.id), &AppEvent::now(WORKFLOW_ACTOR, action, detail)).await?)
     }
 
     /// RequestCertificate: ask for a DNS-validated certificate (idempotent on the app id) and show its
@@ -261,7 +261,10 @@ impl Provisioner {
     /// The pool, sending invitations through the tenant's SES identity when it has one.
     async fn create_pool(&self, app: &mut App) -> StepResult<()> {
         let (invitation_subject, invitation_body) = invitation_message(&app.name, &app.url());
-        let ses = self.tenants.settings(&app.tenant_id).await?.ses();
+        let ses = match self.tenants.get(&app.tenant_id).await?.and_then(|t| t.ses()) {
+            Some(ses) => Some(ses),
+            None => self.tenants.legacy_ses(&app.tenant_id).await?.map(|c| c.identity()),
+        };
         let email_sending = if ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
         let spec = PoolSpec {
             pool_name: format!("portcullis-{}-{}", app.name.replace(' ', "-"), app.id),

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{AppRef, FailureName, Provisioner, StepInput};
 use crate::domain::{App, AppStatus, CertificateStatus, EnvironmentState, ListenerProtocol, Resources, Step, Target};
 use crate::error::{Error, Result};
-use crate::fakes::{self, DefaultSettings, MemoryApps, MemoryHistory, MemoryReservations};
+use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryReservations, MemoryTenants};
 use crate::ports::*;
 
 const LISTENER: &str = "arn:listener";
@@ -149,7 +149,7 @@ fn world(app: App) -> World {
         apps: apps.clone(),
         history: Arc::new(MemoryHistory::default()),
         priorities: reservations.clone(),
-        tenants: Arc::new(DefaultSettings),
+        tenants: Arc::new(MemoryTenants::granting_the_fakes()),
         certificates: Arc::new(Quiet),
         load_balancer: listener.clone(),
         environments: Arc::new(Quiet),

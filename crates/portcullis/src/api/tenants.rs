@@ -1,0 +1,289 @@
+//! The tenant registry, run by platform operators (`/tenants…`), and a tenant's view of its own
+//! registration (`GET /tenant`).
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
+};
+use crate::domain::{
+    AppEvent, AuditAction, Caller, Registration, Tenant, not_registered, validate_registration, validate_tenant_id,
+};
+use crate::error::{Error, Result};
+use crate::ports::{AppRepository, History, Subject, TenantRegistry, TokenVerifier};
+
+/// The registry operations.
+pub struct TenantsApi {
+    pub tenants: Arc<dyn TenantRegistry>,
+    pub apps: Arc<dyn AppRepository>,
+    pub history: Arc<dyn History>,
+    pub verifier: Arc<dyn TokenVerifier>,
+}
+
+/// The operations, by openapi.yaml's `operationId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    RegisterTenant,
+    GetTenant,
+    ListTenants,
+    DeleteTenant,
+    ListTenantEvents,
+    GetOwnTenant,
+}
+
+impl Route {
+    fn of(request: &ApiRequest) -> Option<Route> {
+        Some(match (&request.method, request.resource.as_str()) {
+            (&Method::PUT, "/tenants/{tenantId}") => Route::RegisterTenant,
+            (&Method::GET, "/tenants/{tenantId}") => Route::GetTenant,
+            (&Method::GET, "/tenants") => Route::ListTenants,
+            (&Method::DELETE, "/tenants/{tenantId}") => Route::DeleteTenant,
+            (&Method::GET, "/tenants/{tenantId}/events") => Route::ListTenantEvents,
+            (&Method::GET, "/tenant") => Route::GetOwnTenant,
+            _ => return None,
+        })
+    }
+
+    fn operation_id(self) -> &'static str {
+        match self {
+            Route::RegisterTenant => "registerTenant",
+            Route::GetTenant => "getTenant",
+            Route::ListTenants => "listTenants",
+            Route::DeleteTenant => "deleteTenant",
+            Route::ListTenantEvents => "listTenantEvents",
+            Route::GetOwnTenant => "getOwnTenant",
+        }
+    }
+}
+
+/// A tenant as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantView<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    registration: &'a Registration,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+impl<'a> From<&'a Tenant> for TenantView<'a> {
+    fn from(tenant: &'a Tenant) -> Self {
+        TenantView {
+            id: &tenant.id,
+            registration: &tenant.registration,
+            created_at: tenant.created_at,
+            updated_at: tenant.updated_at,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Operations for TenantsApi {
+    async fn handle(&self, request: &ApiRequest) -> ApiResponse {
+        let Some(route) = Route::of(request) else { return no_route(request) };
+        let tenant_id = request.path("tenantId");
+        respond(route.operation_id(), request, async {
+            let caller = authenticate(self.verifier.as_ref(), request).await?;
+            if route == Route::GetOwnTenant {
+                return self.own(&caller).await;
+            }
+            caller.require_platform()?;
+            match route {
+                Route::RegisterTenant => self.register(&caller, tenant_id, &request.body).await,
+                Route::GetTenant => self.get(tenant_id).await,
+                Route::ListTenants => self.list(request).await,
+                Route::DeleteTenant => self.delete(&caller, tenant_id).await,
+                Route::ListTenantEvents => self.events(tenant_id, request).await,
+                Route::GetOwnTenant => unreachable!("answered above"),
+            }
+        })
+        .await
+    }
+}
+
+impl TenantsApi {
+    /// `PUT /tenants/{tenantId}`: registers the tenant, or replaces its registration. 200 with the tenant.
+    async fn register(&self, caller: &Caller, tenant_id: &str, body: &str) -> Result<ApiResponse> {
+        let tenant_id = validate_tenant_id(tenant_id).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut registration = validate_registration(body)?;
+        let previous = self.tenants.get(tenant_id).await?;
+        if previous.is_none() && registration.ses.is_none() {
+            // A hand-written SES identity from before the registry keeps working.
+            registration.ses = self.tenants.legacy_ses(tenant_id).await?;
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut tenant = match &previous {
+            Some(previous) => Tenant { registration, updated_at: now, ..previous.clone() },
+            None => Tenant { id: tenant_id.to_string(), registration, created_at: now, updated_at: now, version: 0 },
+        };
+        self.tenants.put(&mut tenant, previous.as_ref()).await?;
+        let action = if previous.is_some() { AuditAction::TenantUpdated } else { AuditAction::TenantRegistered };
+        self.record(caller, tenant_id, action, summary(&tenant)).await?;
+        Ok(json_response(StatusCode::OK, &TenantView::from(&tenant)))
+    }
+
+    /// `GET /tenants/{tenantId}`.
+    async fn get(&self, tenant_id: &str) -> Result<ApiResponse> {
+        let tenant = self.find(tenant_id).await?;
+        Ok(json_response(StatusCode::OK, &TenantView::from(&tenant)))
+    }
+
+    /// `GET /tenants`: registered tenants by id, a page at a time.
+    async fn list(&self, request: &ApiRequest) -> Result<ApiResponse> {
+        let page = PageRequest::from_query(&request.query)?;
+        let tenants = self.tenants.list(page.limit, page.next_token.as_deref()).await?;
+        let body =
+            Listing { items: tenants.items.iter().map(TenantView::from).collect(), next_token: tenants.next_token };
+        Ok(json_response(StatusCode::OK, &body))
+    }
+
+    /// `DELETE /tenants/{tenantId}`: 204; 409 while the tenant has apps that are not DELETED.
+    async fn delete(&self, caller: &Caller, tenant_id: &str) -> Result<ApiResponse> {
+        let tenant = self.find(tenant_id).await?;
+        let live = self.apps.count_live(&tenant.id).await?;
+        if live > 0 {
+            return Err(Error::Conflict(format!(
+                "tenant {} has {live} apps that are not DELETED; its admins delete them first",
+                tenant.id
+            )));
+        }
+        self.tenants.delete(&tenant).await?;
+        self.record(caller, &tenant.id, AuditAction::TenantDeleted, summary(&tenant)).await?;
+        let mut response = http::Response::new(String::new());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok(response)
+    }
+
+    /// `GET /tenants/{tenantId}/events`: the registration's history, newest first. Also for a deleted
+    /// tenant: the history outlives the registration.
+    async fn events(&self, tenant_id: &str, request: &ApiRequest) -> Result<ApiResponse> {
+        let page = PageRequest::from_query(&request.query)?;
+        let tenant_id = validate_tenant_id(tenant_id)?;
+        let events = self.history.list(Subject::Tenant(tenant_id), page.limit, page.next_token.as_deref()).await?;
+        Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
+    }
+
+    /// `GET /tenant`: the caller's own tenant, for any tenant role.
+    async fn own(&self, caller: &Caller) -> Result<ApiResponse> {
+        let tenant_id = caller.tenant_id()?;
+        let tenant = self.tenants.get(tenant_id).await?.ok_or_else(|| Error::NotFound(not_registered(tenant_id)))?;
+        Ok(json_response(StatusCode::OK, &TenantView::from(&tenant)))
+    }
+
+    async fn find(&self, tenant_id: &str) -> Result<Tenant> {
+        let tenant_id = validate_tenant_id(tenant_id)?;
+        self.tenants.get(tenant_id).await?.ok_or_else(|| Error::NotFound(format!("no tenant '{tenant_id}'")))
+    }
+
+    async fn record(&self, caller: &Caller, tenant_id: &str, action: AuditAction, detail: String) -> Result<()> {
+        self.history.append(Subject::Tenant(tenant_id), &AppEvent::now(&caller.actor, action, detail)).await
+    }
+}
+
+/// What a registration grants, for its history.
+fn summary(tenant: &Tenant) -> String {
+    let r = &tenant.registration;
+    let domains = r.allowed_domains.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let targets = r.targets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>().join(", ");
+    format!("allowedDomains [{domains}]; targets [{targets}]; quotas.apps {}", r.quotas.apps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppStatus, Role};
+    use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryTenants};
+
+    /// Every token is a platform operator (or, with a role, a tenant caller of `fakes::TENANT`).
+    struct As(Option<Role>);
+
+    #[async_trait::async_trait]
+    impl TokenVerifier for As {
+        async fn verify(&self, _: &str) -> Result<Caller> {
+            Ok(match self.0 {
+                None => Caller { actor: "op".into(), tenant: None, platform: true },
+                Some(role) => {
+                    Caller { actor: "t-admin".into(), tenant: Some((fakes::TENANT.into(), role)), platform: false }
+                }
+            })
+        }
+    }
+
+    fn api(role: Option<Role>, tenants: Arc<MemoryTenants>, apps: Arc<MemoryApps>) -> TenantsApi {
+        TenantsApi { tenants, apps, history: Arc::new(MemoryHistory::default()), verifier: Arc::new(As(role)) }
+    }
+
+    fn request(method: Method, resource: &str, tenant: &str, body: &str) -> ApiRequest {
+        let mut request = ApiRequest {
+            method,
+            resource: resource.into(),
+            path_parameters: [("tenantId".to_string(), tenant.to_string())].into(),
+            body: body.into(),
+            ..Default::default()
+        };
+        request.headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t"));
+        request
+    }
+
+    const REGISTRATION: &str = r#"{"allowedDomains": ["*.acme.test"], "targets": [
+        {"id": "eb", "type": "elasticbeanstalk", "environmentName": "acme-env"}]}"#;
+
+    #[tokio::test]
+    async fn operators_register_read_and_delete_tenants_with_a_history() {
+        let (tenants, apps) = (Arc::new(MemoryTenants::default()), Arc::new(MemoryApps::default()));
+        let api = api(None, tenants.clone(), apps);
+        let put = api.handle(&request(Method::PUT, "/tenants/{tenantId}", "acme", REGISTRATION)).await;
+        assert_eq!(put.status(), 200, "{}", put.body());
+        let body: serde_json::Value = serde_json::from_str(put.body()).unwrap();
+        assert_eq!(body["targets"][0]["environmentName"], "acme-env");
+        assert_eq!(body["quotas"]["apps"], 25);
+        assert!(body.get("version").is_none());
+        let again = api.handle(&request(Method::PUT, "/tenants/{tenantId}", "acme", REGISTRATION)).await;
+        assert_eq!(again.status(), 200);
+        let events = api.handle(&request(Method::GET, "/tenants/{tenantId}/events", "acme", "")).await;
+        let events: serde_json::Value = serde_json::from_str(events.body()).unwrap();
+        let actions: Vec<&str> =
+            events["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["tenant.updated", "tenant.registered"]);
+        assert_eq!(events["items"][0]["actor"], "op");
+        let deleted = api.handle(&request(Method::DELETE, "/tenants/{tenantId}", "acme", "")).await;
+        assert_eq!(deleted.status(), 204);
+        assert_eq!(api.handle(&request(Method::GET, "/tenants/{tenantId}", "acme", "")).await.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn tenant_callers_may_only_read_their_own_tenant() {
+        let tenants = Arc::new(MemoryTenants::granting_the_fakes());
+        for role in [Role::Admin, Role::Viewer] {
+            let api = api(Some(role), tenants.clone(), Arc::new(MemoryApps::default()));
+            for (method, resource) in [
+                (Method::PUT, "/tenants/{tenantId}"),
+                (Method::GET, "/tenants/{tenantId}"),
+                (Method::GET, "/tenants"),
+                (Method::DELETE, "/tenants/{tenantId}"),
+                (Method::GET, "/tenants/{tenantId}/events"),
+            ] {
+                let answer = api.handle(&request(method.clone(), resource, fakes::TENANT, REGISTRATION)).await;
+                assert_eq!(answer.status(), 403, "{method} {resource}: {}", answer.body());
+            }
+            let own = api.handle(&request(Method::GET, "/tenant", "", "")).await;
+            assert_eq!(own.status(), 200, "{}", own.body());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_with_live_apps_cannot_be_deleted() {
+        let (tenants, apps) = (Arc::new(MemoryTenants::granting_the_fakes()), Arc::new(MemoryApps::default()));
+        apps.insert(fakes::app("a1", AppStatus::Failed));
+        let answer =
+            api(None, tenants, apps).handle(&request(Method::DELETE, "/tenants/{tenantId}", fakes::TENANT, "")).await;
+        assert_eq!(answer.status(), 409, "{}", answer.body());
+    }
+}
