@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -100,3 +101,20 @@ def aws(emulator):
     Cached per service: creating a client loads its whole service model, which adds up.
     """
     return functools.cache(lambda service: client(service, emulator.url))
+
+
+@pytest.fixture
+def password_pool(aws):
+    """``password_pool("prefix")`` → ``(pool_id, client_id)``: a fresh pool that signs in by email, and a
+    client allowed ADMIN_USER_PASSWORD_AUTH."""
+    return functools.partial(_email_pool_with_password_client, aws("cognito-idp"))
+
+
+def _email_pool_with_password_client(cognito, prefix: str) -> tuple[str, str]:
+    pool_id = cognito.create_user_pool(PoolName=f"{prefix}-{uuid.uuid4().hex[:8]}", UsernameAttributes=["email"])[
+        "UserPool"
+    ]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    return pool_id, client_id

@@ -17,14 +17,9 @@ def _claims(token: str) -> dict:
 
 
 @pytest.mark.parametrize("verified", [True, False])
-def test_id_tokens_say_whether_the_email_is_verified(aws, verified):
+def test_id_tokens_say_whether_the_email_is_verified(aws, password_pool, verified):
     cognito = aws("cognito-idp")
-    pool_id = cognito.create_user_pool(PoolName=f"claims-{uuid.uuid4().hex[:8]}", UsernameAttributes=["email"])[
-        "UserPool"
-    ]["Id"]
-    client_id = cognito.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
+    pool_id, client_id = password_pool("claims")
     email = f"{uuid.uuid4().hex[:8]}@example.test"
     cognito.admin_create_user(
         UserPoolId=pool_id,

@@ -7,14 +7,9 @@ import uuid
 import requests
 
 
-def test_an_invited_user_can_sign_in_once_with_the_generated_password(emulator, aws):
+def test_an_invited_user_can_sign_in_once_with_the_generated_password(emulator, aws, password_pool):
     cognito = aws("cognito-idp")
-    pool_id = cognito.create_user_pool(PoolName=f"temp-{uuid.uuid4().hex[:8]}", UsernameAttributes=["email"])[
-        "UserPool"
-    ]["Id"]
-    client_id = cognito.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
+    pool_id, client_id = password_pool("temp")
     email = f"{uuid.uuid4().hex[:8]}@example.test"
     user = cognito.admin_create_user(
         UserPoolId=pool_id, Username=email, UserAttributes=[{"Name": "email", "Value": email}]

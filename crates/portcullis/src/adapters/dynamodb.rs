@@ -269,9 +269,8 @@ impl AppRepository for DynamoStore {
 
     async fn count_live(&self, tenant_id: &str) -> Result<u32> {
         let pk = tenant_pk(tenant_id);
-        let deleted = serde_json::to_value(AppStatus::Deleted).ok().and_then(|v| v.as_str().map(str::to_string));
         let counts = all_pages(|token| {
-            let (pk, deleted) = (&pk, deleted.clone().unwrap_or_default());
+            let pk = &pk;
             async move {
                 let out = self
                     .client
@@ -282,7 +281,7 @@ impl AppRepository for DynamoStore {
                     .expression_attribute_names("#status", "status")
                     .expression_attribute_values(":pk", s(pk))
                     .expression_attribute_values(":prefix", s("APP#"))
-                    .expression_attribute_values(":deleted", s(deleted))
+                    .expression_attribute_values(":deleted", s(AppStatus::Deleted.as_str()))
                     .select(aws_sdk_dynamodb::types::Select::Count)
                     .set_exclusive_start_key(decode_token(token.as_deref(), pk)?)
                     .send()

@@ -225,84 +225,13 @@ mod tests {
         }
     }
 
-    fn api(workflow: Arc<Starter>, apps: Arc<MemoryApps>) -> AppsApi {
-        let policy = PollPolicy { poll_seconds: 1, deadline_seconds: 10, max_wait_seconds: 2 };
-        AppsApi {
-            apps,
-            history: Arc::new(MemoryHistory::default()),
-            tenants: Arc::new(MemoryTenants::granting_the_fakes()),
-            workflow,
-            verifier: Arc::new(FixedCaller(Role::Admin)),
-            timing: WorkflowTiming { certificate: policy, environment: policy },
-        }
-    }
-
-    fn create_request() -> ApiRequest {
-        let mut request = ApiRequest {
-            method: Method::POST,
-            resource: "/apps".into(),
-            body: serde_json::json!({
-                "name": "Grafana", "domain": "grafana.example.com",
-                "target": {"type": "alb", "listenerArn": fakes::LISTENER, "targetGroupArn": fakes::TARGET_GROUP}
-            })
-            .to_string(),
-            ..Default::default()
-        };
-        request.headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer token"));
-        request
-    }
-
-    #[tokio::test]
-    async fn a_workflow_that_will_not_start_leaves_a_failed_app_and_a_free_domain() {
-        let apps = Arc::new(MemoryApps::default());
-        let response =
-            api(Arc::new(Starter { refuse: true, ..Default::default() }), apps.clone()).handle(&create_request()).await;
-        assert_eq!(response.status(), 503, "{}", response.body());
-        let stored = apps.all();
-        assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].status, AppStatus::Failed);
-        let error = stored[0].error.clone().unwrap();
-        assert_eq!((error.step, error.code.as_str()), (Step::Certificate, "WorkflowNotStarted"));
-        assert!(apps.domains.lock().unwrap().is_empty(), "the domain is free for another try");
-    }
-
-    #[tokio::test]
-    async fn a_started_app_is_provisioning_under_its_own_execution_name() {
-        let (apps, workflow) = (Arc::new(MemoryApps::default()), Arc::new(Starter::default()));
-        let response = api(workflow.clone(), apps.clone()).handle(&create_request()).await;
-        assert_eq!(response.status(), 202, "{}", response.body());
-        let app = apps.all().remove(0);
-        assert_eq!(app.status, AppStatus::Provisioning);
-        assert_eq!(apps.domains.lock().unwrap().get("grafana.example.com"), Some(&app.id));
-        let started = workflow.started.lock().unwrap().clone();
-        assert_eq!(started, vec![Execution::provision(&app, api(workflow.clone(), apps).timing)]);
-    }
-}
-
-#[cfg(test)]
-mod grant_tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::domain::{PollPolicy, Role};
-    use crate::fakes::{self, FixedCaller, MemoryApps, MemoryHistory, MemoryTenants};
-
-    struct NeverStarted;
-
-    #[async_trait::async_trait]
-    impl Workflow for NeverStarted {
-        async fn start(&self, _: &Execution) -> Result<()> {
-            panic!("a refused app must not start a workflow")
-        }
-    }
-
-    fn api(tenants: MemoryTenants, apps: Arc<MemoryApps>) -> AppsApi {
+    fn api(workflow: Arc<Starter>, apps: Arc<MemoryApps>, tenants: MemoryTenants) -> AppsApi {
         let policy = PollPolicy { poll_seconds: 1, deadline_seconds: 10, max_wait_seconds: 2 };
         AppsApi {
             apps,
             history: Arc::new(MemoryHistory::default()),
             tenants: Arc::new(tenants),
-            workflow: Arc::new(NeverStarted),
+            workflow,
             verifier: Arc::new(FixedCaller(Role::Admin)),
             timing: WorkflowTiming { certificate: policy, environment: policy },
         }
@@ -317,8 +246,12 @@ mod grant_tests {
             .to_string(),
             ..Default::default()
         };
-        request.headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer t"));
+        request.headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer token"));
         request
+    }
+
+    fn create_request() -> ApiRequest {
+        create("grafana.example.com", fakes::TARGET_GROUP)
     }
 
     async fn refusal(api: &AppsApi, request: &ApiRequest, status: u16) -> String {
@@ -329,19 +262,45 @@ mod grant_tests {
     }
 
     #[tokio::test]
-    async fn an_unregistered_tenant_a_foreign_domain_or_target_are_403_and_a_full_quota_422() {
+    async fn a_workflow_that_will_not_start_leaves_a_failed_app_and_a_free_domain() {
         let apps = Arc::new(MemoryApps::default());
-        let unregistered = api(MemoryTenants::default(), apps.clone());
+        let starter = Arc::new(Starter { refuse: true, ..Default::default() });
+        let response = api(starter, apps.clone(), MemoryTenants::granting_the_fakes()).handle(&create_request()).await;
+        assert_eq!(response.status(), 503, "{}", response.body());
+        let stored = apps.all();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].status, AppStatus::Failed);
+        let error = stored[0].error.clone().unwrap();
+        assert_eq!((error.step, error.code.as_str()), (Step::Certificate, "WorkflowNotStarted"));
+        assert!(apps.domains.lock().unwrap().is_empty(), "the domain is free for another try");
+    }
+
+    #[tokio::test]
+    async fn a_started_app_is_provisioning_under_its_own_execution_name() {
+        let (apps, workflow) = (Arc::new(MemoryApps::default()), Arc::new(Starter::default()));
+        let api = api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes());
+        let response = api.handle(&create_request()).await;
+        assert_eq!(response.status(), 202, "{}", response.body());
+        let app = apps.all().remove(0);
+        assert_eq!(app.status, AppStatus::Provisioning);
+        assert_eq!(apps.domains.lock().unwrap().get("grafana.example.com"), Some(&app.id));
+        let started = workflow.started.lock().unwrap().clone();
+        assert_eq!(started, vec![Execution::provision(&app, api.timing)]);
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_tenant_a_foreign_domain_or_target_are_403_and_a_full_quota_422() {
+        let (apps, workflow) = (Arc::new(MemoryApps::default()), Arc::new(Starter::default()));
+        let unregistered = api(workflow.clone(), apps.clone(), MemoryTenants::default());
         let detail = refusal(&unregistered, &create("a.example.com", fakes::TARGET_GROUP), 403).await;
         assert!(detail.contains("not registered") && detail.contains("PUT /tenants/t"), "{detail}");
 
-        let api = api(MemoryTenants::granting_the_fakes(), apps.clone());
+        let api = api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes());
         let detail = refusal(&api, &create("a.other.test", fakes::TARGET_GROUP), 403).await;
         assert!(detail.contains("allowed domains (*.example.com)"), "{detail}");
         let detail = refusal(&api, &create("a.example.com", &format!("{}9", fakes::TARGET_GROUP)), 403).await;
         assert!(detail.contains("not one granted") && detail.contains("granted: shared"), "{detail}");
 
-        api.tenants.get(fakes::TENANT).await.unwrap().unwrap();
         for i in 0..crate::domain::DEFAULT_APP_QUOTA {
             let mut live = fakes::app(&format!("live-{i}"), AppStatus::Active);
             live.domain = format!("{i}.example.com");
@@ -350,5 +309,6 @@ mod grant_tests {
         let detail = refusal(&api, &create("a.example.com", fakes::TARGET_GROUP), 422).await;
         assert!(detail.contains("quotas.apps = 25"), "{detail}");
         assert_eq!(apps.all().len(), 25, "nothing was created");
+        assert!(workflow.started.lock().unwrap().is_empty(), "a refused app starts no workflow");
     }
 }
