@@ -303,19 +303,41 @@ impl Harness {
     /// An HTTPS:443 listener on `load_balancer_arn` with the demo listener's certificate; returns its ARN.
     pub async fn https_listener(&self, load_balancer_arn: &str, default_action: elbv2::Action) -> String {
         let certificate = self.demo_listener().await.certificates()[0].clone();
+        self.listener(load_balancer_arn, elbv2::ProtocolEnum::Https, 443, Some(certificate), default_action).await
+    }
+
+    /// A plain HTTP:80 listener on `load_balancer_arn`; returns its ARN.
+    pub async fn http_listener(&self, load_balancer_arn: &str, default_action: elbv2::Action) -> String {
+        self.listener(load_balancer_arn, elbv2::ProtocolEnum::Http, 80, None, default_action).await
+    }
+
+    async fn listener(
+        &self,
+        load_balancer_arn: &str,
+        protocol: elbv2::ProtocolEnum,
+        port: i32,
+        certificate: Option<elbv2::Certificate>,
+        default_action: elbv2::Action,
+    ) -> String {
         let listener = self
             .aws
             .elb
             .create_listener()
             .load_balancer_arn(load_balancer_arn)
-            .protocol(elbv2::ProtocolEnum::Https)
-            .port(443)
-            .certificates(certificate)
+            .protocol(protocol)
+            .port(port)
+            .set_certificates(certificate.map(|c| vec![c]))
             .default_actions(default_action)
             .send()
             .await
             .unwrap();
         listener.listeners()[0].listener_arn().unwrap().to_string()
+    }
+
+    /// The listener's default actions, as the load balancer has them now.
+    pub async fn default_actions(&self, listener_arn: &str) -> Vec<elbv2::Action> {
+        let out = self.aws.elb.describe_listeners().listener_arns(listener_arn).send().await.unwrap();
+        out.listeners()[0].default_actions().to_vec()
     }
 
     /// A target group in the demo VPC; `healthy` registers the demo app's (healthy) instance in it.
@@ -407,4 +429,9 @@ where
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(Duration::from_secs(1));
     }
+}
+
+/// A plain forward to one target group, as a listener default or rule action.
+pub fn forward(target_group_arn: &str) -> elbv2::Action {
+    elbv2::Action::builder().r#type(elbv2::ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
 }

@@ -2,7 +2,7 @@
 //! Lambda (under cargo lambda) → ACM, Cognito, ELBv2 and DynamoDB, asserted on the AWS side.
 
 use aws_sdk_elasticloadbalancingv2::types::Rule;
-use portcullis_e2e::{Harness, fresh_domain, short_id};
+use portcullis_e2e::{Harness, forward, fresh_domain, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -228,22 +228,20 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
 }
 
 #[tokio::test]
-async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
+async fn an_elastic_beanstalk_environment_is_wired_with_its_routes_around_the_login_closed_and_restored_on_delete() {
     let h = Harness::new().await;
     let tenant = h.tenant().await;
     let token = tenant.admin.clone();
     let env_name = format!("env-{}", short_id());
 
-    // An EB environment whose ALB (tagged as EB tags it) has an HTTPS listener and a healthy target.
+    // An EB environment's ALB as EB makes it (tagged with the environment): HTTP :80 and HTTPS :443, both
+    // forwarding every request to the environment's target group, which has a healthy target.
     h.aws.eb.create_application().application_name(&env_name).send().await.unwrap();
     h.aws.eb.create_environment().application_name(&env_name).environment_name(&env_name).send().await.unwrap();
     let lb_arn = h.load_balancer("awseb", &[("elasticbeanstalk:environment-name", &env_name)]).await;
     let group_arn = h.target_group("eb", true).await;
-    let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
-        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-        .target_group_arn(&group_arn)
-        .build();
-    let listener_arn = h.https_listener(&lb_arn, forward).await;
+    let http_listener = h.http_listener(&lb_arn, forward(&group_arn)).await;
+    let listener_arn = h.https_listener(&lb_arn, forward(&group_arn)).await;
 
     let domain = fresh_domain("beanstalk");
     let target = h.grant(&tenant, json!({"type": "elasticbeanstalk", "environmentName": env_name})).await;
@@ -260,13 +258,137 @@ async fn an_elastic_beanstalk_environment_is_discovered_and_wired() {
     let ours = rule_for_host(&rules, &domain);
     assert_eq!(ours.len(), 1, "{rules:?}");
     assert_eq!(ours[0].rule_arn(), app["listenerRuleArn"].as_str());
-    let forward = ours[0].actions().iter().find(|a| a.r#type().map(|t| t.as_str()) == Some("forward")).unwrap();
-    assert_eq!(forward.target_group_arn(), Some(group_arn.as_str()));
+    let to_group = ours[0].actions().iter().find(|a| a.r#type().map(|t| t.as_str()) == Some("forward")).unwrap();
+    assert_eq!(to_group.target_group_arn(), Some(group_arn.as_str()));
     assert!(
         listener_certificates(&h, &listener_arn)
             .await
             .contains(&app["certificate"]["arn"].as_str().unwrap().to_string())
     );
+
+    // No way around the login: HTTP redirects to HTTPS, any other host on HTTPS gets a fixed 404.
+    let http_default = h.default_actions(&http_listener).await;
+    assert_eq!(http_default.len(), 1, "{http_default:?}");
+    let redirect = http_default[0].redirect_config().expect("HTTP redirects");
+    assert_eq!((redirect.protocol(), redirect.port()), (Some("HTTPS"), Some("443")));
+    let https_default = h.default_actions(&listener_arn).await;
+    assert_eq!(https_default.len(), 1, "{https_default:?}");
+    assert_eq!(https_default[0].fixed_response_config().and_then(|f| f.status_code()), Some("404"));
+    let events = h.call(Method::GET, &format!("/apps/{id}/events"), Some(&token), None).await;
+    let actions: Vec<&str> =
+        events.body["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    for expected in ["listener.routes-closed", "app.protection-verified"] {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    let closed = events.body["items"].as_array().unwrap().iter().find(|e| e["action"] == "listener.routes-closed");
+    let closed = closed.unwrap()["detail"].as_str().unwrap();
+    assert!(closed.contains(&http_listener) && closed.contains(&listener_arn), "{closed}");
+
+    // Delete puts back exactly what was there.
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let gone = h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED" || app["status"] == "FAILED").await;
+    assert_eq!(gone["status"], "DELETED", "{gone}");
+    for listener in [&http_listener, &listener_arn] {
+        let default = h.default_actions(listener).await;
+        assert_eq!(default.len(), 1, "{default:?}");
+        assert_eq!(default[0].target_group_arn(), Some(group_arn.as_str()), "{listener} forwards again");
+    }
+    assert!(rule_for_host(&listener_rules(&h, &listener_arn).await, &domain).is_empty());
+    let events = h.call(Method::GET, &format!("/apps/{id}/events"), Some(&token), None).await;
+    assert!(events.text.contains("listener.routes-restored"), "{}", events.text);
+}
+
+/// A shared ALB (not the demo one, so no other test's app is affected) with an HTTPS listener whose
+/// default is `default`, and a fresh healthy target group, granted to the tenant as a target.
+async fn shared_alb(
+    h: &Harness,
+    tenant: &portcullis_e2e::TestTenant,
+    default: Option<&str>,
+) -> (String, String, Value) {
+    let lb_arn = h.load_balancer("shared", &[]).await;
+    let group_arn = h.target_group("app", true).await;
+    let not_found = aws_sdk_elasticloadbalancingv2::types::Action::builder()
+        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::FixedResponse)
+        .fixed_response_config(
+            aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder().status_code("404").build(),
+        )
+        .build();
+    let default = match default {
+        Some("app") => forward(&group_arn),
+        _ => not_found,
+    };
+    let listener_arn = h.https_listener(&lb_arn, default).await;
+    let target =
+        h.grant(tenant, json!({"type": "alb", "listenerArn": listener_arn, "targetGroupArn": group_arn})).await;
+    (listener_arn, group_arn, target)
+}
+
+/// Creates the app, waits for FAILED at LISTENER with TargetExposed, and checks nothing it made is left.
+async fn fails_exposed(h: &Harness, token: &str, listener_arn: &str, target: &Value) -> String {
+    let domain = fresh_domain("exposed");
+    let id = create_app(h, token, &json!({"name": "Exposed", "domain": domain, "target": target})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = h.app_until(token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"]["step"], "LISTENER", "{failed}");
+    assert_eq!(failed["error"]["code"], "TargetExposed", "{failed}");
+    let recorded = [&failed["listenerRuleArn"], &failed["auth"]["userPoolId"], &failed["certificate"]["arn"]];
+    assert!(recorded.iter().all(|v| v.is_null()), "nothing left recorded: {failed}");
+    assert!(rule_for_host(&listener_rules(h, listener_arn).await, &domain).is_empty(), "the app's rule is removed");
+    let certificates = listener_certificates(h, listener_arn).await;
+    assert_eq!(certificates.len(), 1, "only the listener's own certificate: {certificates:?}");
+    let pools = h.aws.cognito.list_user_pools().max_results(60).send().await.unwrap();
+    assert!(!pools.user_pools().iter().any(|p| p.name().is_some_and(|n| n.contains(&id))), "the app's pool is deleted");
+    failed["error"]["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_shared_alb_whose_default_forwards_to_the_app_fails_target_exposed_and_is_not_changed() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let (listener_arn, group_arn, target) = shared_alb(&h, &tenant, Some("app")).await;
+    let message = fails_exposed(&h, &tenant.admin, &listener_arn, &target).await;
+    assert!(message.contains(&listener_arn) && message.contains("(HTTPS:443) default action"), "{message}");
+    assert!(message.contains("make it answer a fixed response"), "{message}");
+    let default = h.default_actions(&listener_arn).await;
+    assert_eq!(default[0].target_group_arn(), Some(group_arn.as_str()), "a shared ALB is left as it was");
+}
+
+#[tokio::test]
+async fn a_wildcard_rule_ahead_of_the_apps_rule_fails_target_exposed_and_is_left_alone() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let (listener_arn, _, target) = shared_alb(&h, &tenant, None).await;
+    let elsewhere = h.target_group("other", true).await;
+    let wildcard = h
+        .aws
+        .elb
+        .create_rule()
+        .listener_arn(&listener_arn)
+        .priority(1)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    aws_sdk_elasticloadbalancingv2::types::HostHeaderConditionConfig::builder()
+                        .values("*.DEMO.test")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(forward(&elsewhere))
+        .send()
+        .await
+        .unwrap();
+    let wildcard_arn = wildcard.rules()[0].rule_arn().unwrap().to_string();
+    let message = fails_exposed(&h, &tenant.admin, &listener_arn, &target).await;
+    assert!(message.contains(&format!("rule {wildcard_arn} (priority 1)")), "{message}");
+    assert!(message.contains("before the app's rule"), "{message}");
+    let rules = listener_rules(&h, &listener_arn).await;
+    assert!(rules.iter().any(|r| r.rule_arn() == Some(wildcard_arn.as_str())), "the tenant's rule is left alone");
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    App, AppEvent, AppUser, Caller, CertificateStatus, EnvironmentState, Invitation, Invitee, ListenerProtocol,
-    SesConfig, SesIdentity, Tenant, ValidationRecord,
+    App, AppEvent, AppUser, Caller, CertificateStatus, EnvironmentState, Invitation, Invitee, ListenerDefault,
+    ListenerProtocol, LoadBalancerView, SesConfig, SesIdentity, Tenant, ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -161,6 +161,11 @@ pub trait LoadBalancer: Send + Sync {
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String>;
     /// Deletes the rule; already gone is fine.
     async fn delete_rule(&self, rule_arn: &str) -> Result<()>;
+    /// Every listener of the load balancer the listener belongs to, with its default actions and rules.
+    /// `Invalid` if the listener does not exist.
+    async fn snapshot(&self, listener_arn: &str) -> Result<LoadBalancerView>;
+    /// Replaces the listener's default action; a listener already gone is fine.
+    async fn set_default(&self, listener_arn: &str, default: &ListenerDefault) -> Result<()>;
 }
 
 /// Elastic Beanstalk environments.

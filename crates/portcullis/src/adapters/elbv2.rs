@@ -4,11 +4,12 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
-    Certificate, HostHeaderConditionConfig, ProtocolEnum, RuleCondition, TargetHealthStateEnum,
+    Certificate, FixedResponseActionConfig, HostHeaderConditionConfig, Listener, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, Rule, RuleCondition, TargetHealthStateEnum,
 };
 
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::ListenerProtocol;
+use crate::domain::{self, ListenerDefault, ListenerProtocol, ListenerView, LoadBalancerView, RuleAction, RuleView};
 use crate::error::{Error, Result};
 use crate::ports::{ListenerRule, LoadBalancer, ProtectRule};
 
@@ -48,11 +49,7 @@ impl LoadBalancer for ElbLoadBalancer {
         else {
             return Ok(None);
         };
-        Ok(out.listeners().first().map(|l| match l.protocol() {
-            Some(ProtocolEnum::Https) => ListenerProtocol::Https,
-            Some(ProtocolEnum::Http) => ListenerProtocol::Http,
-            other => ListenerProtocol::Other(other.map(|p| p.as_str().to_string()).unwrap_or_default()),
-        }))
+        Ok(out.listeners().first().map(protocol_of))
     }
 
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>> {
@@ -152,35 +149,22 @@ impl LoadBalancer for ElbLoadBalancer {
     }
 
     async fn rules(&self, listener_arn: &str) -> Result<Vec<ListenerRule>> {
-        all_pages(|marker| async move {
-            let out = self
-                .client
-                .describe_rules()
-                .listener_arn(listener_arn)
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| elb_error(aws_failure("ELB DescribeRules", e)))?;
-            // The default rule's priority is "default"; it does not parse and is skipped.
-            let rules = out.rules().iter().filter_map(|r| {
+        let rules = self.describe_rules(listener_arn).await?;
+        // The default rule's priority is "default"; it does not parse and is skipped.
+        Ok(rules
+            .iter()
+            .filter_map(|r| {
                 Some(ListenerRule {
                     arn: r.rule_arn()?.to_string(),
                     priority: r.priority()?.parse().ok()?,
-                    hosts: r
-                        .conditions()
-                        .iter()
-                        .filter(|c| c.field() == Some("host-header"))
-                        .flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())
-                        .collect(),
+                    hosts: host_values(r.conditions().iter().filter(|c| c.field() == Some("host-header"))),
                     cognito_client_id: r
                         .actions()
                         .iter()
                         .find_map(|a| a.authenticate_cognito_config()?.user_pool_client_id().map(str::to_string)),
                 })
-            });
-            Ok((rules.collect(), out.next_marker.clone()))
-        })
-        .await
+            })
+            .collect())
     }
 
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
@@ -225,5 +209,165 @@ impl LoadBalancer for ElbLoadBalancer {
         let result = self.client.delete_rule().rule_arn(rule_arn).send().await;
         done_if(result.map_err(|e| aws_failure("ELB DeleteRule", e)), &["RuleNotFound"]).map_err(elb_error)?;
         Ok(())
+    }
+
+    async fn snapshot(&self, listener_arn: &str) -> Result<LoadBalancerView> {
+        let listener = self
+            .client
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+            .map_err(|e| elb_error(aws_failure("ELB DescribeListeners", e)))?;
+        let load_balancer = listener
+            .listeners()
+            .first()
+            .and_then(|l| l.load_balancer_arn())
+            .ok_or_else(|| Error::Invalid(format!("listener {listener_arn} does not exist")))?
+            .to_string();
+        let listeners = all_pages(|marker| {
+            let load_balancer = load_balancer.clone();
+            async move {
+                let out = self
+                    .client
+                    .describe_listeners()
+                    .load_balancer_arn(load_balancer)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| elb_error(aws_failure("ELB DescribeListeners", e)))?;
+                Ok((out.listeners().to_vec(), out.next_marker))
+            }
+        })
+        .await?;
+        let mut views = Vec::with_capacity(listeners.len());
+        for listener in &listeners {
+            let arn = listener.listener_arn().unwrap_or_default().to_string();
+            let rules = self.describe_rules(&arn).await?;
+            views.push(ListenerView {
+                port: listener.port().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
+                protocol: protocol_of(listener),
+                default_actions: listener.default_actions().iter().map(action_view).collect(),
+                // The default rule repeats the default actions; its priority is "default".
+                rules: rules.iter().filter_map(rule_view).collect(),
+                arn,
+            });
+        }
+        Ok(LoadBalancerView { listeners: views })
+    }
+
+    async fn set_default(&self, listener_arn: &str, default: &ListenerDefault) -> Result<()> {
+        let action = match default {
+            ListenerDefault::Forward { target_group_arn } => {
+                Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+            }
+            // The ALB's placeholders keep host, path and query; only scheme and port change.
+            ListenerDefault::RedirectToHttps => Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(
+                    RedirectActionConfig::builder()
+                        .protocol("HTTPS")
+                        .port("443")
+                        .host("#{host}")
+                        .path("/#{path}")
+                        .query("#{query}")
+                        .status_code(RedirectActionStatusCodeEnum::Http301)
+                        .build(),
+                )
+                .build(),
+            ListenerDefault::NotFound => Action::builder()
+                .r#type(ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    FixedResponseActionConfig::builder()
+                        .status_code("404")
+                        .content_type("text/plain")
+                        .message_body("Not found")
+                        .build(),
+                )
+                .build(),
+        };
+        let result = self.client.modify_listener().listener_arn(listener_arn).default_actions(action).send().await;
+        done_if(result.map_err(|e| aws_failure("ELB ModifyListener", e)), &["ListenerNotFound"]).map_err(elb_error)?;
+        Ok(())
+    }
+}
+
+impl ElbLoadBalancer {
+    /// Every rule of the listener, the default rule included.
+    async fn describe_rules(&self, listener_arn: &str) -> Result<Vec<Rule>> {
+        all_pages(|marker| async move {
+            let out = self
+                .client
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| elb_error(aws_failure("ELB DescribeRules", e)))?;
+            Ok((out.rules().to_vec(), out.next_marker))
+        })
+        .await
+    }
+}
+
+fn protocol_of(listener: &Listener) -> ListenerProtocol {
+    match listener.protocol() {
+        Some(ProtocolEnum::Https) => ListenerProtocol::Https,
+        Some(ProtocolEnum::Http) => ListenerProtocol::Http,
+        other => ListenerProtocol::Other(other.map(|p| p.as_str().to_string()).unwrap_or_default()),
+    }
+}
+
+/// The values of host-header conditions, in the structured form or the older flat `Values`.
+fn host_values<'a>(conditions: impl Iterator<Item = &'a RuleCondition>) -> Vec<String> {
+    conditions
+        .flat_map(|c| match c.host_header_config() {
+            Some(config) if !config.values().is_empty() => config.values().to_vec(),
+            _ => c.values().to_vec(),
+        })
+        .collect()
+}
+
+/// A rule as the exposure analysis sees it; `None` for the default rule.
+fn rule_view(rule: &Rule) -> Option<RuleView> {
+    Some(RuleView {
+        arn: rule.rule_arn()?.to_string(),
+        priority: rule.priority()?.parse().ok()?,
+        conditions: rule
+            .conditions()
+            .iter()
+            .map(|c| match c.field() {
+                Some("host-header") => domain::RuleCondition::HostHeader(host_values(std::iter::once(c))),
+                _ => domain::RuleCondition::Other,
+            })
+            .collect(),
+        actions: rule.actions().iter().map(action_view).collect(),
+    })
+}
+
+fn action_view(action: &Action) -> RuleAction {
+    match action.r#type() {
+        Some(ActionTypeEnum::Forward) => {
+            let mut target_groups: Vec<String> = action.target_group_arn().map(str::to_string).into_iter().collect();
+            if let Some(config) = action.forward_config() {
+                for group in config.target_groups() {
+                    if let Some(arn) = group.target_group_arn().filter(|arn| !target_groups.iter().any(|t| t == arn)) {
+                        target_groups.push(arn.to_string());
+                    }
+                }
+            }
+            RuleAction::Forward { target_groups }
+        }
+        Some(ActionTypeEnum::AuthenticateCognito) => RuleAction::AuthenticateCognito {
+            client_id: action
+                .authenticate_cognito_config()
+                .and_then(|c| c.user_pool_client_id())
+                .unwrap_or_default()
+                .to_string(),
+        },
+        Some(ActionTypeEnum::AuthenticateOidc) => RuleAction::AuthenticateOidc,
+        Some(ActionTypeEnum::Redirect) => RuleAction::Redirect,
+        Some(ActionTypeEnum::FixedResponse) => RuleAction::FixedResponse,
+        _ => RuleAction::Other,
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{CertificateStatus, EmailSending};
+use super::{CertificateStatus, Closure, EmailSending};
 use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
@@ -109,6 +109,9 @@ pub struct Resources {
     pub listener_certificate_attached: bool,
     pub rule_priority: Option<u32>,
     pub listener_rule_arn: Option<String>,
+    /// Routes around the login closed on the environment's own load balancer, restored on delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closed_routes: Vec<Closure>,
 }
 
 /// A recorded user pool: what the listener rule and the pool's deletion need.
@@ -159,6 +162,14 @@ impl Resources {
     /// The pool's hosted-domain prefix.
     pub fn pool_domain(&self) -> Result<&str> {
         recorded(&self.pool_domain_prefix, "pool domain")
+    }
+
+    /// The app's listener rule and its priority.
+    pub fn rule(&self) -> Result<(&str, u32)> {
+        let priority = self
+            .rule_priority
+            .ok_or_else(|| Error::internal("no rule priority is recorded for the app: a step ran out of order"))?;
+        Ok((recorded(&self.listener_rule_arn, "listener rule")?, priority))
     }
 }
 

@@ -21,6 +21,12 @@ pub enum AuditAction {
     AuthCreated,
     #[serde(rename = "listener.wired")]
     ListenerWired,
+    #[serde(rename = "listener.routes-closed")]
+    RoutesClosed,
+    #[serde(rename = "listener.routes-restored")]
+    RoutesRestored,
+    #[serde(rename = "app.protection-verified")]
+    ProtectionVerified,
     #[serde(rename = "app.active")]
     AppActive,
     #[serde(rename = "resources.removed")]

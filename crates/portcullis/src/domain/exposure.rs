@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use super::ListenerProtocol;
 
 /// Every listener of a load balancer with its default actions and rules.
@@ -61,6 +63,8 @@ pub enum RuleAction {
     AuthenticateOidc,
     Redirect,
     FixedResponse,
+    /// An action type this analysis does not know: it forwards nowhere, and it is nobody's login.
+    Other,
 }
 
 /// The app whose protection is being proved.
@@ -105,16 +109,49 @@ pub struct Exposure {
     pub kind: ExposureKind,
 }
 
-/// A change that closes a route on a load balancer Portcullis may change (an Elastic Beanstalk
-/// environment's own ALB).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Closure {
-    /// An HTTP listener whose default action forwards to the app's target group: make it redirect to
-    /// HTTPS.
-    RedirectToHttps { listener_arn: String },
-    /// Any other listener whose default action forwards to the app's target group: make it answer a
-    /// fixed 404.
-    FixedNotFound { listener_arn: String },
+/// What a listener does when no rule matches, as far as closing and restoring a route goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ListenerDefault {
+    /// Forwards every request to one target group.
+    #[serde(rename_all = "camelCase")]
+    Forward { target_group_arn: String },
+    /// Sends the client to the same URL over HTTPS (port 443), where the login is.
+    RedirectToHttps,
+    /// Answers a fixed 404.
+    NotFound,
+}
+
+/// A default-action route Portcullis closes on a load balancer it may change (an Elastic Beanstalk
+/// environment's own ALB): recorded with the app before the change, restored exactly on delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Closure {
+    pub listener_arn: String,
+    pub port: u16,
+    /// What the listener did before: a plain forward to the app's target group.
+    pub original: ListenerDefault,
+    pub replacement: ListenerDefault,
+}
+
+impl fmt::Display for ListenerDefault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerDefault::Forward { target_group_arn } => write!(f, "forward to {target_group_arn}"),
+            ListenerDefault::RedirectToHttps => f.write_str("redirect to HTTPS"),
+            ListenerDefault::NotFound => f.write_str("a fixed 404"),
+        }
+    }
+}
+
+impl fmt::Display for Closure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "listener {} (port {}): default {} became {}",
+            self.listener_arn, self.port, self.original, self.replacement
+        )
+    }
 }
 
 /// ALB host-header matching: case-insensitive, `*` matches any run of characters (also none), `?`
@@ -181,15 +218,32 @@ pub fn exposures(lb: &LoadBalancerView, app: &ProtectedApp) -> Vec<Exposure> {
 }
 
 /// The changes that close the default-action routes: an HTTP listener redirects to HTTPS (where the
-/// login is), any other answers a fixed 404. Rules are not closed here: they may be someone else's.
+/// login is), any other answers a fixed 404. Only a default that is exactly a plain forward to the app's
+/// target group is closed, because only that can be restored exactly; rules are never closed here, they
+/// may be someone else's.
 pub fn closures(lb: &LoadBalancerView, app: &ProtectedApp) -> Vec<Closure> {
+    let plain_forward = RuleAction::Forward { target_groups: vec![app.target_group_arn.to_string()] };
     lb.listeners
         .iter()
-        .filter(|listener| reaches_without_login(&listener.default_actions, app))
-        .map(|listener| match listener.protocol {
-            ListenerProtocol::Http => Closure::RedirectToHttps { listener_arn: listener.arn.clone() },
-            _ => Closure::FixedNotFound { listener_arn: listener.arn.clone() },
+        .filter(|listener| listener.default_actions == [plain_forward.clone()])
+        .map(|listener| Closure {
+            listener_arn: listener.arn.clone(),
+            port: listener.port,
+            original: ListenerDefault::Forward { target_group_arn: app.target_group_arn.to_string() },
+            replacement: match listener.protocol {
+                ListenerProtocol::Http => ListenerDefault::RedirectToHttps,
+                _ => ListenerDefault::NotFound,
+            },
         })
+        .collect()
+}
+
+/// The exposures that remain once the closures are made.
+pub fn left_open(exposures: &[Exposure], closures: &[Closure]) -> Vec<Exposure> {
+    exposures
+        .iter()
+        .filter(|e| !(e.entry == Entry::DefaultAction && closures.iter().any(|c| c.listener_arn == e.listener_arn)))
+        .cloned()
         .collect()
 }
 
@@ -370,13 +424,26 @@ mod tests {
                 (HTTPS, &Entry::DefaultAction, &ExposureKind::ForwardsWithoutLogin),
             ]
         );
+        let closing = closures(&lb, &app(Some((APP_RULE, 1))));
+        let restore = ListenerDefault::Forward { target_group_arn: TG.into() };
         assert_eq!(
-            closures(&lb, &app(Some((APP_RULE, 1)))),
+            closing,
             vec![
-                Closure::RedirectToHttps { listener_arn: HTTP.into() },
-                Closure::FixedNotFound { listener_arn: HTTPS.into() },
+                Closure {
+                    listener_arn: HTTP.into(),
+                    port: 80,
+                    original: restore.clone(),
+                    replacement: ListenerDefault::RedirectToHttps
+                },
+                Closure {
+                    listener_arn: HTTPS.into(),
+                    port: 443,
+                    original: restore,
+                    replacement: ListenerDefault::NotFound
+                },
             ]
         );
+        assert_eq!(left_open(&found, &closing), vec![]);
 
         let closed = beanstalk(RuleAction::Redirect, RuleAction::FixedResponse);
         assert_eq!(exposures(&closed, &app(Some((APP_RULE, 1)))), vec![]);
@@ -389,10 +456,9 @@ mod tests {
         lb.listeners[0].default_actions = vec![RuleAction::Forward { target_groups: vec![OTHER_TG.into(), TG.into()] }];
         let found = exposures(&lb, &app(Some((APP_RULE, 5))));
         assert_eq!(kinds(&found), vec![(HTTPS, &Entry::DefaultAction, &ExposureKind::ForwardsWithoutLogin)]);
-        assert_eq!(
-            closures(&lb, &app(Some((APP_RULE, 5)))),
-            vec![Closure::FixedNotFound { listener_arn: HTTPS.into() }]
-        );
+        // A weighted forward cannot be put back exactly: it is not closed, so it stays open.
+        assert_eq!(closures(&lb, &app(Some((APP_RULE, 5)))), vec![]);
+        assert_eq!(left_open(&found, &[]), found);
     }
 
     #[test]
@@ -412,6 +478,12 @@ mod tests {
         assert_eq!(exposures(&shared(vec![wildcard(9)]), &app(Some((APP_RULE, 5)))), vec![]);
         // A shadowing rule may be someone else's: only default actions get a closure.
         assert_eq!(closures(&shared(vec![wildcard(1)]), &app(Some((APP_RULE, 5)))), vec![]);
+        let mut beanstalk_with_wildcard = beanstalk(forward(TG), forward(TG));
+        beanstalk_with_wildcard.listeners[1].rules.push(wildcard(0));
+        let app = app(Some((APP_RULE, 1)));
+        let open = exposures(&beanstalk_with_wildcard, &app);
+        let left = left_open(&open, &closures(&beanstalk_with_wildcard, &app));
+        assert_eq!(kinds(&left), vec![(HTTPS, &at("arn:rule/wild", 0), &ExposureKind::ShadowsTheLogin)]);
     }
 
     #[test]

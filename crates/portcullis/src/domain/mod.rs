@@ -19,8 +19,8 @@ pub use caller::{Caller, Claims, Role};
 pub use certificate::{CertificateProgress, CertificateStatus};
 pub use environment::{EnvironmentHealth, EnvironmentState, EnvironmentStatus, ListenerProtocol};
 pub use exposure::{
-    Closure, Entry, Exposure, ExposureKind, ListenerView, LoadBalancerView, ProtectedApp, RuleAction, RuleCondition,
-    RuleView, closures, describe, exposures, host_matches,
+    Closure, Entry, Exposure, ExposureKind, ListenerDefault, ListenerView, LoadBalancerView, ProtectedApp, RuleAction,
+    RuleCondition, RuleView, closures, describe, exposures, host_matches, left_open,
 };
 pub use naming::{invitation_message, pool_domain_prefix};
 pub use poll::{Poll, PollPolicy};

@@ -40,6 +40,11 @@ impl Execution {
         Execution { machine: StateMachine::Provision, name: app.id.clone(), input: Self::input(app, timing) }
     }
 
+    /// Whether the execution named so is the app's provisioning (not one of its deletions).
+    pub fn is_provisioning(execution_name: &str, app: &App) -> bool {
+        execution_name == app.id
+    }
+
     /// Deprovisioning an app: named after the app and its version, which is new with every delete
     /// attempt, so deleting again after a failed delete starts afresh (Step Functions refuses to reuse a
     /// finished execution's name) while a repeat of the same attempt is still harmless.
@@ -124,6 +129,7 @@ pub enum StepInput {
     CheckEnvironment(PollingInput),
     CreateAuth(AppRef),
     WireListener(AppRef),
+    VerifyProtection(AppRef),
     Activate(AppRef),
     Teardown(AppRef),
     MarkFailed(FailureReport),
@@ -138,6 +144,7 @@ pub enum StepName {
     CheckEnvironment,
     CreateAuth,
     WireListener,
+    VerifyProtection,
     Activate,
     Teardown,
     MarkFailed,
@@ -145,6 +152,20 @@ pub enum StepName {
 }
 
 impl StepName {
+    /// The steps that build the app, which only a PROVISIONING app may run.
+    pub fn provisions(self) -> bool {
+        matches!(
+            self,
+            StepName::RequestCertificate
+                | StepName::CheckCertificate
+                | StepName::CheckEnvironment
+                | StepName::CreateAuth
+                | StepName::WireListener
+                | StepName::VerifyProtection
+                | StepName::Activate
+        )
+    }
+
     /// The `step` value of the task input.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,6 +174,7 @@ impl StepName {
             StepName::CheckEnvironment => "checkEnvironment",
             StepName::CreateAuth => "createAuth",
             StepName::WireListener => "wireListener",
+            StepName::VerifyProtection => "verifyProtection",
             StepName::Activate => "activate",
             StepName::Teardown => "teardown",
             StepName::MarkFailed => "markFailed",
@@ -170,6 +192,7 @@ impl StepInput {
             StepInput::CheckEnvironment(_) => StepName::CheckEnvironment,
             StepInput::CreateAuth(_) => StepName::CreateAuth,
             StepInput::WireListener(_) => StepName::WireListener,
+            StepInput::VerifyProtection(_) => StepName::VerifyProtection,
             StepInput::Activate(_) => StepName::Activate,
             StepInput::Teardown(_) => StepName::Teardown,
             StepInput::MarkFailed(_) => StepName::MarkFailed,
@@ -183,6 +206,7 @@ impl StepInput {
             StepInput::RequestCertificate(app)
             | StepInput::CreateAuth(app)
             | StepInput::WireListener(app)
+            | StepInput::VerifyProtection(app)
             | StepInput::Activate(app)
             | StepInput::Teardown(app)
             | StepInput::MarkDeleted(app) => app,

@@ -20,6 +20,12 @@ pub enum FailureName {
     /// The target the caller named does not exist or cannot be used (no HTTPS listener, a rule for the
     /// host that Portcullis did not make, …).
     InvalidTarget,
+    /// The tenant's grant no longer covers the app's target (withdrawn while the app was waiting).
+    TargetNotGranted,
+    /// The app's target group can be reached without the app's login, by routes Portcullis may not close.
+    TargetExposed,
+    /// The app was deleted while it was being provisioned: provisioning stops and makes nothing more.
+    Cancelled,
     /// The app record is gone.
     AppNotFound,
     /// An AWS call failed in a way retrying will not fix.
@@ -34,13 +40,16 @@ pub enum FailureName {
 
 impl FailureName {
     /// Every name, for checking the state machines against.
-    pub const ALL: [FailureName; 11] = [
+    pub const ALL: [FailureName; 14] = [
         FailureName::Retryable,
         FailureName::CertificateNotIssued,
         FailureName::EnvironmentNotReady,
         FailureName::PriorityInUse,
         FailureName::QuotaExceeded,
         FailureName::InvalidTarget,
+        FailureName::TargetNotGranted,
+        FailureName::TargetExposed,
+        FailureName::Cancelled,
         FailureName::AppNotFound,
         FailureName::AwsError,
         FailureName::Internal,
@@ -56,6 +65,9 @@ impl FailureName {
             FailureName::PriorityInUse => "PriorityInUse",
             FailureName::QuotaExceeded => "QuotaExceeded",
             FailureName::InvalidTarget => "InvalidTarget",
+            FailureName::TargetNotGranted => "TargetNotGranted",
+            FailureName::TargetExposed => "TargetExposed",
+            FailureName::Cancelled => "Cancelled",
             FailureName::AppNotFound => "AppNotFound",
             FailureName::AwsError => "AwsError",
             FailureName::Internal => "Internal",

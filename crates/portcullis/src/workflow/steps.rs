@@ -6,11 +6,12 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::{CaughtError, FailureName, FailureReport, PollingInput, StepFailure, StepInput, StepOutput};
+use super::{CaughtError, Execution, FailureName, FailureReport, PollingInput, StepFailure, StepInput, StepOutput};
 use crate::domain::{
-    App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, EmailSending, ListenerProtocol,
-    MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, Resources, Step, Target, WORKFLOW_ACTOR,
-    invitation_message, lowest_free_priority, pool_domain_prefix,
+    App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, EmailSending, Exposure,
+    ListenerProtocol, LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, ProtectedApp,
+    Resources, Step, Target, WORKFLOW_ACTOR, closures, describe, exposures, invitation_message, left_open,
+    lowest_free_priority, pool_domain_prefix,
 };
 use crate::error::{Chain, Error};
 use crate::ports::{
@@ -65,12 +66,28 @@ impl Provisioner {
 
     async fn dispatch(&self, input: StepInput) -> StepResult {
         let mut app = self.load(&input).await?;
+        if input.name().provisions() && app.status != AppStatus::Provisioning {
+            // A retried Activate whose write landed: done. Anything else was deleted (or cancelled)
+            // while provisioning ran: make nothing more.
+            if matches!(input, StepInput::Activate(_)) && app.status == AppStatus::Active {
+                return Ok(StepOutput::Done);
+            }
+            return Err(StepFailure::new(
+                FailureName::Cancelled,
+                format!(
+                    "app {} is {}, no longer provisioning; nothing more is made for it",
+                    app.id,
+                    app.status.as_str()
+                ),
+            ));
+        }
         match input {
             StepInput::RequestCertificate(_) => self.request_certificate(&mut app).await,
             StepInput::CheckCertificate(PollingInput { poll, .. }) => self.check_certificate(&mut app, poll).await,
             StepInput::CheckEnvironment(PollingInput { poll, .. }) => self.check_environment(&mut app, poll).await,
             StepInput::CreateAuth(_) => self.create_auth(&mut app).await,
             StepInput::WireListener(_) => self.wire_listener(&mut app).await,
+            StepInput::VerifyProtection(_) => self.verify_protection(&mut app).await,
             StepInput::Activate(_) => self.activate(&mut app).await,
             StepInput::Teardown(_) => self.teardown(&mut app).await,
             StepInput::MarkFailed(report) => self.mark_failed(&mut app, &report).await,
@@ -284,6 +301,7 @@ impl Provisioner {
     /// WireListener: attach the certificate to the listener, then give the app's host its rule: adopt
     /// the one Portcullis already made, or reserve a free priority and create it.
     async fn wire_listener(&self, app: &mut App) -> StepResult {
+        self.require_grant(app).await?;
         let listener = app.resources.listener()?.to_string();
         self.attach_certificate(app, &listener).await?;
         if app.resources.listener_rule_arn.is_some() {
@@ -301,6 +319,19 @@ impl Provisioner {
         };
         self.create_rule(app, &listener, priority).await?;
         self.record_wired(app).await
+    }
+
+    /// The tenant may still use the app's target: a grant withdrawn during the (long) waits stops the app
+    /// before it touches the load balancer.
+    async fn require_grant(&self, app: &App) -> StepResult<()> {
+        let refused = |why: String| StepFailure::new(FailureName::TargetNotGranted, why);
+        let tenant = self
+            .tenants
+            .get(&app.tenant_id)
+            .await?
+            .ok_or_else(|| refused(crate::domain::not_registered(&app.tenant_id)))?;
+        tenant.check_target(&app.target).map_err(refused)?;
+        Ok(())
     }
 
     /// The app's certificate on the listener (unless there), inside the ALB's certificate quota.
@@ -381,6 +412,61 @@ impl Provisioner {
         Ok(StepOutput::Done)
     }
 
+    /// VerifyProtection: prove, from every listener and rule of the load balancer, that the app's target
+    /// group is reachable only through the app's own login. On an Elastic Beanstalk environment's own load
+    /// balancer, the default routes that forward to the app are closed first (recorded before, restored on
+    /// delete); on a shared one nothing is changed, and any route around the login fails the app.
+    async fn verify_protection(&self, app: &mut App) -> StepResult {
+        let listener = app.resources.listener()?.to_string();
+        let snapshot = self.load_balancer.snapshot(&listener).await?;
+        let open = exposures(&snapshot, &protected_app(app)?);
+        if open.is_empty() {
+            return self.record_protected(app, &snapshot).await;
+        }
+        let closing = match app.target {
+            Target::ElasticBeanstalk { .. } => closures(&snapshot, &protected_app(app)?),
+            Target::Alb { .. } => Vec::new(),
+        };
+        let left = left_open(&open, &closing);
+        if !left.is_empty() {
+            return Err(target_exposed(&left));
+        }
+        self.close_routes(app, &closing).await?;
+        // Prove the state the load balancer is in now, not the plan.
+        let snapshot = self.load_balancer.snapshot(&listener).await?;
+        let still_open = exposures(&snapshot, &protected_app(app)?);
+        if !still_open.is_empty() {
+            return Err(target_exposed(&still_open));
+        }
+        self.record_protected(app, &snapshot).await
+    }
+
+    /// Records each closure with the app before making it, so a teardown restores it even if the step dies
+    /// between the two.
+    async fn close_routes(&self, app: &mut App, closing: &[Closure]) -> StepResult<()> {
+        for closure in closing {
+            if !app.resources.closed_routes.iter().any(|c| c.listener_arn == closure.listener_arn) {
+                app.resources.closed_routes.push(closure.clone());
+            }
+        }
+        self.apps.update(app).await?;
+        for closure in closing {
+            self.load_balancer.set_default(&closure.listener_arn, &closure.replacement).await?;
+        }
+        let detail = closing.iter().map(Closure::to_string).collect::<Vec<_>>().join("; ");
+        self.record(app, AuditAction::RoutesClosed, detail).await
+    }
+
+    async fn record_protected(&self, app: &App, snapshot: &LoadBalancerView) -> StepResult {
+        let rules: usize = snapshot.listeners.iter().map(|l| l.rules.len()).sum();
+        let detail = format!(
+            "no route around the login: {} listeners and {rules} rules of the load balancer checked",
+            snapshot.listeners.len()
+        );
+        self.record(app, AuditAction::ProtectionVerified, detail).await?;
+        Ok(StepOutput::Done)
+    }
+
     /// Activate: the app is protected.
     async fn activate(&self, app: &mut App) -> StepResult {
         app.status = AppStatus::Active;
@@ -395,6 +481,14 @@ impl Provisioner {
     /// so compensation and deletion can both run it, as often as needed.
     async fn teardown(&self, app: &mut App) -> StepResult {
         let r = app.resources.clone();
+        // Newest first: the routes were closed after the rule was made.
+        for closure in r.closed_routes.iter().rev() {
+            self.load_balancer.set_default(&closure.listener_arn, &closure.original).await?;
+        }
+        if !r.closed_routes.is_empty() {
+            let detail = r.closed_routes.iter().map(restored).collect::<Vec<_>>().join("; ");
+            self.record(app, AuditAction::RoutesRestored, detail).await?;
+        }
         if let Some(rule) = r.listener_rule_arn.as_deref().filter(|a| !a.is_empty()) {
             self.load_balancer.delete_rule(rule).await?;
         }
@@ -431,8 +525,13 @@ impl Provisioner {
     }
 
     /// MarkFailed: record why and where; the domain stays claimed until the app is deleted. If the
-    /// compensation failed too, the app keeps its list of resources, so a delete can finish the job.
+    /// compensation failed too, the app keeps its list of resources, so a delete can finish the job. An app
+    /// deleted meanwhile belongs to its deletion, which ends it DELETED.
     async fn mark_failed(&self, app: &mut App, report: &FailureReport) -> StepResult {
+        let from_provisioning = report.app.execution.as_deref().is_some_and(|e| Execution::is_provisioning(e, app));
+        if from_provisioning && matches!(app.status, AppStatus::Deleting | AppStatus::Deleted) {
+            return Ok(StepOutput::Done);
+        }
         let (code, mut message) = report
             .error
             .as_ref()
@@ -463,6 +562,29 @@ impl Provisioner {
         self.record(app, AuditAction::AppDeleted, app.domain.clone()).await?;
         Ok(StepOutput::Done)
     }
+}
+
+/// The app as the exposure analysis proves it: its host, target group, login and rule.
+fn protected_app(app: &App) -> StepResult<ProtectedApp<'_>> {
+    let r = &app.resources;
+    Ok(ProtectedApp {
+        host: &app.domain,
+        target_group_arn: r.target_group()?,
+        client_id: r.client()?,
+        listener_arn: r.listener()?,
+        rule: Some(r.rule()?),
+    })
+}
+
+fn target_exposed(open: &[Exposure]) -> StepFailure {
+    StepFailure::new(
+        FailureName::TargetExposed,
+        format!("the app's target group can be reached without its login: {}", describe(open)),
+    )
+}
+
+fn restored(closure: &Closure) -> String {
+    format!("listener {} (port {}): default {} again", closure.listener_arn, closure.port, closure.original)
 }
 
 /// The listener's rule for the app's host, if there is one, when it is ours: it signs in with this

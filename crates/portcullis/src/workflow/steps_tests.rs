@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{AppRef, FailureName, Provisioner, StepInput};
-use crate::domain::{App, AppStatus, CertificateStatus, EnvironmentState, ListenerProtocol, Resources, Step, Target};
+use crate::domain::{
+    App, AppStatus, CertificateStatus, EnvironmentState, ListenerDefault, ListenerProtocol, ListenerView,
+    LoadBalancerView, Resources, RuleAction, RuleCondition, RuleView, Step, Target,
+};
 use crate::error::{Error, Result};
 use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryReservations, MemoryTenants};
 use crate::ports::*;
 
-const LISTENER: &str = "arn:listener";
+use fakes::{LISTENER, TARGET_GROUP};
 
 /// A listener whose rules the test sets; `taken_by_others` makes `create_rule` answer PriorityInUse.
 #[derive(Default)]
@@ -23,6 +26,9 @@ struct MemoryListener {
     created: Mutex<Vec<ProtectRule>>,
     deleted: Mutex<Vec<String>>,
     taken_by_others: Mutex<Vec<u32>>,
+    /// What `snapshot` answers; `set_default` changes it and is recorded.
+    view: Mutex<Option<LoadBalancerView>>,
+    defaults_set: Mutex<Vec<(String, ListenerDefault)>>,
 }
 
 #[async_trait]
@@ -34,7 +40,7 @@ impl LoadBalancer for MemoryListener {
         Ok(Some(LISTENER.into()))
     }
     async fn default_target_group(&self, _: &str, _: &str) -> Result<Option<String>> {
-        Ok(Some("arn:tg".into()))
+        Ok(Some(TARGET_GROUP.into()))
     }
     async fn has_healthy_target(&self, _: &str) -> Result<bool> {
         Ok(true)
@@ -62,6 +68,23 @@ impl LoadBalancer for MemoryListener {
     }
     async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
         self.deleted.lock().unwrap().push(rule_arn.into());
+        Ok(())
+    }
+    async fn snapshot(&self, _: &str) -> Result<LoadBalancerView> {
+        Ok(self.view.lock().unwrap().clone().expect("the test sets the load balancer"))
+    }
+    async fn set_default(&self, listener_arn: &str, default: &ListenerDefault) -> Result<()> {
+        self.defaults_set.lock().unwrap().push((listener_arn.into(), default.clone()));
+        let action = match default {
+            ListenerDefault::Forward { target_group_arn } => {
+                RuleAction::Forward { target_groups: vec![target_group_arn.clone()] }
+            }
+            ListenerDefault::RedirectToHttps => RuleAction::Redirect,
+            ListenerDefault::NotFound => RuleAction::FixedResponse,
+        };
+        let mut view = self.view.lock().unwrap();
+        let listener = view.iter_mut().flat_map(|v| v.listeners.iter_mut()).find(|l| l.arn == listener_arn);
+        listener.expect("a listener of the test's load balancer").default_actions = vec![action];
         Ok(())
     }
 }
@@ -117,12 +140,12 @@ impl UserPools for Quiet {
 /// An app that has its certificate (attached) and pool, about to be wired.
 fn app_ready_for_wiring() -> App {
     let mut app = fakes::app("app-1", AppStatus::Provisioning);
-    app.target = Target::Alb { listener_arn: LISTENER.into(), target_group_arn: "arn:tg".into() };
+    app.target = Target::Alb { listener_arn: LISTENER.into(), target_group_arn: TARGET_GROUP.into() };
     app.step = Some(Step::Listener);
     app.resources = Resources {
         certificate_arn: Some("arn:cert".into()),
         listener_arn: Some(LISTENER.into()),
-        target_group_arn: Some("arn:tg".into()),
+        target_group_arn: Some(TARGET_GROUP.into()),
         user_pool_id: Some("pool".into()),
         user_pool_arn: Some("arn:pool".into()),
         client_id: Some("client-1".into()),
@@ -265,4 +288,146 @@ async fn a_vanished_app_is_app_not_found() {
     w.apps.apps.lock().unwrap().clear();
     let err = w.provisioner.run(StepInput::Activate(app_ref())).await.unwrap_err();
     assert_eq!(err.name, FailureName::AppNotFound);
+}
+
+const HTTP_LISTENER: &str = "arn:listener/http";
+
+/// The app wired (rule 3 on the HTTPS listener) on a load balancer whose listeners have these defaults.
+fn wired_on(http_default: RuleAction, https_default: RuleAction, https_rules: Vec<RuleView>) -> (World, App) {
+    let mut app = app_ready_for_wiring();
+    app.resources.listener_rule_arn = Some("arn:rule/3".into());
+    app.resources.rule_priority = Some(3);
+    let w = world(app.clone());
+    let ours = RuleView {
+        arn: "arn:rule/3".into(),
+        priority: 3,
+        conditions: vec![RuleCondition::HostHeader(vec![app.domain.clone()])],
+        actions: vec![
+            RuleAction::AuthenticateCognito { client_id: "client-1".into() },
+            RuleAction::Forward { target_groups: vec![TARGET_GROUP.into()] },
+        ],
+    };
+    let listener = |arn: &str, port, protocol, default, rules| ListenerView {
+        arn: arn.into(),
+        port,
+        protocol,
+        default_actions: vec![default],
+        rules,
+    };
+    let mut rules = vec![ours];
+    rules.extend(https_rules);
+    *w.listener.view.lock().unwrap() = Some(LoadBalancerView {
+        listeners: vec![
+            listener(HTTP_LISTENER, 80, ListenerProtocol::Http, http_default, vec![]),
+            listener(LISTENER, 443, ListenerProtocol::Https, https_default, rules),
+        ],
+    });
+    (w, app)
+}
+
+fn forward_to_app() -> RuleAction {
+    RuleAction::Forward { target_groups: vec![TARGET_GROUP.into()] }
+}
+
+#[tokio::test]
+async fn a_beanstalk_alb_is_closed_recorded_and_restored_exactly_on_teardown() {
+    let (w, mut app) = wired_on(forward_to_app(), forward_to_app(), vec![]);
+    app.target = Target::ElasticBeanstalk { environment_name: "env".into() };
+    w.apps.apps.lock().unwrap().insert(app.id.clone(), app);
+    w.provisioner.run(StepInput::VerifyProtection(app_ref())).await.unwrap();
+    let restore = ListenerDefault::Forward { target_group_arn: TARGET_GROUP.into() };
+    assert_eq!(
+        w.listener.defaults_set.lock().unwrap().clone(),
+        vec![
+            (HTTP_LISTENER.to_string(), ListenerDefault::RedirectToHttps),
+            (LISTENER.to_string(), ListenerDefault::NotFound)
+        ]
+    );
+    let recorded = w.apps.app("app-1").resources.closed_routes;
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|c| c.original == restore));
+
+    // Again (a retried step): nothing is open, nothing more changes.
+    w.provisioner.run(StepInput::VerifyProtection(app_ref())).await.unwrap();
+    assert_eq!(w.listener.defaults_set.lock().unwrap().len(), 2);
+
+    w.listener.defaults_set.lock().unwrap().clear();
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    let set = w.listener.defaults_set.lock().unwrap().clone();
+    assert_eq!(set, vec![(LISTENER.to_string(), restore.clone()), (HTTP_LISTENER.to_string(), restore)]);
+    assert!(w.apps.app("app-1").resources.closed_routes.is_empty());
+}
+
+#[tokio::test]
+async fn a_shared_alb_with_a_route_around_the_login_fails_and_is_left_alone() {
+    let (w, _) = wired_on(RuleAction::Redirect, forward_to_app(), vec![]);
+    let err = w.provisioner.run(StepInput::VerifyProtection(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::TargetExposed);
+    assert!(err.message.contains(LISTENER) && err.message.contains("default action"), "{err}");
+    assert!(w.listener.defaults_set.lock().unwrap().is_empty(), "a shared load balancer is not changed");
+    assert!(w.apps.app("app-1").resources.closed_routes.is_empty());
+}
+
+#[tokio::test]
+async fn on_a_beanstalk_alb_a_shadowing_rule_fails_before_anything_is_closed() {
+    let wildcard = RuleView {
+        arn: "arn:rule/wild".into(),
+        priority: 1,
+        conditions: vec![RuleCondition::HostHeader(vec!["*.EXAMPLE.com".into()])],
+        actions: vec![RuleAction::Forward { target_groups: vec!["arn:tg/other".into()] }],
+    };
+    let (w, mut app) = wired_on(forward_to_app(), forward_to_app(), vec![wildcard]);
+    app.target = Target::ElasticBeanstalk { environment_name: "env".into() };
+    w.apps.apps.lock().unwrap().insert(app.id.clone(), app);
+    let err = w.provisioner.run(StepInput::VerifyProtection(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::TargetExposed);
+    assert!(err.message.contains("arn:rule/wild (priority 1)"), "{err}");
+    assert!(!err.message.contains("default action"), "closable routes are not reported: {err}");
+    assert!(w.listener.defaults_set.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_grant_withdrawn_while_waiting_stops_the_app_before_the_load_balancer() {
+    let mut w = world(app_ready_for_wiring());
+    w.provisioner.tenants = Arc::new(MemoryTenants::default());
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::TargetNotGranted);
+    assert!(err.message.contains("not registered"), "{err}");
+
+    let mut app = app_ready_for_wiring();
+    app.target = Target::Alb { listener_arn: LISTENER.into(), target_group_arn: "arn:tg/not-granted".into() };
+    let w = world(app);
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::TargetNotGranted);
+    assert!(err.message.contains("not one granted"), "{err}");
+    assert!(w.listener.created.lock().unwrap().is_empty() && w.listener.certificates.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_app_is_not_provisioned_further_nor_marked_failed_by_its_provisioning() {
+    let mut app = app_ready_for_wiring();
+    app.status = AppStatus::Deleting;
+    let w = world(app);
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::Cancelled);
+    assert!(w.listener.created.lock().unwrap().is_empty());
+
+    let report = |execution: &str| {
+        let input = serde_json::json!({"step": "markFailed", "tenantId": fakes::TENANT, "appId": "app-1",
+            "execution": execution, "error": {"Error": "Cancelled", "Cause": "x"}});
+        serde_json::from_value::<StepInput>(input).unwrap()
+    };
+    w.provisioner.run(report("app-1")).await.unwrap();
+    assert_eq!(w.apps.app("app-1").status, AppStatus::Deleting, "the deletion owns the app");
+    w.provisioner.run(report("app-1-delete-3")).await.unwrap();
+    assert_eq!(w.apps.app("app-1").status, AppStatus::Failed, "a failed deletion is reported");
+}
+
+#[tokio::test]
+async fn a_retried_activate_whose_write_landed_is_done() {
+    let mut app = app_ready_for_wiring();
+    app.status = AppStatus::Active;
+    let w = world(app);
+    w.provisioner.run(StepInput::Activate(app_ref())).await.unwrap();
+    assert_eq!(w.apps.app("app-1").status, AppStatus::Active);
 }
