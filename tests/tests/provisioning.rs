@@ -2,7 +2,7 @@
 //! Lambda (under cargo lambda) → ACM, Cognito, ELBv2 and DynamoDB, asserted on the AWS side.
 
 use aws_sdk_elasticloadbalancingv2::types::Rule;
-use portcullis_e2e::{Harness, forward, fresh_domain, short_id};
+use portcullis_e2e::{Harness, TEST_PASSWORD, forward, fresh_domain, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -13,6 +13,21 @@ async fn create_app(h: &Harness, token: &str, body: &Value) -> Value {
     assert_eq!(reply.headers["location"], format!("/apps/{id}").as_str());
     assert_eq!(reply.body["status"], "PROVISIONING");
     reply.body
+}
+
+/// `POST /apps/preflight` of `body`: 200, and the checks by name.
+async fn preflight(
+    h: &Harness,
+    token: &str,
+    body: &Value,
+) -> (bool, std::collections::HashMap<String, (String, String)>) {
+    let reply = h.call(Method::POST, "/apps/preflight", Some(token), Some(body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let checks = reply.body["checks"].as_array().unwrap().iter().map(|c| {
+        let field = |name: &str| c[name].as_str().unwrap().to_string();
+        (field("check"), (field("status"), field("detail")))
+    });
+    (reply.body["ok"].as_bool().unwrap(), checks.collect())
 }
 
 async fn listener_rules(h: &Harness, listener: &str) -> Vec<Rule> {
@@ -245,10 +260,19 @@ async fn an_elastic_beanstalk_environment_is_wired_with_its_routes_around_the_lo
 
     let domain = fresh_domain("beanstalk");
     let target = h.grant(&tenant, json!({"type": "elasticbeanstalk", "environmentName": env_name})).await;
-    let id = create_app(&h, &token, &json!({"name": "Beanstalk app", "domain": domain, "target": target})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = json!({"name": "Beanstalk app", "domain": domain, "target": target});
+    let viewer = h.token_for(&h.operator_email(Some(&tenant.id), Some("viewer")).await, TEST_PASSWORD).await;
+    let (ok, checks) = preflight(&h, &viewer, &body).await;
+    assert!(ok, "{checks:?}");
+    let (status, detail) = &checks["exposure"];
+    assert_eq!(status, "pass");
+    assert!(
+        detail.contains("will close") && detail.contains(&http_listener) && detail.contains(&listener_arn),
+        "{detail}"
+    );
+    assert_eq!(h.default_actions(&http_listener).await[0].target_group_arn(), Some(group_arn.as_str()), "not yet");
+
+    let id = create_app(&h, &token, &body).await["id"].as_str().unwrap().to_string();
     let app = h.app_until(&token, &id, "ACTIVE", |app| app["status"] != "PROVISIONING").await;
     assert_eq!(app["status"], "ACTIVE", "{app}");
     assert_eq!(app["target"], target);
@@ -327,10 +351,17 @@ async fn shared_alb(
 /// Creates the app, waits for FAILED at LISTENER with TargetExposed, and checks nothing it made is left.
 async fn fails_exposed(h: &Harness, token: &str, listener_arn: &str, target: &Value) -> String {
     let domain = fresh_domain("exposed");
-    let id = create_app(h, token, &json!({"name": "Exposed", "domain": domain, "target": target})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = json!({"name": "Exposed", "domain": domain, "target": target});
+    let (ok, checks) = preflight(h, token, &body).await;
+    assert!(!ok, "{checks:?}");
+    let (status, foreseen) = checks["exposure"].clone();
+    assert_eq!(status, "fail", "{checks:?}");
+    assert!(checks.iter().filter(|(name, _)| *name != "exposure").all(|(_, (s, _))| s != "fail"), "{checks:?}");
+    assert!(rule_for_host(&listener_rules(h, listener_arn).await, &domain).is_empty(), "a preflight creates nothing");
+    let listed = h.call(Method::GET, "/apps", Some(token), None).await;
+    assert!(!listed.text.contains(&domain), "a preflight records no app");
+
+    let id = create_app(h, token, &body).await["id"].as_str().unwrap().to_string();
     let failed = h.app_until(token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
     assert_eq!(failed["status"], "FAILED", "{failed}");
     assert_eq!(failed["error"]["step"], "LISTENER", "{failed}");
@@ -342,7 +373,9 @@ async fn fails_exposed(h: &Harness, token: &str, listener_arn: &str, target: &Va
     assert_eq!(certificates.len(), 1, "only the listener's own certificate: {certificates:?}");
     let pools = h.aws.cognito.list_user_pools().max_results(60).send().await.unwrap();
     assert!(!pools.user_pools().iter().any(|p| p.name().is_some_and(|n| n.contains(&id))), "the app's pool is deleted");
-    failed["error"]["message"].as_str().unwrap().to_string()
+    let message = failed["error"]["message"].as_str().unwrap().to_string();
+    assert_eq!(message, foreseen, "the preflight foresaw the failure in its words");
+    message
 }
 
 #[tokio::test]

@@ -8,12 +8,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    App, AppEvent, AppStatus, Caller, DomainRule, GrantedTarget, Invitation, Registration, Resources, Role, SesConfig,
-    Target, Tenant, TenantQuotas,
+    App, AppEvent, AppStatus, Caller, DomainRule, EnvironmentState, GrantedTarget, Invitation, ListenerDefault,
+    ListenerProtocol, LoadBalancerView, Registration, Resources, Role, RuleAction, SesConfig, Target, Tenant,
+    TenantQuotas,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppRepository, History, InvitationRecords, Page, PriorityReservations, Subject, TenantRegistry, TokenVerifier,
+    AppRepository, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page, PriorityReservations,
+    ProtectRule, Subject, TenantRegistry, TokenVerifier,
 };
 
 /// The tenant every fake caller belongs to.
@@ -48,7 +50,7 @@ impl AppRepository for MemoryApps {
     async fn create(&self, app: &App, _: &AppEvent) -> Result<()> {
         let mut domains = self.domains.lock().unwrap();
         if domains.contains_key(&app.domain) {
-            return Err(Error::Conflict(format!("domain '{}' is taken", app.domain)));
+            return Err(Error::Conflict(crate::domain::domain_taken(&app.domain)));
         }
         domains.insert(app.domain.clone(), app.id.clone());
         self.insert(app.clone());
@@ -72,6 +74,9 @@ impl AppRepository for MemoryApps {
             domains.remove(domain);
         }
         Ok(())
+    }
+    async fn domain_claimed(&self, domain: &str) -> Result<bool> {
+        Ok(self.domains.lock().unwrap().contains_key(domain))
     }
     async fn count_live(&self, tenant_id: &str) -> Result<u32> {
         Ok(self.all().iter().filter(|a| a.tenant_id == tenant_id && a.status != AppStatus::Deleted).count() as u32)
@@ -262,4 +267,88 @@ pub fn active_app(apps: &MemoryApps) -> App {
     active.resources.user_pool_id = Some("pool".into());
     apps.insert(active.clone());
     active
+}
+
+/// A listener whose rules the test sets; `taken_by_others` makes `create_rule` answer PriorityInUse.
+#[derive(Default)]
+pub struct MemoryListener {
+    pub rules: Mutex<Vec<ListenerRule>>,
+    pub certificates: Mutex<Vec<String>>,
+    pub created: Mutex<Vec<ProtectRule>>,
+    pub deleted: Mutex<Vec<String>>,
+    pub taken_by_others: Mutex<Vec<u32>>,
+    /// What `snapshot` answers; `set_default` changes it and is recorded.
+    pub view: Mutex<Option<LoadBalancerView>>,
+    pub defaults_set: Mutex<Vec<(String, ListenerDefault)>>,
+}
+
+#[async_trait]
+impl LoadBalancer for MemoryListener {
+    async fn listener_protocol(&self, _: &str) -> Result<Option<ListenerProtocol>> {
+        Ok(Some(ListenerProtocol::Https))
+    }
+    async fn https_listener(&self, _: &str) -> Result<Option<String>> {
+        Ok(Some(LISTENER.into()))
+    }
+    async fn default_target_group(&self, _: &str, _: &str) -> Result<Option<String>> {
+        Ok(Some(TARGET_GROUP.into()))
+    }
+    async fn has_healthy_target(&self, _: &str) -> Result<bool> {
+        Ok(true)
+    }
+    async fn listener_certificates(&self, _: &str) -> Result<Vec<String>> {
+        Ok(self.certificates.lock().unwrap().clone())
+    }
+    async fn attach_certificate(&self, _: &str, certificate_arn: &str) -> Result<()> {
+        self.certificates.lock().unwrap().push(certificate_arn.into());
+        Ok(())
+    }
+    async fn detach_certificate(&self, _: &str, certificate_arn: &str) -> Result<()> {
+        self.certificates.lock().unwrap().retain(|c| c != certificate_arn);
+        Ok(())
+    }
+    async fn rules(&self, _: &str) -> Result<Vec<ListenerRule>> {
+        Ok(self.rules.lock().unwrap().clone())
+    }
+    async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
+        if self.taken_by_others.lock().unwrap().contains(&rule.priority) {
+            return Err(Error::PriorityInUse(format!("priority {} is in use", rule.priority)));
+        }
+        self.created.lock().unwrap().push(rule.clone());
+        Ok(format!("arn:rule/{}", rule.priority))
+    }
+    async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
+        self.deleted.lock().unwrap().push(rule_arn.into());
+        Ok(())
+    }
+    async fn snapshot(&self, _: &str) -> Result<LoadBalancerView> {
+        Ok(self.view.lock().unwrap().clone().expect("the test sets the load balancer"))
+    }
+    async fn set_default(&self, listener_arn: &str, default: &ListenerDefault) -> Result<()> {
+        self.defaults_set.lock().unwrap().push((listener_arn.into(), default.clone()));
+        let action = match default {
+            ListenerDefault::Forward { target_group_arn } => {
+                RuleAction::Forward { target_groups: vec![target_group_arn.clone()] }
+            }
+            ListenerDefault::RedirectToHttps => RuleAction::Redirect,
+            ListenerDefault::NotFound => RuleAction::FixedResponse,
+        };
+        let mut view = self.view.lock().unwrap();
+        let listener = view.iter_mut().flat_map(|v| v.listeners.iter_mut()).find(|l| l.arn == listener_arn);
+        listener.expect("a listener of the test's load balancer").default_actions = vec![action];
+        Ok(())
+    }
+}
+
+/// No Elastic Beanstalk environment at all.
+pub struct NoEnvironments;
+
+#[async_trait]
+impl Environments for NoEnvironments {
+    async fn environment(&self, _: &str) -> Result<Option<EnvironmentState>> {
+        Ok(None)
+    }
+    async fn load_balancer(&self, _: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
 }

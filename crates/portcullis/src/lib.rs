@@ -12,6 +12,7 @@ pub mod adapters;
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod endpoint;
 pub mod error;
 #[cfg(test)]
 mod fakes;

@@ -37,6 +37,8 @@ pub trait AppRepository: Send + Sync {
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()>;
     /// How many of the tenant's apps are not DELETED.
     async fn count_live(&self, tenant_id: &str) -> Result<u32>;
+    /// Whether an app (of any tenant) holds the domain.
+    async fn domain_claimed(&self, domain: &str) -> Result<bool>;
 }
 
 /// Whose history an event belongs to.

@@ -1,9 +1,12 @@
 //! apps-api: `/apps` behind API Gateway. Wires the adapters once per cold start and serves.
-//! IAM: the table, and starting the two state machines.
+//! IAM: the table, starting the two state machines, and reading load balancers and Elastic Beanstalk
+//! environments for the preflight.
 
 use std::sync::Arc;
 
-use portcullis::adapters::{DynamoStore, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config};
+use portcullis::adapters::{
+    BeanstalkEnvironments, DynamoStore, ElbLoadBalancer, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config,
+};
 use portcullis::api::AppsApi;
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
 use portcullis::lambda::serve_api;
@@ -24,6 +27,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         )),
         verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
         timing: WorkflowTiming::from_env()?,
+        load_balancer: Arc::new(ElbLoadBalancer::from_config(&aws)),
+        environments: Arc::new(BeanstalkEnvironments::from_config(&aws)),
     };
     serve_api(Arc::new(api)).await
 }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{App, AppEvent, AppStatus, Invitation, SesConfig, Tenant};
+use crate::domain::{App, AppEvent, AppStatus, Invitation, SesConfig, Tenant, domain_taken};
 use crate::error::{Error, Result};
 use crate::ports::{AppRepository, History, InvitationRecords, Page, PriorityReservations, Subject, TenantRegistry};
 
@@ -212,10 +212,7 @@ impl AppRepository for DynamoStore {
             Err(err) => {
                 // The guard is the second item: its condition failing means the domain is taken.
                 if cancelled_at(&err) == Some(1) {
-                    return Err(Error::Conflict(format!(
-                        "domain '{}' is already protected by another app; delete that app first",
-                        app.domain
-                    )));
+                    return Err(Error::Conflict(domain_taken(&app.domain)));
                 }
                 Err(aws_failure("DynamoDB TransactWriteItems", err).into_error())
             }
@@ -265,6 +262,20 @@ impl AppRepository for DynamoStore {
 
     async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
         self.delete_if_held(domain_pk(domain), "DOMAIN".into(), app_id, "DynamoDB DeleteItem (domain)").await
+    }
+
+    async fn domain_claimed(&self, domain: &str) -> Result<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(domain_pk(domain)))
+            .key("sk", s("DOMAIN"))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB GetItem (domain)", e).into_error())?;
+        Ok(out.item.is_some())
     }
 
     async fn count_live(&self, tenant_id: &str) -> Result<u32> {

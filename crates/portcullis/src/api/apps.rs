@@ -15,7 +15,9 @@ use crate::domain::{
     validate_new_app,
 };
 use crate::error::{Chain, Error, Result};
-use crate::ports::{AppRepository, History, Subject, TenantRegistry, TokenVerifier, Workflow};
+use crate::ports::{
+    AppRepository, Environments, History, LoadBalancer, Subject, TenantRegistry, TokenVerifier, Workflow,
+};
 use crate::workflow::Execution;
 
 /// The `/apps` operations.
@@ -26,12 +28,16 @@ pub struct AppsApi {
     pub workflow: Arc<dyn Workflow>,
     pub verifier: Arc<dyn TokenVerifier>,
     pub timing: WorkflowTiming,
+    /// Read only, for the preflight.
+    pub load_balancer: Arc<dyn LoadBalancer>,
+    pub environments: Arc<dyn Environments>,
 }
 
 /// The operations, by openapi.yaml's `operationId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     CreateApp,
+    Preflight,
     ListApps,
     GetApp,
     DeleteApp,
@@ -42,6 +48,7 @@ impl Route {
     fn of(request: &ApiRequest) -> Option<Route> {
         Some(match (&request.method, request.resource.as_str()) {
             (&Method::POST, "/apps") => Route::CreateApp,
+            (&Method::POST, "/apps/preflight") => Route::Preflight,
             (&Method::GET, "/apps") => Route::ListApps,
             (&Method::GET, "/apps/{id}") => Route::GetApp,
             (&Method::DELETE, "/apps/{id}") => Route::DeleteApp,
@@ -53,6 +60,7 @@ impl Route {
     fn operation_id(self) -> &'static str {
         match self {
             Route::CreateApp => "createApp",
+            Route::Preflight => "preflightApp",
             Route::ListApps => "listApps",
             Route::GetApp => "getApp",
             Route::DeleteApp => "deleteApp",
@@ -69,6 +77,7 @@ impl Operations for AppsApi {
             let caller = authenticate(self.verifier.as_ref(), request).await?;
             match route {
                 Route::CreateApp => self.create(&caller, request).await,
+                Route::Preflight => self.preflight(&caller, request).await,
                 Route::ListApps => self.list(&caller, request).await,
                 Route::GetApp => self.get(&caller, request.path("id")).await,
                 Route::DeleteApp => self.delete(&caller, request.path("id")).await,
@@ -205,7 +214,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{PollPolicy, Role};
-    use crate::fakes::{self, FixedCaller, MemoryApps, MemoryHistory, MemoryTenants};
+    use crate::fakes::{self, FixedCaller, MemoryApps, MemoryHistory, MemoryListener, MemoryTenants, NoEnvironments};
 
     /// A workflow that refuses to start, or records what it started.
     #[derive(Default)]
@@ -234,6 +243,8 @@ mod tests {
             workflow,
             verifier: Arc::new(FixedCaller(Role::Admin)),
             timing: WorkflowTiming { certificate: policy, environment: policy },
+            load_balancer: Arc::new(MemoryListener::default()),
+            environments: Arc::new(NoEnvironments),
         }
     }
 

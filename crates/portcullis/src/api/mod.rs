@@ -3,6 +3,7 @@
 //! become `application/problem+json` here and nowhere else, and are logged here, once.
 
 mod apps;
+mod preflight;
 mod tenants;
 mod users;
 mod view;

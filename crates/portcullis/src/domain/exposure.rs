@@ -247,6 +247,11 @@ pub fn left_open(exposures: &[Exposure], closures: &[Closure]) -> Vec<Exposure> 
         .collect()
 }
 
+/// Why an app with these routes around its login is refused, in the provisioning and the preflight alike.
+pub fn exposed(open: &[Exposure]) -> String {
+    format!("the app's target group can be reached without its login: {}", describe(open))
+}
+
 /// The Display of each exposure, joined with "; ".
 pub fn describe(exposures: &[Exposure]) -> String {
     exposures.iter().map(Exposure::to_string).collect::<Vec<_>>().join("; ")

@@ -8,6 +8,7 @@ mod environment;
 mod exposure;
 mod naming;
 mod poll;
+mod preflight;
 mod priority;
 mod tenant;
 mod users;
@@ -20,10 +21,13 @@ pub use certificate::{CertificateProgress, CertificateStatus};
 pub use environment::{EnvironmentHealth, EnvironmentState, EnvironmentStatus, ListenerProtocol};
 pub use exposure::{
     Closure, Entry, Exposure, ExposureKind, ListenerDefault, ListenerView, LoadBalancerView, ProtectedApp, RuleAction,
-    RuleCondition, RuleView, closures, describe, exposures, host_matches, left_open,
+    RuleCondition, RuleView, closures, describe, exposed, exposures, host_matches, left_open,
 };
 pub use naming::{invitation_message, pool_domain_prefix};
 pub use poll::{Poll, PollPolicy};
+pub use preflight::{
+    Check, CheckName, CheckStatus, PreflightReport, certificate_headroom, domain_taken, rule_headroom,
+};
 pub use priority::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, lowest_free_priority};
 pub use tenant::{
     DEFAULT_APP_QUOTA, DomainRule, GrantedTarget, Registration, SesConfig, Tenant, TenantQuotas, not_registered,

@@ -9,10 +9,11 @@ use tracing::Instrument;
 use super::{CaughtError, Execution, FailureName, FailureReport, PollingInput, StepFailure, StepInput, StepOutput};
 use crate::domain::{
     App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, EmailSending, Exposure,
-    ListenerProtocol, LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, ProtectedApp,
-    Resources, Step, Target, WORKFLOW_ACTOR, closures, describe, exposures, invitation_message, left_open,
-    lowest_free_priority, pool_domain_prefix,
+    LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, ProtectedApp, Resources, Step,
+    Target, WORKFLOW_ACTOR, closures, exposed, exposures, invitation_message, left_open, lowest_free_priority,
+    pool_domain_prefix,
 };
+use crate::endpoint::{beanstalk_endpoint, listener_problem};
 use crate::error::{Chain, Error};
 use crate::ports::{
     AppRepository, CertificateAuthority, ClientSpec, Environments, History, ListenerRule, LoadBalancer, PoolSpec,
@@ -217,31 +218,18 @@ impl Provisioner {
     }
 
     async fn require_https_listener(&self, listener_arn: &str) -> StepResult<()> {
-        let invalid = |why: String| StepFailure::new(FailureName::InvalidTarget, why);
-        match self.load_balancer.listener_protocol(listener_arn).await? {
-            Some(ListenerProtocol::Https) => Ok(()),
-            Some(other) => Err(invalid(format!("listener {listener_arn} is {other}, not HTTPS"))),
-            None => Err(invalid(format!("listener {listener_arn} does not exist"))),
+        let protocol = self.load_balancer.listener_protocol(listener_arn).await?;
+        match listener_problem(listener_arn, protocol.as_ref()) {
+            Some(why) => Err(StepFailure::new(FailureName::InvalidTarget, why)),
+            None => Ok(()),
         }
     }
 
     async fn discover_beanstalk_listener(&self, app: &mut App, environment_name: &str) -> StepResult<()> {
-        let invalid =
-            |what: &str| StepFailure::new(FailureName::InvalidTarget, format!("environment {environment_name} {what}"));
-        let load_balancer =
-            self.environments.load_balancer(environment_name).await?.ok_or_else(|| invalid("has no load balancer"))?;
-        let listener = self
-            .load_balancer
-            .https_listener(&load_balancer)
-            .await?
-            .ok_or_else(|| invalid("has no HTTPS listener on port 443; add one with a certificate"))?;
-        let target_group = self
-            .load_balancer
-            .default_target_group(&listener, &load_balancer)
-            .await?
-            .ok_or_else(|| invalid("has no target group"))?;
-        app.resources.listener_arn = Some(listener);
-        app.resources.target_group_arn = Some(target_group);
+        let found =
+            beanstalk_endpoint(self.environments.as_ref(), self.load_balancer.as_ref(), environment_name).await?;
+        app.resources.listener_arn = Some(found.listener_arn);
+        app.resources.target_group_arn = Some(found.target_group_arn);
         Ok(())
     }
 
@@ -577,10 +565,7 @@ fn protected_app(app: &App) -> StepResult<ProtectedApp<'_>> {
 }
 
 fn target_exposed(open: &[Exposure]) -> StepFailure {
-    StepFailure::new(
-        FailureName::TargetExposed,
-        format!("the app's target group can be reached without its login: {}", describe(open)),
-    )
+    StepFailure::new(FailureName::TargetExposed, exposed(open))
 }
 
 fn restored(closure: &Closure) -> String {

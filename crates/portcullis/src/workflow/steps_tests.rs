@@ -3,7 +3,7 @@
 //! every step is tested end to end in tests/ against the local stack.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -12,82 +12,11 @@ use crate::domain::{
     App, AppStatus, CertificateStatus, EnvironmentState, ListenerDefault, ListenerProtocol, ListenerView,
     LoadBalancerView, Resources, RuleAction, RuleCondition, RuleView, Step, Target,
 };
-use crate::error::{Error, Result};
-use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryReservations, MemoryTenants};
+use crate::error::Result;
+use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryListener, MemoryReservations, MemoryTenants};
 use crate::ports::*;
 
 use fakes::{LISTENER, TARGET_GROUP};
-
-/// A listener whose rules the test sets; `taken_by_others` makes `create_rule` answer PriorityInUse.
-#[derive(Default)]
-struct MemoryListener {
-    rules: Mutex<Vec<ListenerRule>>,
-    certificates: Mutex<Vec<String>>,
-    created: Mutex<Vec<ProtectRule>>,
-    deleted: Mutex<Vec<String>>,
-    taken_by_others: Mutex<Vec<u32>>,
-    /// What `snapshot` answers; `set_default` changes it and is recorded.
-    view: Mutex<Option<LoadBalancerView>>,
-    defaults_set: Mutex<Vec<(String, ListenerDefault)>>,
-}
-
-#[async_trait]
-impl LoadBalancer for MemoryListener {
-    async fn listener_protocol(&self, _: &str) -> Result<Option<ListenerProtocol>> {
-        Ok(Some(ListenerProtocol::Https))
-    }
-    async fn https_listener(&self, _: &str) -> Result<Option<String>> {
-        Ok(Some(LISTENER.into()))
-    }
-    async fn default_target_group(&self, _: &str, _: &str) -> Result<Option<String>> {
-        Ok(Some(TARGET_GROUP.into()))
-    }
-    async fn has_healthy_target(&self, _: &str) -> Result<bool> {
-        Ok(true)
-    }
-    async fn listener_certificates(&self, _: &str) -> Result<Vec<String>> {
-        Ok(self.certificates.lock().unwrap().clone())
-    }
-    async fn attach_certificate(&self, _: &str, certificate_arn: &str) -> Result<()> {
-        self.certificates.lock().unwrap().push(certificate_arn.into());
-        Ok(())
-    }
-    async fn detach_certificate(&self, _: &str, certificate_arn: &str) -> Result<()> {
-        self.certificates.lock().unwrap().retain(|c| c != certificate_arn);
-        Ok(())
-    }
-    async fn rules(&self, _: &str) -> Result<Vec<ListenerRule>> {
-        Ok(self.rules.lock().unwrap().clone())
-    }
-    async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
-        if self.taken_by_others.lock().unwrap().contains(&rule.priority) {
-            return Err(Error::PriorityInUse(format!("priority {} is in use", rule.priority)));
-        }
-        self.created.lock().unwrap().push(rule.clone());
-        Ok(format!("arn:rule/{}", rule.priority))
-    }
-    async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
-        self.deleted.lock().unwrap().push(rule_arn.into());
-        Ok(())
-    }
-    async fn snapshot(&self, _: &str) -> Result<LoadBalancerView> {
-        Ok(self.view.lock().unwrap().clone().expect("the test sets the load balancer"))
-    }
-    async fn set_default(&self, listener_arn: &str, default: &ListenerDefault) -> Result<()> {
-        self.defaults_set.lock().unwrap().push((listener_arn.into(), default.clone()));
-        let action = match default {
-            ListenerDefault::Forward { target_group_arn } => {
-                RuleAction::Forward { target_groups: vec![target_group_arn.clone()] }
-            }
-            ListenerDefault::RedirectToHttps => RuleAction::Redirect,
-            ListenerDefault::NotFound => RuleAction::FixedResponse,
-        };
-        let mut view = self.view.lock().unwrap();
-        let listener = view.iter_mut().flat_map(|v| v.listeners.iter_mut()).find(|l| l.arn == listener_arn);
-        listener.expect("a listener of the test's load balancer").default_actions = vec![action];
-        Ok(())
-    }
-}
 
 /// Ports the tested steps do not reach, or reach only to delete.
 struct Quiet;
