@@ -233,11 +233,15 @@ pub trait AppUsers: Send + Sync {
     async fn revoke(&self, pool_id: &str, username: &str) -> Result<()>;
 }
 
-/// Starting the state machines (Step Functions).
+/// Starting, stopping and watching the state machines' executions (Step Functions).
 #[async_trait]
 pub trait Workflow: Send + Sync {
     /// Starts the execution; one already started under the same name counts as started.
     async fn start(&self, execution: &Execution) -> Result<()>;
+    /// Stops the execution; one that has already ended, or never started, counts as stopped.
+    async fn stop(&self, execution: &Execution) -> Result<()>;
+    /// Whether the execution is running now (false when it has ended or never started).
+    async fn is_running(&self, execution: &Execution) -> Result<bool>;
 }
 
 /// Verifies bearer tokens and says who the caller is.

@@ -232,6 +232,12 @@ mod tests {
             self.started.lock().unwrap().push(execution.clone());
             Ok(())
         }
+        async fn stop(&self, _: &Execution) -> Result<()> {
+            Ok(())
+        }
+        async fn is_running(&self, _: &Execution) -> Result<bool> {
+            Ok(false)
+        }
     }
 
     fn api(workflow: Arc<Starter>, apps: Arc<MemoryApps>, tenants: MemoryTenants) -> AppsApi {

@@ -182,6 +182,12 @@ mod tests {
         async fn start(&self, _: &Execution) -> Result<()> {
             panic!("a preflight starts nothing")
         }
+        async fn stop(&self, _: &Execution) -> Result<()> {
+            panic!("a preflight stops nothing")
+        }
+        async fn is_running(&self, _: &Execution) -> Result<bool> {
+            panic!("a preflight looks at no execution")
+        }
     }
 
     /// A viewer's preflight against the fakes' granted listener, whose load balancer is `view` (None: the
