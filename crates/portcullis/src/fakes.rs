@@ -258,6 +258,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         created_at: OffsetDateTime::UNIX_EPOCH,
         updated_at: OffsetDateTime::UNIX_EPOCH,
         version: 1,
+        deletion_version: None,
     }
 }
 

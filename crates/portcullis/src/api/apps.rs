@@ -110,6 +110,7 @@ impl AppsApi {
             created_at: now,
             updated_at: now,
             version: 1,
+            deletion_version: None,
         };
         tracing::Span::current().record("app_id", app.id.as_str());
         let detail = format!("{} for {}", app.name, app.domain);
@@ -171,31 +172,45 @@ impl AppsApi {
         Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
     }
 
-    /// `DELETE /apps/{id}`: 202 and deprovisioning; 409 while provisioning is still running.
+    /// `DELETE /apps/{id}`: 202, and the app ends DELETED. Provisioning is cancelled first; a deletion
+    /// whose deprovisioning is not running (it never started, or it ended unfinished) starts again; one
+    /// under way, or done, is left as it is.
     async fn delete(&self, caller: &Caller, app_id: &str) -> Result<ApiResponse> {
         caller.require_admin()?;
         let mut app = find_app(self.apps.as_ref(), caller, app_id).await?;
-        match app.status {
-            AppStatus::Provisioning => {
-                return Err(Error::Conflict(
-                    "the app is still being provisioned; delete it once it is ACTIVE or FAILED".into(),
-                ));
-            }
-            // Already on its way out (or gone): deleting again changes nothing.
-            AppStatus::Deleting | AppStatus::Deleted => {
-                return Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)));
-            }
-            AppStatus::Active | AppStatus::Failed => {}
+        if app.status == AppStatus::Provisioning {
+            // Stopped first, so no further step starts; read again, as a step in flight may have written.
+            self.workflow.stop(&Execution::provision(&app, self.timing)).await?;
+            app = find_app(self.apps.as_ref(), caller, app_id).await?;
         }
+        if !self.deletion_done_or_under_way(&app).await? {
+            self.start_deletion(caller, &mut app).await?;
+        }
+        Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
+    }
+
+    /// DELETED, or DELETING with its deprovisioning running: nothing for a delete to do.
+    async fn deletion_done_or_under_way(&self, app: &App) -> Result<bool> {
+        Ok(match app.status {
+            AppStatus::Deleted => true,
+            AppStatus::Deleting => self.workflow.is_running(&Execution::deprovision(app, self.timing)).await?,
+            AppStatus::Provisioning | AppStatus::Active | AppStatus::Failed => false,
+        })
+    }
+
+    /// Writes DELETING, records who asked, and starts deprovisioning under a name new to this attempt.
+    /// Should the start fail, the app stays DELETING with nothing running, which a repeated delete
+    /// starts again.
+    async fn start_deletion(&self, caller: &Caller, app: &mut App) -> Result<()> {
         app.status = AppStatus::Deleting;
         app.step = None;
-        self.apps.update(&mut app).await?;
+        app.deletion_version = Some(app.version);
+        self.apps.update(app).await?;
         let detail = format!("{} ({})", app.name, app.domain);
         self.history
             .append(Subject::App(&app.id), &AppEvent::now(&caller.actor, AuditAction::AppDeleteRequested, detail))
             .await?;
-        self.workflow.start(&Execution::deprovision(&app, self.timing)).await?;
-        Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
+        self.workflow.start(&Execution::deprovision(app, self.timing)).await
     }
 }
 
@@ -210,17 +225,37 @@ pub(crate) async fn find_app(apps: &dyn AppRepository, caller: &Caller, app_id: 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
     use http::header::{AUTHORIZATION, HeaderValue};
 
     use super::*;
     use crate::domain::{PollPolicy, Role};
     use crate::fakes::{self, FixedCaller, MemoryApps, MemoryHistory, MemoryListener, MemoryTenants, NoEnvironments};
 
-    /// A workflow that refuses to start, or records what it started.
+    /// A workflow that refuses to start, or records what it started and stopped. What it started runs
+    /// until stopped; `running` may also name executions started before the test.
     #[derive(Default)]
     struct Starter {
         refuse: bool,
-        started: std::sync::Mutex<Vec<Execution>>,
+        started: Mutex<Vec<Execution>>,
+        stopped: Mutex<Vec<Execution>>,
+        running: Mutex<HashSet<String>>,
+    }
+
+    impl Starter {
+        fn running(names: &[&str]) -> Self {
+            Starter { running: Mutex::new(names.iter().map(|n| n.to_string()).collect()), ..Default::default() }
+        }
+
+        fn started(&self) -> Vec<Execution> {
+            self.started.lock().unwrap().clone()
+        }
+
+        fn stopped(&self) -> Vec<Execution> {
+            self.stopped.lock().unwrap().clone()
+        }
     }
 
     #[async_trait::async_trait]
@@ -230,13 +265,16 @@ mod tests {
                 return Err(Error::retryable("StartExecution throttled"));
             }
             self.started.lock().unwrap().push(execution.clone());
+            self.running.lock().unwrap().insert(execution.name.clone());
             Ok(())
         }
-        async fn stop(&self, _: &Execution) -> Result<()> {
+        async fn stop(&self, execution: &Execution) -> Result<()> {
+            self.stopped.lock().unwrap().push(execution.clone());
+            self.running.lock().unwrap().remove(&execution.name);
             Ok(())
         }
-        async fn is_running(&self, _: &Execution) -> Result<bool> {
-            Ok(false)
+        async fn is_running(&self, execution: &Execution) -> Result<bool> {
+            Ok(self.running.lock().unwrap().contains(&execution.name))
         }
     }
 
@@ -271,6 +309,32 @@ mod tests {
         create("grafana.example.com", fakes::TARGET_GROUP)
     }
 
+    fn delete_request(app_id: &str) -> ApiRequest {
+        let mut request = ApiRequest {
+            method: Method::DELETE,
+            resource: "/apps/{id}".into(),
+            path_parameters: [("id".to_string(), app_id.to_string())].into(),
+            ..Default::default()
+        };
+        request.headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer token"));
+        request
+    }
+
+    /// Stores an app of the fake tenant in `status`, at `version`; returns its id.
+    fn stored(apps: &MemoryApps, status: AppStatus, version: u64, deletion_version: Option<u64>) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut app = fakes::app(&id, status);
+        (app.version, app.deletion_version) = (version, deletion_version);
+        apps.insert(app);
+        id
+    }
+
+    async fn accepted(api: &AppsApi, request: &ApiRequest) -> serde_json::Value {
+        let response = api.handle(request).await;
+        assert_eq!(response.status(), 202, "{}", response.body());
+        serde_json::from_str(response.body()).unwrap()
+    }
+
     async fn refusal(api: &AppsApi, request: &ApiRequest, status: u16) -> String {
         let response = api.handle(request).await;
         assert_eq!(response.status(), status, "{}", response.body());
@@ -301,8 +365,7 @@ mod tests {
         let app = apps.all().remove(0);
         assert_eq!(app.status, AppStatus::Provisioning);
         assert_eq!(apps.domains.lock().unwrap().get("grafana.example.com"), Some(&app.id));
-        let started = workflow.started.lock().unwrap().clone();
-        assert_eq!(started, vec![Execution::provision(&app, api.timing)]);
+        assert_eq!(workflow.started(), vec![Execution::provision(&app, api.timing)]);
     }
 
     #[tokio::test]
@@ -326,6 +389,74 @@ mod tests {
         let detail = refusal(&api, &create("a.example.com", fakes::TARGET_GROUP), 422).await;
         assert!(detail.contains("quotas.apps = 25"), "{detail}");
         assert_eq!(apps.all().len(), 25, "nothing was created");
-        assert!(workflow.started.lock().unwrap().is_empty(), "a refused app starts no workflow");
+        assert!(workflow.started().is_empty(), "a refused app starts no workflow");
+    }
+
+    #[tokio::test]
+    async fn deleting_a_provisioning_app_stops_its_provisioning_then_deprovisions_it() {
+        let apps = Arc::new(MemoryApps::default());
+        let id = stored(&apps, AppStatus::Provisioning, 3, None);
+        let workflow = Arc::new(Starter::running(&[&id]));
+        let api = api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes());
+        let body = accepted(&api, &delete_request(&id)).await;
+        assert_eq!(body["status"], "DELETING");
+
+        let app = apps.app(&id);
+        assert_eq!((app.status, app.step, app.deletion_version), (AppStatus::Deleting, None, Some(3)));
+        assert_eq!(workflow.stopped(), vec![Execution::provision(&app, api.timing)]);
+        let deprovision = Execution::deprovision(&app, api.timing);
+        assert_eq!(deprovision.name, format!("{id}-delete-3"));
+        assert_eq!(workflow.started(), vec![deprovision]);
+        let events = api.history.list(Subject::App(&id), 10, None).await.unwrap().items;
+        assert_eq!(events.iter().map(|e| e.action).collect::<Vec<_>>(), vec![AuditAction::AppDeleteRequested]);
+    }
+
+    #[tokio::test]
+    async fn a_deleting_app_whose_deprovisioning_is_not_running_is_deprovisioned_afresh() {
+        let apps = Arc::new(MemoryApps::default());
+        // DELETING since version 2, and written since; its execution ended unfinished (or never began).
+        let id = stored(&apps, AppStatus::Deleting, 4, Some(2));
+        let workflow = Arc::new(Starter::default());
+        let api = api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes());
+        accepted(&api, &delete_request(&id)).await;
+
+        let app = apps.app(&id);
+        assert_eq!((app.status, app.version, app.deletion_version), (AppStatus::Deleting, 5, Some(4)));
+        let started = workflow.started();
+        assert_eq!(started.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec![format!("{id}-delete-4")]);
+        assert!(workflow.stopped().is_empty(), "nothing to stop");
+    }
+
+    #[tokio::test]
+    async fn a_deleting_app_whose_deprovisioning_runs_or_a_deleted_one_is_left_as_it_is() {
+        let apps = Arc::new(MemoryApps::default());
+        // The teardown has written the app since its deletion began: the execution keeps its name.
+        let deleting = stored(&apps, AppStatus::Deleting, 4, Some(2));
+        let deleted = stored(&apps, AppStatus::Deleted, 6, Some(2));
+        let workflow = Arc::new(Starter::running(&[&format!("{deleting}-delete-2")]));
+        let api = api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes());
+        for id in [&deleting, &deleted] {
+            let before = apps.app(id);
+            let body = accepted(&api, &delete_request(id)).await;
+            assert_eq!(body["status"], before.status.as_str());
+            assert_eq!(apps.app(id), before, "unchanged");
+        }
+        assert!(workflow.started().is_empty() && workflow.stopped().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deletion_whose_deprovisioning_did_not_start_is_finished_by_deleting_again() {
+        let apps = Arc::new(MemoryApps::default());
+        let id = stored(&apps, AppStatus::Active, 5, None);
+        let refusing = Arc::new(Starter { refuse: true, ..Default::default() });
+        let response =
+            api(refusing, apps.clone(), MemoryTenants::granting_the_fakes()).handle(&delete_request(&id)).await;
+        assert_eq!(response.status(), 503, "{}", response.body());
+        assert_eq!(apps.app(&id).status, AppStatus::Deleting, "DELETING, with nothing running");
+
+        let workflow = Arc::new(Starter::default());
+        accepted(&api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes()), &delete_request(&id)).await;
+        let names: Vec<String> = workflow.started().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, vec![format!("{id}-delete-6")], "a name the refused attempt (delete-5) did not use");
     }
 }

@@ -195,6 +195,11 @@ pub struct App {
     pub updated_at: OffsetDateTime,
     /// Optimistic-concurrency version: every write expects the version it read.
     pub version: u64,
+    /// The version the app had when its current deletion began. It names the deprovisioning execution
+    /// (`Execution::deprovision`), so a later delete can ask whether that execution still runs, however
+    /// often the workflow has written the app since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_version: Option<u64>,
 }
 
 impl App {

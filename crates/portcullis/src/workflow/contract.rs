@@ -45,13 +45,17 @@ impl Execution {
         execution_name == app.id
     }
 
-    /// Deprovisioning an app: named after the app and its version, which is new with every delete
-    /// attempt, so deleting again after a failed delete starts afresh (Step Functions refuses to reuse a
-    /// finished execution's name) while a repeat of the same attempt is still harmless.
+    /// Deprovisioning an app: named after the app and the version it had when this deletion began,
+    /// which is new with every delete attempt, so deleting again after a failed or stuck delete starts
+    /// afresh (Step Functions refuses to reuse a name for 90 days) while a repeat of the same attempt is
+    /// still harmless; and the name stays the same while the workflow writes the app, so a later delete
+    /// can ask whether it still runs.
     pub fn deprovision(app: &App, timing: WorkflowTiming) -> Self {
+        // A deletion begun before `deletion_version` was recorded was named after the version then.
+        let attempt = app.deletion_version.unwrap_or(app.version);
         Execution {
             machine: StateMachine::Deprovision,
-            name: format!("{}-delete-{}", app.id, app.version),
+            name: format!("{}-delete-{attempt}", app.id),
             input: Self::input(app, timing),
         }
     }
@@ -387,6 +391,10 @@ mod tests {
         assert_eq!((provision.machine, provision.name.as_str()), (StateMachine::Provision, "0193"));
         let delete = Execution::deprovision(&app, timing());
         assert_eq!((delete.machine, delete.name.as_str()), (StateMachine::Deprovision, "0193-delete-4"));
+        // Once recorded, the deletion keeps its name however often the workflow writes the app.
+        app.deletion_version = Some(2);
+        app.version = 7;
+        assert_eq!(Execution::deprovision(&app, timing()).name, "0193-delete-2");
         assert_eq!(
             serde_json::to_value(&delete.input).unwrap(),
             json!({"tenantId": "t", "appId": "0193", "timing": {
