@@ -368,6 +368,27 @@ impl Harness {
         group_arn
     }
 
+    /// Every rule on the listener, all pages.
+    pub async fn listener_rules(&self, listener: &str) -> Vec<elbv2::Rule> {
+        let mut rules = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self.aws.elb.describe_rules().listener_arn(listener).set_marker(marker).send().await.unwrap();
+            rules.extend(page.rules().iter().cloned());
+            match page.next_marker() {
+                Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+                _ => return rules,
+            }
+        }
+    }
+
+    /// The ARNs of the certificates attached to the listener.
+    pub async fn listener_certificates(&self, listener: &str) -> Vec<String> {
+        let out = self.aws.elb.describe_listener_certificates().listener_arn(listener).send().await;
+        let out = out.expect("certificates");
+        out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)).collect()
+    }
+
     async fn demo_listener(&self) -> elbv2::Listener {
         let out = self.aws.elb.describe_listeners().listener_arns(&self.stack.listener_arn).send().await.unwrap();
         out.listeners()[0].clone()
@@ -401,6 +422,19 @@ impl Reply {
         assert!(!detail.is_empty(), "a problem needs a useful detail: {}", self.text);
         detail
     }
+}
+
+/// The rules among `rules` that match `host`.
+pub fn rule_for_host<'a>(rules: &'a [elbv2::Rule], host: &str) -> Vec<&'a elbv2::Rule> {
+    rules
+        .iter()
+        .filter(|r| {
+            r.conditions().iter().any(|c| {
+                c.host_header_config().is_some_and(|h| h.values().iter().any(|v| v == host))
+                    || c.values().iter().any(|v| v == host)
+            })
+        })
+        .collect()
 }
 
 /// 8 random hex characters, for unique names.

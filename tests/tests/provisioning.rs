@@ -1,8 +1,7 @@
 //! Provisioning end to end: API → Step Functions (the real ASL, run by the emulator) → the provisioner
 //! Lambda (under cargo lambda) → ACM, Cognito, ELBv2 and DynamoDB, asserted on the AWS side.
 
-use aws_sdk_elasticloadbalancingv2::types::Rule;
-use portcullis_e2e::{Harness, TEST_PASSWORD, forward, fresh_domain, short_id};
+use portcullis_e2e::{Harness, TEST_PASSWORD, forward, fresh_domain, rule_for_host, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -28,36 +27,6 @@ async fn preflight(
         (field("check"), (field("status"), field("detail")))
     });
     (reply.body["ok"].as_bool().unwrap(), checks.collect())
-}
-
-async fn listener_rules(h: &Harness, listener: &str) -> Vec<Rule> {
-    let mut rules = Vec::new();
-    let mut marker = None;
-    loop {
-        let page = h.aws.elb.describe_rules().listener_arn(listener).set_marker(marker).send().await.unwrap();
-        rules.extend(page.rules().iter().cloned());
-        match page.next_marker() {
-            Some(next) if !next.is_empty() => marker = Some(next.to_string()),
-            _ => return rules,
-        }
-    }
-}
-
-async fn listener_certificates(h: &Harness, listener: &str) -> Vec<String> {
-    let out = h.aws.elb.describe_listener_certificates().listener_arn(listener).send().await.expect("certificates");
-    out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)).collect()
-}
-
-fn rule_for_host<'a>(rules: &'a [Rule], host: &str) -> Vec<&'a Rule> {
-    rules
-        .iter()
-        .filter(|r| {
-            r.conditions().iter().any(|c| {
-                c.host_header_config().is_some_and(|h| h.values().iter().any(|v| v == host))
-                    || c.values().iter().any(|v| v == host)
-            })
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -106,7 +75,7 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     assert_eq!(cert.domain_name(), Some(domain.as_str()));
     assert_eq!(cert.status().unwrap().as_str(), "ISSUED");
     assert_eq!(app["certificate"]["status"], "ISSUED");
-    assert!(listener_certificates(&h, &h.stack.listener_arn).await.contains(&certificate_arn));
+    assert!(h.listener_certificates(&h.stack.listener_arn).await.contains(&certificate_arn));
 
     // Cognito: an admin-only pool inviting to the app, a code-flow client with a secret, a domain.
     let pool = h.aws.cognito.describe_user_pool().user_pool_id(&pool_id).send().await.unwrap();
@@ -140,7 +109,7 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     }
 
     // ELBv2: exactly one rule for the host: host-header condition, authenticate-cognito then forward.
-    let rules = listener_rules(&h, &h.stack.listener_arn).await;
+    let rules = h.listener_rules(&h.stack.listener_arn).await;
     let ours = rule_for_host(&rules, &domain);
     assert_eq!(ours.len(), 1, "one rule for {domain}");
     let rule = ours[0];
@@ -176,8 +145,8 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     assert!(matches!(reply.body["status"].as_str(), Some("DELETING" | "DELETED")), "{}", reply.text);
     let gone = h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED" || app["status"] == "FAILED").await;
     assert_eq!(gone["status"], "DELETED", "{gone}");
-    assert!(rule_for_host(&listener_rules(&h, &h.stack.listener_arn).await, &domain).is_empty(), "rule removed");
-    assert!(!listener_certificates(&h, &h.stack.listener_arn).await.contains(&certificate_arn), "certificate detached");
+    assert!(rule_for_host(&h.listener_rules(&h.stack.listener_arn).await, &domain).is_empty(), "rule removed");
+    assert!(!h.listener_certificates(&h.stack.listener_arn).await.contains(&certificate_arn), "certificate detached");
     assert!(
         h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await.is_err(),
         "certificate deleted"
@@ -231,8 +200,8 @@ async fn a_target_group_that_never_becomes_healthy_fails_the_app_and_leaves_noth
         h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await.is_err(),
         "certificate deleted"
     );
-    assert!(rule_for_host(&listener_rules(&h, &h.stack.listener_arn).await, &domain).is_empty());
-    assert!(!listener_certificates(&h, &h.stack.listener_arn).await.contains(&certificate_arn));
+    assert!(rule_for_host(&h.listener_rules(&h.stack.listener_arn).await, &domain).is_empty());
+    assert!(!h.listener_certificates(&h.stack.listener_arn).await.contains(&certificate_arn));
     let pools = h.aws.cognito.list_user_pools().max_results(60).send().await.unwrap();
     assert!(pools.user_pools().iter().all(|p| !p.name().unwrap_or_default().contains(&id)), "no pool for the app");
 
@@ -278,16 +247,14 @@ async fn an_elastic_beanstalk_environment_is_wired_with_its_routes_around_the_lo
     assert_eq!(app["target"], target);
 
     // The rule sits on the environment's own HTTPS listener and forwards to its target group.
-    let rules = listener_rules(&h, &listener_arn).await;
+    let rules = h.listener_rules(&listener_arn).await;
     let ours = rule_for_host(&rules, &domain);
     assert_eq!(ours.len(), 1, "{rules:?}");
     assert_eq!(ours[0].rule_arn(), app["listenerRuleArn"].as_str());
     let to_group = ours[0].actions().iter().find(|a| a.r#type().map(|t| t.as_str()) == Some("forward")).unwrap();
     assert_eq!(to_group.target_group_arn(), Some(group_arn.as_str()));
     assert!(
-        listener_certificates(&h, &listener_arn)
-            .await
-            .contains(&app["certificate"]["arn"].as_str().unwrap().to_string())
+        h.listener_certificates(&listener_arn).await.contains(&app["certificate"]["arn"].as_str().unwrap().to_string())
     );
 
     // No way around the login: HTTP redirects to HTTPS, any other host on HTTPS gets a fixed 404.
@@ -318,7 +285,7 @@ async fn an_elastic_beanstalk_environment_is_wired_with_its_routes_around_the_lo
         assert_eq!(default.len(), 1, "{default:?}");
         assert_eq!(default[0].target_group_arn(), Some(group_arn.as_str()), "{listener} forwards again");
     }
-    assert!(rule_for_host(&listener_rules(&h, &listener_arn).await, &domain).is_empty());
+    assert!(rule_for_host(&h.listener_rules(&listener_arn).await, &domain).is_empty());
     let events = h.call(Method::GET, &format!("/apps/{id}/events"), Some(&token), None).await;
     assert!(events.text.contains("listener.routes-restored"), "{}", events.text);
 }
@@ -357,7 +324,7 @@ async fn fails_exposed(h: &Harness, token: &str, listener_arn: &str, target: &Va
     let (status, foreseen) = checks["exposure"].clone();
     assert_eq!(status, "fail", "{checks:?}");
     assert!(checks.iter().filter(|(name, _)| *name != "exposure").all(|(_, (s, _))| s != "fail"), "{checks:?}");
-    assert!(rule_for_host(&listener_rules(h, listener_arn).await, &domain).is_empty(), "a preflight creates nothing");
+    assert!(rule_for_host(&h.listener_rules(listener_arn).await, &domain).is_empty(), "a preflight creates nothing");
     let listed = h.call(Method::GET, "/apps", Some(token), None).await;
     assert!(!listed.text.contains(&domain), "a preflight records no app");
 
@@ -368,8 +335,8 @@ async fn fails_exposed(h: &Harness, token: &str, listener_arn: &str, target: &Va
     assert_eq!(failed["error"]["code"], "TargetExposed", "{failed}");
     let recorded = [&failed["listenerRuleArn"], &failed["auth"]["userPoolId"], &failed["certificate"]["arn"]];
     assert!(recorded.iter().all(|v| v.is_null()), "nothing left recorded: {failed}");
-    assert!(rule_for_host(&listener_rules(h, listener_arn).await, &domain).is_empty(), "the app's rule is removed");
-    let certificates = listener_certificates(h, listener_arn).await;
+    assert!(rule_for_host(&h.listener_rules(listener_arn).await, &domain).is_empty(), "the app's rule is removed");
+    let certificates = h.listener_certificates(listener_arn).await;
     assert_eq!(certificates.len(), 1, "only the listener's own certificate: {certificates:?}");
     let pools = h.aws.cognito.list_user_pools().max_results(60).send().await.unwrap();
     assert!(!pools.user_pools().iter().any(|p| p.name().is_some_and(|n| n.contains(&id))), "the app's pool is deleted");
@@ -420,7 +387,7 @@ async fn a_wildcard_rule_ahead_of_the_apps_rule_fails_target_exposed_and_is_left
     let message = fails_exposed(&h, &tenant.admin, &listener_arn, &target).await;
     assert!(message.contains(&format!("rule {wildcard_arn} (priority 1)")), "{message}");
     assert!(message.contains("before the app's rule"), "{message}");
-    let rules = listener_rules(&h, &listener_arn).await;
+    let rules = h.listener_rules(&listener_arn).await;
     assert!(rules.iter().any(|r| r.rule_arn() == Some(wildcard_arn.as_str())), "the tenant's rule is left alone");
 }
 
@@ -487,7 +454,7 @@ async fn a_rule_for_the_host_that_portcullis_did_not_make_is_refused_and_left_al
     assert!(failed["error"]["message"].as_str().unwrap().contains(&foreign_arn), "{failed}");
 
     // The foreign rule is untouched and is the only one for the host.
-    let rules = listener_rules(&h, &h.stack.listener_arn).await;
+    let rules = h.listener_rules(&h.stack.listener_arn).await;
     let for_host = rule_for_host(&rules, &domain);
     assert_eq!(for_host.len(), 1);
     assert_eq!(for_host[0].rule_arn(), Some(foreign_arn.as_str()));
@@ -513,7 +480,7 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
             .build()
     };
     let listener_arn = h.https_listener(&lb_arn, not_found()).await;
-    let certificates_before = listener_certificates(&h, &listener_arn).await;
+    let certificates_before = h.listener_certificates(&listener_arn).await;
     for priority in 1..=100 {
         elb.create_rule()
             .listener_arn(&listener_arn)
@@ -546,8 +513,8 @@ async fn a_listener_at_the_alb_rule_quota_fails_the_app_with_quota_exceeded() {
     assert!(failed["error"]["message"].as_str().unwrap().contains("100 rules"), "{failed}");
 
     // Compensation took the certificate back off the listener and added no rule.
-    assert_eq!(listener_certificates(&h, &listener_arn).await, certificates_before);
-    assert_eq!(listener_rules(&h, &listener_arn).await.iter().filter(|r| r.priority() != Some("default")).count(), 100);
+    assert_eq!(h.listener_certificates(&listener_arn).await, certificates_before);
+    assert_eq!(h.listener_rules(&listener_arn).await.iter().filter(|r| r.priority() != Some("default")).count(), 100);
 }
 
 #[tokio::test]
