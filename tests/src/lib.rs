@@ -53,6 +53,7 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eb: aws_sdk_elasticbeanstalk::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 /// The stack, its AWS clients and an HTTP client for the API.
@@ -72,6 +73,7 @@ impl Harness {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             eb: aws_sdk_elasticbeanstalk::Client::new(&config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            sfn: aws_sdk_sfn::Client::new(&config),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
         Harness { stack, aws, http }
@@ -257,6 +259,44 @@ impl Harness {
         .await
     }
 
+    /// The status Step Functions describes for the execution `name` of `portcullis-<machine>`
+    /// (`provision`, `deprovision`): `RUNNING`, `ABORTED`, …; `None` if there is no such execution.
+    pub async fn execution_status(&self, machine: &str, name: &str) -> Option<String> {
+        let sfn = &self.aws.sfn;
+        let machines = sfn.list_state_machines().send().await.expect("list_state_machines");
+        let machine_name = format!("portcullis-{machine}");
+        let machine = machines.state_machines().iter().find(|m| m.name() == machine_name).expect("the machine");
+        let mut executions =
+            sfn.list_executions().state_machine_arn(machine.state_machine_arn()).into_paginator().items().send();
+        while let Some(execution) = executions.next().await {
+            let execution = execution.expect("list_executions");
+            if execution.name() == name {
+                let described = sfn.describe_execution().execution_arn(execution.execution_arn()).send().await;
+                return Some(described.expect("describe_execution").status().as_str().to_string());
+            }
+        }
+        None
+    }
+
+    /// Sets an app's status straight in the table, behind the API's back: for states a test cannot
+    /// reach through the API, such as a deletion whose workflow never started.
+    pub async fn force_status(&self, tenant_id: &str, app_id: &str, status: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.aws
+            .dynamodb
+            .update_item()
+            .table_name(TABLE_NAME)
+            .key("pk", AttributeValue::S(format!("TENANT#{tenant_id}")))
+            .key("sk", AttributeValue::S(format!("APP#{app_id}")))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", AttributeValue::S(status.to_string()))
+            .send()
+            .await
+            .expect("update_item");
+    }
+
     /// A Cognito user's current password, from the local emulator's test-only inspection route
     /// (local/portcullis_local/inspection.py), so tests can prove a temporary password never shows up
     /// where it must not.
@@ -389,11 +429,27 @@ impl Harness {
         out.certificates().iter().filter_map(|c| c.certificate_arn().map(str::to_string)).collect()
     }
 
+    /// The ids of the user pools whose name carries the app id (Portcullis names an app's pool so).
+    pub async fn user_pools_of(&self, app_id: &str) -> Vec<String> {
+        let mut pools = self.aws.cognito.list_user_pools().max_results(60).into_paginator().items().send();
+        let mut ids = Vec::new();
+        while let Some(pool) = pools.next().await {
+            let pool = pool.expect("list_user_pools");
+            if pool.name().is_some_and(|name| name.contains(app_id)) {
+                ids.extend(pool.id().map(str::to_string));
+            }
+        }
+        ids
+    }
+
     async fn demo_listener(&self) -> elbv2::Listener {
         let out = self.aws.elb.describe_listeners().listener_arns(&self.stack.listener_arn).send().await.unwrap();
         out.listeners()[0].clone()
     }
 }
+
+/// The local stack's table (`TABLE_NAME` in local/portcullis_local/constants.py).
+pub const TABLE_NAME: &str = "portcullis";
 
 /// How long provisioning may take locally before a test gives up.
 pub const PROVISIONING_DEADLINE: Duration = Duration::from_secs(120);

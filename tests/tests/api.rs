@@ -1,8 +1,10 @@
-//! The `/apps` contract: bad input, conflicts, authentication, roles, tenancy and paging, through the
-//! local API gateway and the real functions.
+//! The `/apps` contract: bad input, conflicts, authentication, roles, tenancy, paging and deleting, through
+//! the local API gateway and the real functions.
 
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, ExplicitAuthFlowsType};
-use portcullis_e2e::{Harness, TestTenant, fresh_domain, short_id};
+use std::time::Duration;
+
+use portcullis_e2e::{Harness, TestTenant, eventually, fresh_domain, rule_for_host, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -206,16 +208,71 @@ async fn another_tenants_app_is_404_and_listings_are_per_tenant() {
 }
 
 #[tokio::test]
-async fn deleting_while_provisioning_is_409() {
+async fn deleting_while_provisioning_ends_deleted_with_nothing_left() {
     let h = Harness::new().await;
     let tenant = h.tenant().await;
-    let target = h.alb_target(&tenant).await;
     let token = tenant.admin.clone();
-    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&fresh_domain("busy"), &target))).await;
-    assert_eq!(created.status, 202);
-    let reply =
-        h.call(Method::DELETE, &format!("/apps/{}", created.body["id"].as_str().unwrap()), Some(&token), None).await;
-    assert!(reply.assert_problem(409).contains("provision"));
+    // A target group without targets never becomes healthy: the app waits at ENVIRONMENT.
+    let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn,
+        "targetGroupArn": h.target_group("empty", false).await});
+    let target = h.grant(&tenant, target).await;
+    let domain = fresh_domain("cancel");
+    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&domain, &target))).await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let waiting = h
+        .app_until(&token, &id, "the ENVIRONMENT step", |app| {
+            app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
+        })
+        .await;
+    assert_eq!(waiting["status"], "PROVISIONING", "{waiting}");
+    let certificate_arn = waiting["certificate"]["arn"].as_str().expect("a certificate to undo").to_string();
+
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    assert_eq!(reply.body["status"], "DELETING", "{}", reply.text);
+    let gone = h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED" || app["status"] == "FAILED").await;
+    assert_eq!(gone["status"], "DELETED", "{gone}");
+
+    // Provisioning was cancelled, not left to run into its deadline.
+    let provisioning = eventually("the provisioning execution to end", Duration::from_secs(30), || async {
+        h.execution_status("provision", &id).await.filter(|status| status != "RUNNING")
+    })
+    .await;
+    assert_eq!(provisioning, "ABORTED");
+
+    // Nothing it made is left.
+    let described = h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await;
+    let not_found = described.expect_err("the certificate is deleted").into_service_error();
+    assert!(not_found.is_resource_not_found_exception(), "{not_found:?}");
+    assert!(rule_for_host(&h.listener_rules(&h.stack.listener_arn).await, &domain).is_empty(), "no rule");
+    assert!(!h.listener_certificates(&h.stack.listener_arn).await.contains(&certificate_arn));
+    assert!(h.user_pools_of(&id).await.is_empty(), "no pool for the app");
+
+    // Deleting it again changes nothing.
+    let again = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
+    assert_eq!((again.status, again.body["status"].as_str()), (202, Some("DELETED")), "{}", again.text);
+}
+
+#[tokio::test]
+async fn a_deleting_app_whose_deprovisioning_never_started_is_deleted_by_deleting_again() {
+    let h = Harness::new().await;
+    let (tenant, target) = tenant_with_doomed_target(&h).await;
+    let token = tenant.admin.clone();
+    let domain = fresh_domain("stuck");
+    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&domain, &target))).await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    h.app_until(&token, &id, "FAILED", |app| app["status"] == "FAILED").await;
+    // As if StartExecution had failed right after DELETING was written.
+    h.force_status(&tenant.id, &id, "DELETING").await;
+
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let gone = h.app_until(&token, &id, "DELETED", |app| app["status"] != "DELETING").await;
+    assert_eq!(gone["status"], "DELETED", "{gone}");
+    let again = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&domain, &target))).await;
+    assert_eq!(again.status, 202, "the domain is free again: {}", again.text);
 }
 
 #[tokio::test]
