@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import threading
 
-from . import cognito_id_token_claims, cognito_resend, cognito_temporary_password, elasticbeanstalk
+from . import (
+    cognito_id_token_claims,
+    cognito_resend,
+    cognito_temporary_password,
+    dynamodb_atomic_writes,
+    elasticbeanstalk,
+)
 
 # cognito_temporary_password wraps what cognito_resend installed, so it comes after it.
-PATCHES = (cognito_resend, cognito_temporary_password, cognito_id_token_claims, elasticbeanstalk)
+PATCHES = (
+    cognito_resend,
+    cognito_temporary_password,
+    cognito_id_token_claims,
+    elasticbeanstalk,
+    dynamodb_atomic_writes,
+)
 
 _applied = False
 _lock = threading.Lock()
