@@ -101,6 +101,16 @@ async fn an_app_is_protected_end_to_end_and_delete_removes_every_piece() {
     let described = h.aws.cognito.describe_user_pool_domain().domain(prefix).send().await.unwrap();
     assert_eq!(described.domain_description().unwrap().user_pool_id(), Some(pool_id.as_str()));
 
+    // Every resource Portcullis made carries its app id, set when it was created (the IAM scoping
+    // in infra/template.yaml depends on it).
+    let tag = "portcullis:app-id";
+    let rule_tags = h.aws.elb.describe_tags().resource_arns(&rule_arn).send().await.unwrap();
+    let rule_tags = rule_tags.tag_descriptions().first().map(|d| d.tags()).unwrap_or_default();
+    assert!(rule_tags.iter().any(|t| t.key() == Some(tag) && t.value() == Some(id.as_str())), "{rule_tags:?}");
+    let cert_tags = h.aws.acm.list_tags_for_certificate().certificate_arn(&certificate_arn).send().await.unwrap();
+    assert!(cert_tags.tags().iter().any(|t| t.key() == tag && t.value() == Some(id.as_str())), "{cert_tags:?}");
+    assert_eq!(pool.user_pool_tags().and_then(|tags| tags.get(tag)), Some(&id), "{:?}", pool.user_pool_tags());
+
     // The API never shows the client secret.
     for path in [format!("/apps/{id}"), "/apps".to_string()] {
         let reply = h.call(Method::GET, &path, Some(&token), None).await;

@@ -139,6 +139,8 @@ pub struct ProtectRule {
     pub pool_domain_prefix: String,
     pub session_timeout_seconds: u32,
     pub target_group_arn: String,
+    /// The app the rule protects; the rule is tagged with it.
+    pub app_id: String,
 }
 
 /// Load balancers (ELBv2).

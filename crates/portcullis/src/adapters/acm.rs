@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_acm::Client;
 use aws_sdk_acm::types::{CertificateStatus as AcmStatus, Tag, ValidationMethod};
 
-use super::{aws_failure, build_error, done_if};
+use super::{APP_ID_TAG, aws_failure, build_error, done_if};
 use crate::domain::{CertificateStatus, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::ports::{CertificateAuthority, CertificateState};
@@ -29,8 +29,7 @@ impl AcmCertificates {
 #[async_trait]
 impl CertificateAuthority for AcmCertificates {
     async fn request(&self, domain: &str, idempotency_token: &str, app_id: &str) -> Result<String> {
-        let tag =
-            Tag::builder().key("portcullis:app-id").value(app_id).build().map_err(|e| build_error("an ACM tag", e))?;
+        let tag = Tag::builder().key(APP_ID_TAG).value(app_id).build().map_err(|e| build_error("an ACM tag", e))?;
         let out = self
             .client
             .request_certificate()

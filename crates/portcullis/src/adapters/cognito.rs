@@ -8,7 +8,7 @@ use aws_sdk_cognitoidentityprovider::types::{
     UsernameAttributeType, VerifiedAttributeType,
 };
 
-use super::{AwsFailure, aws_failure, build_error, done_if};
+use super::{APP_ID_TAG, AwsFailure, aws_failure, build_error, done_if};
 use crate::domain::SesIdentity;
 use crate::error::{Error, Result};
 use crate::ports::{ClientSpec, CreatedPool, PoolSpec, UserPools};
@@ -85,7 +85,7 @@ impl UserPools for CognitoUserPools {
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .account_recovery_setting(recovery)
             .email_configuration(email_configuration(spec.ses.as_ref()))
-            .user_pool_tags("portcullis:app-id", &spec.app_id)
+            .user_pool_tags(APP_ID_TAG, &spec.app_id)
             .send()
             .await
             .map_err(|e| aws_failure("Cognito CreateUserPool", e).into_error())?;

@@ -5,10 +5,10 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, AuthenticateCognitoActionConditionalBehaviorEnum, AuthenticateCognitoActionConfig,
     Certificate, FixedResponseActionConfig, HostHeaderConditionConfig, Listener, ProtocolEnum, RedirectActionConfig,
-    RedirectActionStatusCodeEnum, Rule, RuleCondition, TargetHealthStateEnum,
+    RedirectActionStatusCodeEnum, Rule, RuleCondition, Tag, TargetHealthStateEnum,
 };
 
-use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
+use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
 use crate::domain::{self, ListenerDefault, ListenerProtocol, ListenerView, LoadBalancerView, RuleAction, RuleView};
 use crate::error::{Error, Result};
 use crate::ports::{ListenerRule, LoadBalancer, ProtectRule};
@@ -196,6 +196,8 @@ impl LoadBalancer for ElbLoadBalancer {
             .conditions(condition)
             .actions(authenticate)
             .actions(forward)
+            // Tagged in the request, so IAM can allow the creation only with this tag.
+            .tags(Tag::builder().key(APP_ID_TAG).value(&rule.app_id).build())
             .send()
             .await
             .map_err(|e| elb_error(aws_failure("ELB CreateRule", e)))?;

@@ -26,6 +26,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::error::{Cause, Error, Result};
 
+/// The tag every resource Portcullis creates carries, set in the create call itself: its value is the
+/// app id. The IAM policies in infra/template.yaml scope the functions' rights to resources with this tag.
+pub(crate) const APP_ID_TAG: &str = "portcullis:app-id";
+
 /// Loads the AWS configuration (region, credentials, endpoint overrides such as `AWS_ENDPOINT_URL`).
 /// Call once per cold start and build every client from it.
 pub async fn load_aws_config() -> aws_config::SdkConfig {

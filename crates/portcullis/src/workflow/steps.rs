@@ -376,6 +376,7 @@ impl Provisioner {
             pool_domain_prefix: r.pool_domain()?.to_string(),
             session_timeout_seconds: app.session_timeout_seconds,
             target_group_arn: r.target_group()?.to_string(),
+            app_id: app.id.clone(),
         };
         match self.load_balancer.create_rule(&rule).await {
             Ok(rule_arn) => {
