@@ -43,13 +43,7 @@ fn elb_error(failure: AwsFailure) -> Error {
 #[async_trait]
 impl LoadBalancer for ElbLoadBalancer {
     async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<ListenerProtocol>> {
-        let result = self.client.describe_listeners().listener_arns(listener_arn).send().await;
-        let Some(out) = done_if(result.map_err(|e| aws_failure("ELB DescribeListeners", e)), &["ListenerNotFound"])
-            .map_err(elb_error)?
-        else {
-            return Ok(None);
-        };
-        Ok(out.listeners().first().map(protocol_of))
+        Ok(self.describe_listener(listener_arn).await?.as_ref().map(protocol_of))
     }
 
     async fn https_listener(&self, load_balancer_arn: &str) -> Result<Option<String>> {
@@ -68,18 +62,9 @@ impl LoadBalancer for ElbLoadBalancer {
     }
 
     async fn default_target_group(&self, listener_arn: &str, load_balancer_arn: &str) -> Result<Option<String>> {
-        let listeners = self
-            .client
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await
-            .map_err(|e| elb_error(aws_failure("ELB DescribeListeners", e)))?;
-        let forwarded = listeners
-            .listeners()
-            .iter()
-            .flat_map(|l| l.default_actions())
-            .find_map(|a| a.target_group_arn().map(str::to_string));
+        let listener = self.describe_listener(listener_arn).await?;
+        let forwarded =
+            listener.iter().flat_map(|l| l.default_actions()).find_map(|a| a.target_group_arn().map(str::to_string));
         if forwarded.is_some() {
             return Ok(forwarded);
         }
@@ -214,16 +199,9 @@ impl LoadBalancer for ElbLoadBalancer {
     }
 
     async fn snapshot(&self, listener_arn: &str) -> Result<LoadBalancerView> {
-        let listener = self
-            .client
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await
-            .map_err(|e| elb_error(aws_failure("ELB DescribeListeners", e)))?;
+        let listener = self.describe_listener(listener_arn).await?;
         let load_balancer = listener
-            .listeners()
-            .first()
+            .as_ref()
             .and_then(|l| l.load_balancer_arn())
             .ok_or_else(|| Error::Invalid(format!("listener {listener_arn} does not exist")))?
             .to_string();
@@ -295,6 +273,14 @@ impl LoadBalancer for ElbLoadBalancer {
 }
 
 impl ElbLoadBalancer {
+    /// The listener, or `None` if there is no such listener.
+    async fn describe_listener(&self, listener_arn: &str) -> Result<Option<Listener>> {
+        let result = self.client.describe_listeners().listener_arns(listener_arn).send().await;
+        let found = done_if(result.map_err(|e| aws_failure("ELB DescribeListeners", e)), &["ListenerNotFound"])
+            .map_err(elb_error)?;
+        Ok(found.and_then(|out| out.listeners().first().cloned()))
+    }
+
     /// Every rule of the listener, the default rule included.
     async fn describe_rules(&self, listener_arn: &str) -> Result<Vec<Rule>> {
         all_pages(|marker| async move {
