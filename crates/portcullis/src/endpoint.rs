@@ -42,3 +42,8 @@ pub fn listener_problem(listener_arn: &str, protocol: Option<&ListenerProtocol>)
         None => Some(format!("listener {listener_arn} does not exist")),
     }
 }
+
+/// Why an Elastic Beanstalk target cannot be used: no environment by that name.
+pub fn no_environment(environment_name: &str) -> String {
+    format!("no Elastic Beanstalk environment '{environment_name}'")
+}

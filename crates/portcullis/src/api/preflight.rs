@@ -8,7 +8,7 @@ use crate::domain::{
     Caller, Check, CheckName, NewApp, PreflightReport, ProtectedApp, Target, Tenant, certificate_headroom, closures,
     domain_taken, exposed, exposures, left_open, not_registered, rule_headroom, validate_new_app,
 };
-use crate::endpoint::{Endpoint, beanstalk_endpoint, listener_problem};
+use crate::endpoint::{Endpoint, beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Error, Result};
 
 impl AppsApi {
@@ -76,9 +76,9 @@ impl AppsApi {
         let (endpoint, healthy, may_close) = match &new.target {
             Target::Alb { listener_arn, target_group_arn } => {
                 let protocol = self.load_balancer.listener_protocol(listener_arn).await?;
-                if protocol.is_none() {
-                    checks
-                        .push(Check::fail(CheckName::TargetExists, format!("listener {listener_arn} does not exist")));
+                let problem = listener_problem(listener_arn, protocol.as_ref());
+                if let (None, Some(missing)) = (&protocol, &problem) {
+                    checks.push(Check::fail(CheckName::TargetExists, missing.clone()));
                     return Ok(checks);
                 }
                 let healthy = match self.load_balancer.has_healthy_target(target_group_arn).await {
@@ -89,7 +89,7 @@ impl AppsApi {
                     other => other?,
                 };
                 checks.push(Check::pass(CheckName::TargetExists, "the listener and the target group exist"));
-                checks.push(match listener_problem(listener_arn, protocol.as_ref()) {
+                checks.push(match problem {
                     Some(why) => Check::fail(CheckName::ListenerHttps, why),
                     None => Check::pass(CheckName::ListenerHttps, format!("listener {listener_arn} is HTTPS")),
                 });
@@ -99,8 +99,7 @@ impl AppsApi {
             }
             Target::ElasticBeanstalk { environment_name } => {
                 let Some(environment) = self.environments.environment(environment_name).await? else {
-                    let why = format!("no Elastic Beanstalk environment '{environment_name}'");
-                    checks.push(Check::fail(CheckName::TargetExists, why));
+                    checks.push(Check::fail(CheckName::TargetExists, no_environment(environment_name)));
                     return Ok(checks);
                 };
                 let endpoint =

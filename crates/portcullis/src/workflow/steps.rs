@@ -13,7 +13,7 @@ use crate::domain::{
     Target, WORKFLOW_ACTOR, closures, exposed, exposures, invitation_message, left_open, lowest_free_priority,
     pool_domain_prefix,
 };
-use crate::endpoint::{beanstalk_endpoint, listener_problem};
+use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
 use crate::ports::{
     AppRepository, CertificateAuthority, ClientSpec, Environments, History, ListenerRule, LoadBalancer, PoolSpec,
@@ -188,12 +188,10 @@ impl Provisioner {
                 (healthy, format!("target group {target_group_arn} has no healthy target"))
             }
             Target::ElasticBeanstalk { environment_name } => {
-                let env = self.environments.environment(&environment_name).await?.ok_or_else(|| {
-                    StepFailure::new(
-                        FailureName::InvalidTarget,
-                        format!("no Elastic Beanstalk environment '{environment_name}'"),
-                    )
-                })?;
+                let env =
+                    self.environments.environment(&environment_name).await?.ok_or_else(|| {
+                        StepFailure::new(FailureName::InvalidTarget, no_environment(&environment_name))
+                    })?;
                 if env.is_ready() {
                     self.discover_beanstalk_listener(app, &environment_name).await?;
                 }
