@@ -336,7 +336,8 @@ mod tests {
                         assert!(
                             known_errors.contains(&error)
                                 || error.starts_with("States.")
-                                || error.starts_with("Lambda."),
+                                || error.starts_with("Lambda.")
+                                || error == "Sandbox.Timedout",
                             "{machine} {name}: ErrorEquals {error} is no FailureName"
                         );
                     }
@@ -354,6 +355,41 @@ mod tests {
                 }
             }
             assert!(tasks >= 3, "{machine} has its task states");
+        }
+    }
+
+    /// Lambda's transient service errors, as Step Functions' best practice lists them to retry.
+    const LAMBDA_SERVICE_ERRORS: [&str; 5] = [
+        "Lambda.ClientExecutionTimeoutException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ];
+
+    /// The errors a retrier of this task catches.
+    fn retried(task: &Value) -> Vec<&str> {
+        let retriers = task.get("Retry").and_then(Value::as_array).into_iter().flatten();
+        retriers.flat_map(|r| r["ErrorEquals"].as_array().unwrap()).map(|e| e.as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn every_task_retries_lambdas_transient_errors_and_a_check_that_timed_out_looks_again() {
+        for (machine, text) in MACHINES {
+            let asl: Value = serde_json::from_str(text).unwrap();
+            for (name, state) in asl["States"].as_object().unwrap().iter().filter(|(_, s)| s["Type"] == "Task") {
+                let retried = retried(state);
+                for error in LAMBDA_SERVICE_ERRORS {
+                    assert!(retried.contains(&error), "{machine} {name} does not retry {error}");
+                }
+                // Only a check is safe to run again after it may have half-run: it changes nothing.
+                let is_check = [StepName::CheckCertificate, StepName::CheckEnvironment]
+                    .iter()
+                    .any(|step| state["Parameters"]["step"] == step.as_str());
+                for error in ["States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"] {
+                    assert_eq!(retried.contains(&error), is_check, "{machine} {name}: retry of {error}");
+                }
+            }
         }
     }
 
