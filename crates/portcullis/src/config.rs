@@ -69,10 +69,20 @@ pub struct WorkflowTiming {
     pub environment: PollPolicy,
 }
 
+/// A workflow run holds at most this many history events; the next one ends the run on the spot, with
+/// no Catch and so no cleanup: the certificate stays and the app stays PROVISIONING.
+pub const WORKFLOW_HISTORY_LIMIT: u64 = 25_000;
+/// Events one turn of a wait loop writes: the check task (entered, scheduled, started, succeeded,
+/// exited), the choice and the wait (entered, exited). A contract test counts them in the state machine.
+pub const EVENTS_PER_CHECK: u64 = 9;
+/// Left for the states outside the loops and for retries.
+pub const EVENTS_KEPT_FREE: u64 = 5_000;
+
 impl WorkflowTiming {
-    /// Defaults suit AWS: DNS validation can take many minutes, an environment a few.
+    /// Defaults suit AWS: DNS validation can take many minutes, an environment a few. A timing whose
+    /// loops could outgrow the history limit is refused at start-up, before any run depends on it.
     pub fn from_env() -> Result<Self> {
-        Ok(WorkflowTiming {
+        WorkflowTiming {
             certificate: PollPolicy {
                 poll_seconds: seconds("PORTCULLIS_CERT_POLL_SECONDS", 15)?,
                 deadline_seconds: seconds("PORTCULLIS_CERT_DEADLINE_SECONDS", 72 * 3600)?,
@@ -83,7 +93,25 @@ impl WorkflowTiming {
                 deadline_seconds: seconds("PORTCULLIS_ENV_DEADLINE_SECONDS", 3600)?,
                 max_wait_seconds: seconds("PORTCULLIS_ENV_MAX_WAIT_SECONDS", 60)?,
             },
-        })
+        }
+        .within_history_limit()
+    }
+
+    /// The most history events both wait loops can write, each running to its deadline.
+    pub fn loop_events_at_most(&self) -> u64 {
+        (self.certificate.checks_at_most() + self.environment.checks_at_most()) * EVENTS_PER_CHECK
+    }
+
+    fn within_history_limit(self) -> Result<Self> {
+        let events = self.loop_events_at_most();
+        if events + EVENTS_KEPT_FREE > WORKFLOW_HISTORY_LIMIT {
+            return Err(Error::config(format!(
+                "the wait loops could write {events} workflow history events, and with {EVENTS_KEPT_FREE} kept \
+                 for the other states that passes the limit of {WORKFLOW_HISTORY_LIMIT}: raise the max waits \
+                 (PORTCULLIS_*_MAX_WAIT_SECONDS) or shorten the deadlines"
+            )));
+        }
+        Ok(self)
     }
 }
 
@@ -100,6 +128,48 @@ mod tests {
         // SAFETY: the variable is private to this test; no other test reads or writes it.
         unsafe { std::env::set_var("PORTCULLIS_TEST_SECONDS", "soon") };
         assert_eq!(seconds("PORTCULLIS_TEST_SECONDS", 1).unwrap_err().kind(), ErrorKind::Config);
+    }
+
+    fn policy(poll_seconds: u64, max_wait_seconds: u64, deadline_seconds: u64) -> PollPolicy {
+        PollPolicy { poll_seconds, max_wait_seconds, deadline_seconds }
+    }
+
+    #[test]
+    fn a_timing_that_could_outgrow_the_workflow_history_is_refused() {
+        let defaults = WorkflowTiming { certificate: policy(15, 300, 72 * 3600), environment: policy(10, 60, 3600) };
+        assert!(defaults.within_history_limit().is_ok());
+        // A 72-hour wait checked every 15 seconds: 17,281 checks.
+        let eager = WorkflowTiming { certificate: policy(15, 15, 72 * 3600), ..defaults };
+        let err = eager.within_history_limit().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("history"), "{err}");
+    }
+
+    /// The bound of a timing parameter of infra/template.yaml.
+    fn bound(template: &serde_json::Value, parameter: &str, key: &str) -> u64 {
+        let value = &template["Parameters"][parameter][key];
+        value
+            .as_u64()
+            .or_else(|| value.as_str().and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| panic!("infra/template.yaml: {parameter} has no numeric {key}"))
+    }
+
+    #[test]
+    fn no_timing_the_template_accepts_outgrows_the_workflow_history() {
+        let template: serde_json::Value =
+            serde_norway::from_str(include_str!("../../../infra/template.yaml")).expect("the template is YAML");
+        // The worst corner: the shortest waits, the longest deadlines.
+        let worst = |prefix: &str| {
+            policy(
+                bound(&template, &format!("{prefix}PollSeconds"), "MinValue"),
+                bound(&template, &format!("{prefix}MaxWaitSeconds"), "MinValue"),
+                bound(&template, &format!("{prefix}DeadlineSeconds"), "MaxValue"),
+            )
+        };
+        let timing = WorkflowTiming { certificate: worst("Certificate"), environment: worst("Environment") };
+        assert!(timing.within_history_limit().is_ok(), "{} loop events", timing.loop_events_at_most());
+        // A 72-hour certificate wait stays possible: ACM's own limit.
+        assert_eq!(timing.certificate.deadline_seconds, 72 * 3600);
     }
 
     #[test]

@@ -74,6 +74,21 @@ impl Poll {
     }
 }
 
+impl PollPolicy {
+    /// The most checks a loop under this policy can make before its deadline ends it: every check
+    /// answers at once and finds the condition not yet met. Counted by running the loop itself.
+    pub fn checks_at_most(self) -> u64 {
+        let mut poll = Poll::new(self);
+        let (mut now, mut checks) = (0_i64, 1_u64);
+        while let Ok(next) = poll.after_check(false, now) {
+            now = now.saturating_add(i64::try_from(next.wait_seconds).unwrap_or(i64::MAX));
+            poll = next;
+            checks += 1;
+        }
+        checks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +122,14 @@ mod tests {
         let done = poll.after_check(true, 500).unwrap();
         assert!(done.done);
         assert_eq!(done.wait_seconds, 0);
+    }
+
+    #[test]
+    fn counts_the_checks_of_a_loop_that_never_succeeds() {
+        // Waits 2, 4, 8, 10, 6 (up to the deadline at 30): checks at 0, 2, 6, 14, 24 and the failing one at 30.
+        assert_eq!(policy().checks_at_most(), 6);
+        let flat = PollPolicy { poll_seconds: 60, deadline_seconds: 3600, max_wait_seconds: 60 };
+        assert_eq!(flat.checks_at_most(), 61);
     }
 
     #[test]

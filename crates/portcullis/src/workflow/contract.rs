@@ -393,6 +393,32 @@ mod tests {
         }
     }
 
+    /// History events a state writes when it runs once and succeeds (a Lambda task: entered,
+    /// scheduled, started, succeeded, exited; the others: entered, exited).
+    fn events_of(state: &Value) -> u64 {
+        if state["Type"] == "Task" { 5 } else { 2 }
+    }
+
+    #[test]
+    fn one_turn_of_each_wait_loop_writes_the_events_the_history_budget_counts() {
+        let asl: Value = serde_json::from_str(MACHINES[0].1).unwrap();
+        let states = asl["States"].as_object().unwrap();
+        for check in ["CheckCertificate", "CheckEnvironment"] {
+            // Round the loop: the check, its Choice's Default (not done yet), the Wait, back to the check.
+            let (mut name, mut events) = (check, 0);
+            loop {
+                let state = &states[name];
+                events += events_of(state);
+                name = state.get("Next").or_else(|| state.get("Default")).and_then(Value::as_str).unwrap();
+                if name == check {
+                    break;
+                }
+                assert!(events < 100, "{check} is not a loop");
+            }
+            assert_eq!(events, crate::config::EVENTS_PER_CHECK, "{check}");
+        }
+    }
+
     #[test]
     fn the_check_is_meaningful_an_unknown_step_and_a_missing_poll_fail() {
         let unknown = json!({"step": "frobnicate", "tenantId": "t", "appId": "a"});
