@@ -4,7 +4,7 @@ Routes come from the operations that carry an ``x-amazon-apigateway-integration`
 ``aws_proxy``.  The function behind an operation is read from the integration ``uri``:
 
 - **Convention**: in the SAM template the uri is ``Fn::Sub`` of
-  ``arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AppsApiFunction.Arn}/invocations``;
+  ``arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AppsApiFunction.Arn}/invocations``;
   the local function name is the logical id without its ``Function`` suffix, in kebab-case
   (``AppsApiFunction`` → ``apps-api``, ``UsersApiFunction`` → ``users-api``), which is the Cargo
   binary name that ``cargo lambda watch`` serves.  A literal function ARN in the uri also works.
