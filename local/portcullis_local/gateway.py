@@ -12,9 +12,10 @@ Routes come from the operations that carry an ``x-amazon-apigateway-integration`
 Each request becomes an API Gateway proxy event (payload format 1.0, stage ``local``) sent to the
 function through cargo lambda's Invoke API, and the function's proxy response becomes the HTTP
 response.  Gateway-level errors follow API Gateway where it matters to callers: a failed function is
-``502 {"message": "Internal server error"}``, a timed-out one ``504``.  Unknown paths (404) and
-methods (405) answer ``application/problem+json`` like the API itself, rather than API Gateway's
-``403 Missing Authentication Token``, so that tests can tell a routing mistake from an auth failure.
+a 502, a timed-out one a 504, and an unknown path API Gateway's MISSING_AUTHENTICATION_TOKEN answer,
+each worded by the contract's ``x-amazon-apigateway-gateway-responses`` (``GatewayResponses``), as on
+AWS.  An unknown method answers ``405 application/problem+json`` with ``Allow`` (API Gateway treats it
+as an unknown path), so that tests can tell a routing mistake from an auth failure.
 """
 
 from __future__ import annotations
@@ -293,17 +294,70 @@ def problem(status: int, detail: str) -> OutgoingResponse:
     )
 
 
-INTERNAL_SERVER_ERROR = 502, {"message": "Internal server error"}
+# What API Gateway puts in $context.error.message for the answers this stand-in makes itself.
+_GATEWAY_MESSAGES = {"DEFAULT_5XX": "Internal server error", "INTEGRATION_TIMEOUT": "Endpoint request timed out"}
 
 
-def translate_response(payload: bytes) -> OutgoingResponse:
-    """A Lambda proxy response document → HTTP.  Anything malformed is API Gateway's 502."""
+class GatewayResponses:
+    """The API's ``x-amazon-apigateway-gateway-responses``: how API Gateway words its own answers.
+
+    A type without an entry falls back to DEFAULT_4XX/DEFAULT_5XX, then to API Gateway's built-in
+    ``{"message": …}``.  Header values are API Gateway's static ``'…'`` literals; a value that is a
+    template parameter (``Fn::Sub``) takes the local stack's value of it, and an empty one is left out.
+    """
+
+    def __init__(self, responses: dict, parameters: dict[str, str] | None = None):
+        self.responses = responses or {}
+        self.parameters = parameters or {}
+
+    @classmethod
+    def from_file(cls, path: Path, parameters: dict[str, str] | None = None) -> GatewayResponses:
+        with open(path) as stream:
+            document = yaml.load(stream, Loader=_CloudFormationLoader)
+        return cls(document.get("x-amazon-apigateway-gateway-responses") or {}, parameters)
+
+    def render(self, response_type: str, status: int, request: IncomingRequest, message: str) -> OutgoingResponse:
+        default = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        entry = self.responses.get(response_type) or self.responses.get(default)
+        if entry is None:
+            return _json_response(status, {"message": message})
+        context = {
+            "$context.httpMethod": request.method,
+            "$context.path": urlsplit(request.target).path,
+            "$context.requestId": str(uuid.uuid4()),
+            "$context.error.responseType": response_type,
+            "$context.error.messageString": json.dumps(message),
+            "$context.error.message": message,
+        }
+        body = (entry.get("responseTemplates") or {}).get("application/json", "")
+        # Longest names first: $context.error.message is a prefix of $context.error.messageString.
+        for name in sorted(context, key=len, reverse=True):
+            body = body.replace(name, context[name])
+        headers = []
+        for key, value in (entry.get("responseParameters") or {}).items():
+            value = self._header_value(value)
+            if key.startswith("gatewayresponse.header.") and value:
+                headers.append((key.removeprefix("gatewayresponse.header."), value))
+        return OutgoingResponse(int(entry.get("statusCode") or status), headers, body.encode())
+
+    def _header_value(self, value) -> str:
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            template, variables = value["Fn::Sub"]
+            for name, expression in variables.items():
+                first = self.parameters.get(expression["Fn::Select"][1]["Ref"], "").split(",")[0].strip()
+                template = template.replace("${" + name + "}", first)
+            value = template
+        return str(value).strip("'")
+
+
+def translate_response(payload: bytes) -> OutgoingResponse | None:
+    """A Lambda proxy response document → HTTP; None if malformed (API Gateway's 502)."""
     try:
         document = json.loads(payload)
         status = int(document["statusCode"])
     except (ValueError, KeyError, TypeError):
         log.warning("malformed Lambda proxy response: %.500r", payload)
-        return _json_response(*INTERNAL_SERVER_ERROR)
+        return None
 
     # As API Gateway does: multiValueHeaders win; headers add only names not already there.
     headers: list[tuple[str, str]] = []
@@ -325,8 +379,16 @@ def translate_response(payload: bytes) -> OutgoingResponse:
 
 
 class Gateway:
-    def __init__(self, routes: RouteTable, lambda_endpoint: LambdaEndpoint, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        routes: RouteTable,
+        lambda_endpoint: LambdaEndpoint,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        responses: GatewayResponses | None = None,
+    ):
         self.routes = routes
+        self.responses = responses or GatewayResponses({})
         self.lambda_endpoint = lambda_endpoint
         gateway = self
 
@@ -350,6 +412,9 @@ class Gateway:
         try:
             match = self.routes.resolve(request.method, urlsplit(request.target).path)
         except RoutingError as error:
+            if error.status == 404:
+                # API Gateway's answer for no route is 403; the contract makes it the 404 it is.
+                return self.responses.render("MISSING_AUTHENTICATION_TOKEN", 403, request, "Missing Authentication Token")
             response = problem(error.status, error.detail)
             if error.allow:
                 response.headers.append(("Allow", ", ".join(error.allow)))
@@ -359,15 +424,18 @@ class Gateway:
         try:
             result = self.lambda_endpoint.invoke(match.function, event)
         except TimeoutError:
-            return _json_response(504, {"message": "Endpoint request timed out"})
+            return self._gateway_error("INTEGRATION_TIMEOUT", 504, request)
         except Exception as error:  # noqa: BLE001 - cargo lambda unreachable or hung up
             log.warning("%s: cargo lambda unreachable: %s", match.function, error)
-            return _json_response(*INTERNAL_SERVER_ERROR)
+            return self._gateway_error("DEFAULT_5XX", 502, request)
         if result.status != 200:
             detail = result.function_error() or result.body[:500]
             log.warning("%s failed (HTTP %s): %s", match.function, result.status, detail)
-            return _json_response(*INTERNAL_SERVER_ERROR)
-        return translate_response(result.body)
+            return self._gateway_error("DEFAULT_5XX", 502, request)
+        return translate_response(result.body) or self._gateway_error("DEFAULT_5XX", 502, request)
+
+    def _gateway_error(self, response_type: str, status: int, request: IncomingRequest) -> OutgoingResponse:
+        return self.responses.render(response_type, status, request, _GATEWAY_MESSAGES[response_type])
 
     def start(self) -> Gateway:
         self._thread = threading.Thread(

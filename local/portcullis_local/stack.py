@@ -29,7 +29,7 @@ from typing import IO
 from . import constants as c
 from .bootstrap import DEFAULT_STATEMACHINE_DIR, bootstrap, register_demo_tenant
 from .emulator import DEFAULT_ACM_VALIDATION_WAIT, Emulator
-from .gateway import Gateway, RouteTable
+from .gateway import Gateway, GatewayResponses, RouteTable
 from .invoke import LambdaEndpoint
 
 log = logging.getLogger(__name__)
@@ -316,6 +316,9 @@ class Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.stack_file.unlink(missing_ok=True)  # never leave a stale file that looks like a live stack
         routes = RouteTable.from_file(self.openapi_file)  # fail on a bad openapi.yaml before starting anything
+        # The template parameter AllowedOrigins; locally none unless PORTCULLIS_ALLOWED_ORIGINS names some.
+        origins = {"AllowedOrigins": os.environ.get("PORTCULLIS_ALLOWED_ORIGINS", "")}
+        gateway_responses = GatewayResponses.from_file(self.openapi_file, origins)
 
         acm_wait = int(os.environ.get("PORTCULLIS_ACM_VALIDATION_WAIT", DEFAULT_ACM_VALIDATION_WAIT))
         self.emulator = Emulator(lambda_port=self.ports.lambda_, host=HOST, port=self.ports.aws, acm_validation_wait=acm_wait)
@@ -327,7 +330,9 @@ class Stack:
         self.cargo_lambda = CargoLambda(self.ports.lambda_, self.env_file, self.cargo_output, self.state_dir / "cargo-lambda.pid")
         self.cargo_lambda.start()
 
-        self.gateway = Gateway(routes, LambdaEndpoint(HOST, self.ports.lambda_), host=HOST, port=self.ports.api)
+        self.gateway = Gateway(
+            routes, LambdaEndpoint(HOST, self.ports.lambda_), host=HOST, port=self.ports.api, responses=gateway_responses
+        )
         self.gateway.start()
 
         self.cargo_lambda.wait_until_up()

@@ -12,6 +12,7 @@ import pytest
 
 from portcullis_local.gateway import (
     Gateway,
+    GatewayResponses,
     IncomingRequest,
     RouteTable,
     RoutingError,
@@ -172,9 +173,8 @@ def test_response_merges_headers_like_api_gateway():
     assert response.body == b"\x01\x02"
 
 
-def test_malformed_response_is_502():
-    response = translate_response(b'{"body": "no status"}')
-    assert (response.status, json.loads(response.body)) == (502, {"message": "Internal server error"})
+def test_malformed_response_is_none_for_the_gateway_to_answer_502():
+    assert translate_response(b'{"body": "no status"}') is None
 
 
 # --- over HTTP, with the stub standing in for cargo lambda --------------------------------------
@@ -250,11 +250,48 @@ def test_function_failure_is_502_internal_server_error(gateway, path):
     assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
 
 
-def test_unknown_path_is_404_problem(gateway):
-    status, headers, body = _request(gateway, "GET", "/nowhere")
+def test_unknown_path_without_gateway_responses_is_api_gateways_own_403(gateway):
+    status, _, body = _request(gateway, "GET", "/nowhere")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+
+
+REAL_OPENAPI = Path(__file__).resolve().parents[2] / "openapi.yaml"
+
+
+@pytest.fixture
+def contract_gateway(stub_lambda):
+    """The routes of the stub, API Gateway's own answers as the real openapi.yaml words them."""
+    responses = GatewayResponses.from_file(REAL_OPENAPI, {"AllowedOrigins": "https://portal.test,https://other.test"})
+    routes = RouteTable.from_openapi(
+        {"paths": {"/crash": {"get": {"x-amazon-apigateway-integration": {"type": "aws_proxy", "uri": {"Fn::Sub": "${CrashFunction.Arn}"}}}}}}
+    )
+    gateway = Gateway(routes, LambdaEndpoint("127.0.0.1", stub_lambda.port), responses=responses).start()
+    yield gateway
+    gateway.stop()
+
+
+def test_unknown_path_is_the_contracts_404_problem_with_the_portals_origin(contract_gateway):
+    status, headers, body = _request(contract_gateway, "DELETE", "/nowhere")
+    headers = dict(headers)
     assert status == 404
-    assert dict(headers)["Content-Type"] == "application/problem+json"
-    assert json.loads(body) == {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "No resource at /nowhere."}
+    assert (headers["Content-Type"], headers["Access-Control-Allow-Origin"]) == ("application/problem+json", "https://portal.test")
+    problem = json.loads(body)
+    assert (problem["title"], problem["status"], problem["detail"]) == ("Not Found", 404, "No operation at DELETE /nowhere.")
+
+
+def test_a_failed_function_is_the_contracts_502_problem(contract_gateway):
+    status, headers, body = _request(contract_gateway, "GET", "/crash")
+    assert (status, dict(headers)["Content-Type"]) == (502, "application/problem+json")
+    assert json.loads(body)["detail"] == "Internal server error"
+
+
+def test_without_allowed_origins_no_cors_header_is_sent():
+    responses = GatewayResponses.from_file(REAL_OPENAPI, {"AllowedOrigins": ""})
+    request = IncomingRequest("GET", "/x", [], b"", "127.0.0.1")
+    response = responses.render("INTEGRATION_TIMEOUT", 504, request, "Endpoint request timed out")
+    assert response.status == 504
+    assert "Access-Control-Allow-Origin" not in dict(response.headers)
+    assert json.loads(response.body)["title"] == "Gateway Timeout"
 
 
 def test_wrong_method_is_405_problem(gateway):
@@ -269,7 +306,7 @@ def test_requests_are_logged_one_line_each(gateway, caplog):
     with caplog.at_level("INFO", logger="portcullis_local.gateway"):
         _request(gateway, "GET", "/nowhere")
     lines = [r.getMessage() for r in caplog.records if r.name == "portcullis_local.gateway"]
-    assert len(lines) == 1 and lines[0].startswith("GET /nowhere 404 ") and lines[0].endswith("ms")
+    assert len(lines) == 1 and lines[0].startswith("GET /nowhere 403 ") and lines[0].endswith("ms")
 
 
 def test_the_table_says_which_operations_the_api_has():

@@ -21,6 +21,18 @@ fn app_body(domain: &str, target: &Value) -> Value {
     json!({"name": "Tool", "domain": domain, "target": target})
 }
 
+/// API Gateway's own answer for a route the API does not have, worded by the contract's gateway
+/// responses: a 404 problem, with or without a token.
+#[tokio::test]
+async fn a_route_the_api_does_not_have_is_a_404_problem() {
+    let h = Harness::new().await;
+    let admin = h.tenant().await.admin;
+    for token in [None, Some(admin.as_str())] {
+        let detail = h.call(Method::GET, "/no-such-route", token, None).await.assert_problem(404);
+        assert_eq!(detail, "No operation at GET /no-such-route.");
+    }
+}
+
 #[tokio::test]
 async fn invalid_requests_get_400_problems_naming_the_field() {
     let h = Harness::new().await;
