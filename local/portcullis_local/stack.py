@@ -31,6 +31,7 @@ from .bootstrap import DEFAULT_STATEMACHINE_DIR, bootstrap, register_demo_tenant
 from .emulator import DEFAULT_ACM_VALIDATION_WAIT, Emulator
 from .gateway import Gateway, GatewayResponses, RouteTable
 from .invoke import LambdaEndpoint
+from .run_events import Rule, RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -282,15 +283,18 @@ class Stack:
         statemachine_dir: Path = DEFAULT_STATEMACHINE_DIR,
         openapi_file: Path = REPO_ROOT / "openapi.yaml",
         cargo_output: IO | None = None,
+        template_file: Path = REPO_ROOT / "infra" / "template.yaml",
     ):
         self.state_dir = state_dir.resolve()
         self.ports = ports
         self.statemachine_dir = statemachine_dir
         self.openapi_file = openapi_file
+        self.template_file = template_file
         self.cargo_output = cargo_output
         self.emulator: Emulator | None = None
         self.gateway: Gateway | None = None
         self.cargo_lambda: CargoLambda | None = None
+        self.run_events: RunEvents | None = None
         self.description: dict[str, str] = {}
 
     @property
@@ -336,6 +340,9 @@ class Stack:
         self.gateway.start()
 
         self.cargo_lambda.wait_until_up()
+        # EventBridge's WorkflowEndedRule, which moto does not run.
+        rule = Rule.from_template(self.template_file)
+        self.run_events = RunEvents(self.emulator.url, LambdaEndpoint(HOST, self.ports.lambda_), rule).start()
         # The demo tenant is registered through the API, so only where the API has the registry (the
         # launcher's own tests serve a stand-in API without it).
         if routes.serves("PUT", REGISTRY_ROUTE):
@@ -359,6 +366,9 @@ class Stack:
     def stop(self) -> None:
         """Stop whatever runs, in reverse order; safe to call more than once."""
         self.stack_file.unlink(missing_ok=True)
+        if self.run_events is not None:
+            self.run_events.stop()
+            self.run_events = None
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None

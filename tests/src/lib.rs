@@ -262,6 +262,26 @@ impl Harness {
     /// The status Step Functions describes for the execution `name` of `portcullis-<machine>`
     /// (`provision`, `deprovision`): `RUNNING`, `ABORTED`, …; `None` if there is no such execution.
     pub async fn execution_status(&self, machine: &str, name: &str) -> Option<String> {
+        let arn = self.execution_arn(machine, name).await?;
+        let described = self.aws.sfn.describe_execution().execution_arn(arn).send().await;
+        Some(described.expect("describe_execution").status().as_str().to_string())
+    }
+
+    /// Stops the execution `name` of `portcullis-<machine>` behind Portcullis's back, as someone in the
+    /// console would: the run ends ABORTED, and no Catch of it runs.
+    pub async fn stop_execution(&self, machine: &str, name: &str) {
+        let arn = self.execution_arn(machine, name).await.expect("the execution to stop");
+        self.aws
+            .sfn
+            .stop_execution()
+            .execution_arn(arn)
+            .cause("stopped by a test")
+            .send()
+            .await
+            .expect("stop_execution");
+    }
+
+    async fn execution_arn(&self, machine: &str, name: &str) -> Option<String> {
         let sfn = &self.aws.sfn;
         let machines = sfn.list_state_machines().send().await.expect("list_state_machines");
         let machine_name = format!("portcullis-{machine}");
@@ -271,8 +291,7 @@ impl Harness {
         while let Some(execution) = executions.next().await {
             let execution = execution.expect("list_executions");
             if execution.name() == name {
-                let described = sfn.describe_execution().execution_arn(execution.execution_arn()).send().await;
-                return Some(described.expect("describe_execution").status().as_str().to_string());
+                return Some(execution.execution_arn().to_string());
             }
         }
         None

@@ -401,6 +401,48 @@ async fn a_wildcard_rule_ahead_of_the_apps_rule_fails_target_exposed_and_is_left
     assert!(rules.iter().any(|r| r.rule_arn() == Some(wildcard_arn.as_str())), "the tenant's rule is left alone");
 }
 
+/// A run that ends where no Catch sees it (here stopped by hand; on AWS also a timeout of the whole
+/// run or its history limit) is reported by the platform, and the app does not stay PROVISIONING: what
+/// the run made is removed and the app is FAILED, saying how the run ended.
+#[tokio::test]
+async fn a_provisioning_run_stopped_behind_portculliss_back_fails_the_app_and_leaves_nothing() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let token = tenant.admin.clone();
+    // A target group without targets never becomes healthy: the app waits at ENVIRONMENT.
+    let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn,
+        "targetGroupArn": h.target_group("empty", false).await});
+    let target = h.grant(&tenant, target).await;
+    let app =
+        create_app(&h, &token, &json!({"name": "Tool", "domain": fresh_domain("stopped"), "target": target})).await;
+    let id = app["id"].as_str().unwrap().to_string();
+    let waiting = h
+        .app_until(&token, &id, "the ENVIRONMENT step", |app| {
+            app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
+        })
+        .await;
+    assert_eq!(waiting["status"], "PROVISIONING", "{waiting}");
+    let certificate_arn = waiting["certificate"]["arn"].as_str().expect("a certificate to undo").to_string();
+
+    h.stop_execution("provision", &id).await;
+
+    let failed = h.app_until(&token, &id, "FAILED", |app| app["status"] != "PROVISIONING").await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["error"]["code"], "WorkflowAborted", "{failed}");
+    assert_eq!(failed["error"]["step"], "ENVIRONMENT", "{failed}");
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ended ABORTED outside its error handling"), "{message}");
+    let described = h.aws.acm.describe_certificate().certificate_arn(&certificate_arn).send().await;
+    let not_found = described.expect_err("the certificate is deleted").into_service_error();
+    assert!(not_found.is_resource_not_found_exception(), "{not_found:?}");
+
+    // The app can be deleted as any FAILED app.
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let gone = h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED").await;
+    assert_eq!(gone["status"], "DELETED");
+}
+
 #[tokio::test]
 async fn an_unknown_beanstalk_environment_fails_at_the_environment_step() {
     let h = Harness::new().await;

@@ -11,7 +11,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 
 use crate::api::{ApiRequest, ApiResponse, Operations};
-use crate::workflow::{FailureName, Provisioner, StepFailure, StepInput, StepOutput};
+use crate::workflow::{FailureName, Provisioner, RunEnded, StepFailure, StepInput, StepOutput};
 
 /// Turns API Gateway's request into the API's. The route is API Gateway's resource template, so a
 /// function serves exactly the operations openapi.yaml routes to it.
@@ -68,6 +68,24 @@ impl From<StepFailure> for Diagnostic {
     }
 }
 
+/// The `detail-type` of EventBridge's notice that a Step Functions execution changed status.
+const RUN_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// Runs what the provisioner is invoked for: a state machine's task, or EventBridge's notice that a run
+/// ended unsuccessfully (the rule in infra/template.yaml sends only FAILED, TIMED_OUT and ABORTED).
+pub async fn run_event(provisioner: &Provisioner, event: Value) -> Result<StepOutput, Diagnostic> {
+    if event.get("detail-type").and_then(Value::as_str) != Some(RUN_STATUS_CHANGE) {
+        return run_step(provisioner, event).await;
+    }
+    let ended: RunEnded = serde_json::from_value(event["detail"].clone()).map_err(|e| {
+        let failure =
+            StepFailure::new(FailureName::InvalidStepRequest, format!("the run status notice does not read: {e}"));
+        tracing::error!(error = %failure, "notice refused");
+        failure
+    })?;
+    Ok(provisioner.run_ended(ended).await?)
+}
+
 /// Runs one task: the event must be a step input the state machines send.
 pub async fn run_step(provisioner: &Provisioner, event: Value) -> Result<StepOutput, Diagnostic> {
     let input: StepInput = serde_json::from_value(event).map_err(|e| {
@@ -83,7 +101,7 @@ pub async fn run_step(provisioner: &Provisioner, event: Value) -> Result<StepOut
 pub async fn serve_steps(provisioner: Arc<Provisioner>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
         let provisioner = provisioner.clone();
-        async move { run_step(&provisioner, event.payload).await }
+        async move { run_event(&provisioner, event.payload).await }
     }))
     .await
 }

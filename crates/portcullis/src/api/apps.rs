@@ -183,8 +183,20 @@ impl AppsApi {
             self.workflow.stop(&Execution::provision(&app, self.timing)).await?;
             app = find_app(self.apps.as_ref(), caller, app_id).await?;
         }
-        if !self.deletion_done_or_under_way(&app).await? {
-            self.start_deletion(caller, &mut app).await?;
+        // The stopped run is reported as ended, and may be marked FAILED (undone) meanwhile: then the
+        // write of DELETING meets a newer app, read again, and delete what that left.
+        let mut attempts = 0;
+        while !self.deletion_done_or_under_way(&app).await? {
+            match self.start_deletion(caller, &mut app).await {
+                Err(Error::Conflict(_)) if attempts < 2 => {
+                    attempts += 1;
+                    app = find_app(self.apps.as_ref(), caller, app_id).await?;
+                }
+                outcome => {
+                    outcome?;
+                    break;
+                }
+            }
         }
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
     }

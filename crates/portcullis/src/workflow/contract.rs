@@ -51,18 +51,74 @@ impl Execution {
     /// still harmless; and the name stays the same while the workflow writes the app, so a later delete
     /// can ask whether it still runs.
     pub fn deprovision(app: &App, timing: WorkflowTiming) -> Self {
-        // A deletion begun before `deletion_version` was recorded was named after the version then.
-        let attempt = app.deletion_version.unwrap_or(app.version);
         Execution {
             machine: StateMachine::Deprovision,
-            name: format!("{}-delete-{attempt}", app.id),
+            name: Self::deletion_name(app),
             input: Self::input(app, timing),
         }
+    }
+
+    /// Whether the execution named so is the app's current deletion attempt.
+    pub fn is_current_deletion(execution_name: &str, app: &App) -> bool {
+        execution_name == Self::deletion_name(app)
+    }
+
+    fn deletion_name(app: &App) -> String {
+        // A deletion begun before `deletion_version` was recorded was named after the version then.
+        let attempt = app.deletion_version.unwrap_or(app.version);
+        format!("{}-delete-{attempt}", app.id)
     }
 
     fn input(app: &App, timing: WorkflowTiming) -> ExecutionInput {
         ExecutionInput { tenant_id: app.tenant_id.clone(), app_id: app.id.clone(), timing }
     }
+}
+
+/// A run of either state machine that ended without succeeding, as the platform reports it once it
+/// has ended (its name, how it ended, the input it started with, and the error and cause if any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEnded {
+    pub name: String,
+    /// FAILED, TIMED_OUT or ABORTED.
+    pub status: String,
+    /// The execution input, as JSON text.
+    pub input: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+impl RunEnded {
+    /// The app the run worked on.
+    pub fn app(&self) -> Result<AppRef, serde_json::Error> {
+        let input: ExecutionInput = serde_json::from_str(&self.input)?;
+        Ok(AppRef { tenant_id: input.tenant_id, app_id: input.app_id, execution: Some(self.name.clone()) })
+    }
+
+    /// What the run failed with, worded like a caught error; a run stopped by hand has none of its own.
+    pub fn caught(&self) -> CaughtError {
+        let error = self.error.clone().unwrap_or_else(|| format!("Workflow{}", camel(&self.status)));
+        let ended = format!("the workflow run ended {} outside its error handling", self.status);
+        let message = match self.cause.as_deref().map(readable_cause).filter(|c| !c.is_empty()) {
+            Some(cause) => format!("{ended}: {cause}"),
+            None => ended,
+        };
+        CaughtError { error, cause: Some(message) }
+    }
+}
+
+/// TIMED_OUT → TimedOut.
+fn camel(status: &str) -> String {
+    status
+        .split('_')
+        .map(|word| {
+            let lower = word.to_lowercase();
+            let mut chars = lower.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// The app a task works on, and the execution it runs in (for logs).
@@ -116,12 +172,16 @@ pub struct CaughtError {
 impl CaughtError {
     /// The human message: a Lambda error's `errorMessage` when the cause is one, else the cause itself.
     pub fn message(&self) -> String {
-        let cause = self.cause.as_deref().unwrap_or_default();
-        serde_json::from_str::<serde_json::Value>(cause)
-            .ok()
-            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string))
-            .unwrap_or_else(|| cause.to_string())
+        readable_cause(self.cause.as_deref().unwrap_or_default())
     }
+}
+
+/// A Lambda error's `errorMessage` when the cause is one, else the cause itself.
+fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(cause)
+        .ok()
+        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_else(|| cause.to_string())
 }
 
 /// A task's input, as the state's `Parameters` build it; `step` says which task.

@@ -11,8 +11,8 @@ mod steps;
 mod steps_tests;
 
 pub use contract::{
-    AppRef, CaughtError, Execution, ExecutionInput, FailureReport, PollingInput, StateMachine, StepInput, StepName,
-    StepOutput,
+    AppRef, CaughtError, Execution, ExecutionInput, FailureReport, PollingInput, RunEnded, StateMachine, StepInput,
+    StepName, StepOutput,
 };
 pub use failure::{FailureName, StepFailure};
 pub use steps::Provisioner;

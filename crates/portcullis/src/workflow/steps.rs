@@ -6,7 +6,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use super::{CaughtError, Execution, FailureName, FailureReport, PollingInput, StepFailure, StepInput, StepOutput};
+use super::{
+    AppRef, CaughtError, Execution, FailureName, FailureReport, PollingInput, RunEnded, StepFailure, StepInput,
+    StepOutput,
+};
 use crate::domain::{
     App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, EmailSending, Exposure,
     LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, ProtectedApp, Resources, Step,
@@ -65,6 +68,43 @@ impl Provisioner {
         .await
     }
 
+    /// A run that ended FAILED, TIMED_OUT or ABORTED. One whose failure a Catch handled has already
+    /// marked its app; one that ended where no Catch could see it (a timeout of the whole run, the
+    /// history limit, a stop by hand) left the app PROVISIONING, or DELETING under this deletion: undo
+    /// what provisioning made, as its Catch would have, and mark the app FAILED. Anything else is done.
+    pub async fn run_ended(&self, ended: RunEnded) -> StepResult {
+        let app_ref = ended.app().map_err(|e| {
+            StepFailure::new(FailureName::InvalidStepRequest, format!("the ended run's input names no app: {e}"))
+        })?;
+        let span = tracing::info_span!("run-ended", status = %ended.status, tenant = %app_ref.tenant_id,
+            app_id = %app_ref.app_id, execution = %ended.name);
+        async {
+            let Some(mut app) = self.apps.get(&app_ref.tenant_id, &app_ref.app_id).await? else {
+                return Ok(StepOutput::Done);
+            };
+            let provisioning = Execution::is_provisioning(&ended.name, &app);
+            let stranded = if provisioning {
+                app.status == AppStatus::Provisioning
+            } else {
+                app.status == AppStatus::Deleting && Execution::is_current_deletion(&ended.name, &app)
+            };
+            if !stranded {
+                tracing::info!(app_status = app.status.as_str(), "the run's end was already handled");
+                return Ok(StepOutput::Done);
+            }
+            tracing::warn!("the run ended outside its error handling; the app is marked FAILED");
+            let mut teardown = None;
+            if provisioning && let Err(failure) = self.teardown(&mut app).await {
+                teardown = Some(serde_json::json!({"Error": failure.name.as_str(), "Cause": failure.message}));
+                app = self.load_ref(&app_ref).await?;
+            }
+            let report = FailureReport { app: app_ref.clone(), error: Some(ended.caught()), teardown };
+            self.mark_failed(&mut app, &report).await
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn dispatch(&self, input: StepInput) -> StepResult {
         let mut app = self.load(&input).await?;
         if input.name().provisions() && app.status != AppStatus::Provisioning {
@@ -97,7 +137,10 @@ impl Provisioner {
     }
 
     async fn load(&self, input: &StepInput) -> StepResult<App> {
-        let app = input.app();
+        self.load_ref(input.app()).await
+    }
+
+    async fn load_ref(&self, app: &AppRef) -> StepResult<App> {
         self.apps.get(&app.tenant_id, &app.app_id).await?.ok_or_else(|| {
             StepFailure::new(
                 FailureName::AppNotFound,

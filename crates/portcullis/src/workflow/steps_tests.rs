@@ -360,3 +360,67 @@ async fn a_retried_activate_whose_write_landed_is_done() {
     w.provisioner.run(StepInput::Activate(app_ref())).await.unwrap();
     assert_eq!(w.apps.app("app-1").status, AppStatus::Active);
 }
+
+/// What the platform reports when a run of the app ends without succeeding.
+fn run_ended(name: &str, status: &str, error: Option<&str>) -> super::RunEnded {
+    let input = serde_json::json!({"tenantId": fakes::TENANT, "appId": "app-1", "timing": {
+        "certificate": {"pollSeconds": 1, "deadlineSeconds": 60, "maxWaitSeconds": 2},
+        "environment": {"pollSeconds": 1, "deadlineSeconds": 60, "maxWaitSeconds": 2}}});
+    super::RunEnded {
+        name: name.into(),
+        status: status.into(),
+        input: input.to_string(),
+        error: error.map(str::to_string),
+        cause: error.map(|_| "the run went past its limit".to_string()),
+    }
+}
+
+#[tokio::test]
+async fn a_provisioning_run_that_ended_outside_its_catch_undoes_what_it_made_and_fails_the_app() {
+    let mut app = app_ready_for_wiring();
+    app.resources.listener_rule_arn = Some("arn:rule/3".into());
+    let w = world(app);
+    w.listener.certificates.lock().unwrap().push("arn:cert".into());
+    w.provisioner.run_ended(run_ended("app-1", "ABORTED", None)).await.unwrap();
+    let app = w.apps.app("app-1");
+    assert_eq!(app.status, AppStatus::Failed);
+    let error = app.error.expect("why it failed");
+    assert_eq!((error.step, error.code.as_str()), (Step::Listener, "WorkflowAborted"));
+    assert!(error.message.contains("ended ABORTED outside its error handling"), "{}", error.message);
+    assert_eq!(w.listener.deleted.lock().unwrap().as_slice(), ["arn:rule/3"], "the rule is removed");
+    assert!(w.listener.certificates.lock().unwrap().is_empty(), "the certificate is detached");
+    assert_eq!((app.resources.certificate_arn, app.resources.user_pool_id), (None, None));
+
+    // Reported again (the platform delivers at least once): nothing more happens.
+    w.provisioner.run_ended(run_ended("app-1", "ABORTED", None)).await.unwrap();
+    assert_eq!(w.listener.deleted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_run_whose_failure_was_handled_or_that_a_delete_stopped_changes_nothing() {
+    for status in [AppStatus::Failed, AppStatus::Deleting, AppStatus::Active] {
+        let mut app = app_ready_for_wiring();
+        app.status = status;
+        let w = world(app);
+        w.provisioner.run_ended(run_ended("app-1", "FAILED", Some("CertificateNotIssued"))).await.unwrap();
+        let app = w.apps.app("app-1");
+        assert_eq!((app.status, app.version), (status, 1), "{status:?}: untouched");
+        assert!(w.listener.deleted.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_deletion_that_timed_out_fails_the_app_and_keeps_its_resources_for_the_next_delete() {
+    let mut app = app_ready_for_wiring();
+    app.status = AppStatus::Deleting;
+    app.deletion_version = Some(3);
+    let w = world(app);
+    // An earlier attempt's run ending changes nothing; the current attempt's does.
+    w.provisioner.run_ended(run_ended("app-1-delete-2", "TIMED_OUT", Some("States.Timeout"))).await.unwrap();
+    assert_eq!(w.apps.app("app-1").status, AppStatus::Deleting);
+    w.provisioner.run_ended(run_ended("app-1-delete-3", "TIMED_OUT", Some("States.Timeout"))).await.unwrap();
+    let app = w.apps.app("app-1");
+    assert_eq!(app.status, AppStatus::Failed);
+    assert_eq!(app.error.unwrap().code, "States.Timeout");
+    assert_eq!(app.resources.certificate_arn.as_deref(), Some("arn:cert"), "kept for the next delete");
+}
