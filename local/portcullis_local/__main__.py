@@ -97,6 +97,7 @@ def cmd_test_run(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args.state_dir, ".local/test")
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "stack.log"
+    args.iam_calls.unlink(missing_ok=True)  # never let a check read an earlier run's calls
 
     # The stack's own logs and cargo lambda's output go to the log file, so the command's output
     # stays readable; the file is shown when the command fails.
@@ -133,6 +134,9 @@ def cmd_test_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+        if stack.calls is not None:
+            stack.calls.write(args.iam_calls)
+            print(f"AWS calls of the functions recorded in {args.iam_calls}", file=sys.stderr)
         log_file.flush()
         if code != 0:
             print(f"\n--- last lines of {log_path} ---\n{_tail(log_path)}", file=sys.stderr)
@@ -169,6 +173,12 @@ def parser() -> argparse.ArgumentParser:
     test_run = commands.add_parser("test-run", help="run CMD against a fresh stack on free ports")
     test_run.add_argument("--state-dir", help="default: .local/test")
     _add_source_options(test_run)
+    test_run.add_argument(
+        "--iam-calls",
+        type=Path,
+        default=REPO_ROOT / "target/iam/calls.json",
+        help="where the AWS actions each function performed are written (default: target/iam/calls.json)",
+    )
     test_run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG…]")
     test_run.set_defaults(run=cmd_test_run)
 
