@@ -3,6 +3,7 @@
     PYTHONPATH=local .local/venv/bin/python -m portcullis_local dev [--free-ports] [--state-dir DIR]
     PYTHONPATH=local .local/venv/bin/python -m portcullis_local test-run [--state-dir DIR] -- CMD [ARG…]
     PYTHONPATH=local .local/venv/bin/python -m portcullis_local token [--user EMAIL] [--state-dir DIR]
+    PYTHONPATH=local .local/venv/bin/python -m portcullis_local iam-check [--calls FILE] [--template FILE] [--strict]
 
 Ports: PORTCULLIS_API_PORT (4000), PORTCULLIS_AWS_PORT (4566), PORTCULLIS_LAMBDA_PORT (9000).
 """
@@ -136,7 +137,7 @@ def cmd_test_run(args: argparse.Namespace) -> int:
         stack.stop()
         if stack.calls is not None:
             stack.calls.write(args.iam_calls)
-            print(f"AWS calls of the functions recorded in {args.iam_calls}", file=sys.stderr)
+            print(f"AWS calls of the functions recorded in {args.iam_calls} (check: iam-check)", file=sys.stderr)
         log_file.flush()
         if code != 0:
             print(f"\n--- last lines of {log_path} ---\n{_tail(log_path)}", file=sys.stderr)
@@ -150,6 +151,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     stack = load_stack_file(_state_dir(args.state_dir, ".local"))
     print(id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], args.user, args.password))
     return 0
+
+
+def cmd_iam_check(args: argparse.Namespace) -> int:
+    from . import iam_check
+
+    if not args.calls.exists():
+        print(f"iam-check: {args.calls} not found: it is written by test-run when the stack stops", file=sys.stderr)
+        return 2
+    return iam_check.run(args.calls, args.template, strict=args.strict)
 
 
 def _add_source_options(command: argparse.ArgumentParser) -> None:
@@ -181,6 +191,14 @@ def parser() -> argparse.ArgumentParser:
     )
     test_run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG…]")
     test_run.set_defaults(run=cmd_test_run)
+
+    iam = commands.add_parser(
+        "iam-check", help="check the AWS calls test-run recorded against each function's role in the template"
+    )
+    iam.add_argument("--calls", type=Path, default=REPO_ROOT / "target/iam/calls.json")
+    iam.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
+    iam.add_argument("--strict", action="store_true", help="also fail on granted actions that no test exercised")
+    iam.set_defaults(run=cmd_iam_check)
 
     token = commands.add_parser("token", help="print an operator's ID token")
     token.add_argument("--user", default=c.ADMIN_USER)
