@@ -128,6 +128,10 @@ def test_users_api_update_item_is_reported_against_the_policy_before_the_fix(tmp
     assert report.unexercised["portcullis-users-api"] == ["cognito-idp:AdminGetUser"]
 
 
+def test_users_api_may_update_items_now(roles):
+    assert decide(roles["portcullis-users-api"], "dynamodb:UpdateItem").allowed
+
+
 # --- the template's callers and roles ----------------------------------------------------------------
 
 
