@@ -8,8 +8,9 @@ by ``iam_audit``, held against that caller's role in the translated ``infra/temp
   ``load_aws_config``); a state machine's is its ``Name`` (``portcullis-provision``).
 - **Evaluation is action-level.** An action is allowed when an ``Allow`` statement's ``Action`` matches
   it (``*`` and ``?`` wildcards, case-insensitive) and no ``Deny`` whose ``Resource`` is ``"*"`` matches
-  it. ``Condition`` blocks and resource ARNs are not evaluated (the emulator knows neither the tags
-  conditions test nor the real ARNs), so a resource-scoped ``Deny`` never denies here.
+  it. ``Condition`` blocks and resource ARNs are not evaluated (the ARNs are templates of the deployed
+  names and the conditions need the request context IAM sees), so a resource-scoped ``Deny`` never
+  denies here.
 - **Dependent actions.** Some calls are also authorized as other actions, with the caller's rights
   (:data:`IMPLIED`): a caller that performs the first needs the second too, and a granted action that
   only such a call needs is "authorized implicitly", not unused. So is one the AWS service itself uses
@@ -17,13 +18,13 @@ by ``iam_audit``, held against that caller's role in the translated ``infra/temp
 - **Managed policies** SAM attaches (:data:`MANAGED_POLICIES`) serve the Lambda service and runtime
   (logs, X-Ray): they count for allowing, and are never listed as unused.
 
-Exit status: 1 when a caller performed an action its role does not allow (or a caller has no role in
-the template); granted actions no test exercised are listed, and fail only with ``--strict``.
+Exit status: 1 when a caller performed an action its role does not allow, a caller has no role in the
+template, or no function call was recorded at all; granted actions no test exercised are listed, and
+fail only with ``--strict``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -139,7 +140,8 @@ MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
 def translate(template_path: Path) -> dict:
     """The template as CloudFormation sees it after the SAM transform (samtranslator, which cfn-lint
     brings). Local paths (CodeUri, DefinitionUri) become placeholder S3 locations and the API's
-    included OpenAPI body a stub: neither changes a role."""
+    included OpenAPI body a stub: neither changes a role. Kept minimal on purpose: a shared
+    ``template.translate`` can replace it (same contract: path in, translated template out)."""
     from samtranslator.parser import parser
     from samtranslator.translator.translator import Translator
 

@@ -17,7 +17,6 @@ from portcullis_local.iam_check import (
     decide,
     matches,
     principals,
-    render,
     run,
     translate,
 )
