@@ -24,6 +24,7 @@ test: tools
 	$(PY) -m pytest local/tests -q
 	cargo test --workspace --lib --bins --locked
 	$(TEST_ENV) $(LOCAL) test-run -- cargo test --locked -p portcullis-e2e --tests
+	$(LOCAL) iam-check --calls target/iam/calls.json --template infra/template.yaml
 
 ## token: print an ID token for admin@demo.test (or USER=…) of the running `make dev` stack
 token: tools

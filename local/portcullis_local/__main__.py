@@ -3,6 +3,7 @@
     PYTHONPATH=local .local/venv/bin/python -m portcullis_local dev [--free-ports] [--state-dir DIR]
     PYTHONPATH=local .local/venv/bin/python -m portcullis_local test-run [--state-dir DIR] -- CMD [ARG…]
     PYTHONPATH=local .local/venv/bin/python -m portcullis_local token [--user EMAIL] [--state-dir DIR]
+    PYTHONPATH=local .local/venv/bin/python -m portcullis_local iam-check [--calls FILE] [--template FILE] [--strict]
 
 Ports: PORTCULLIS_API_PORT (4000), PORTCULLIS_AWS_PORT (4566), PORTCULLIS_LAMBDA_PORT (9000).
 """
@@ -97,6 +98,7 @@ def cmd_test_run(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args.state_dir, ".local/test")
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "stack.log"
+    args.iam_calls.unlink(missing_ok=True)  # never let a check read an earlier run's calls
 
     # The stack's own logs and cargo lambda's output go to the log file, so the command's output
     # stays readable; the file is shown when the command fails.
@@ -133,6 +135,9 @@ def cmd_test_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+        if stack.calls is not None:
+            stack.calls.write(args.iam_calls)
+            print(f"AWS calls of the functions recorded in {args.iam_calls} (check: iam-check)", file=sys.stderr)
         log_file.flush()
         if code != 0:
             print(f"\n--- last lines of {log_path} ---\n{_tail(log_path)}", file=sys.stderr)
@@ -146,6 +151,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     stack = load_stack_file(_state_dir(args.state_dir, ".local"))
     print(id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], args.user, args.password))
     return 0
+
+
+def cmd_iam_check(args: argparse.Namespace) -> int:
+    from . import iam_check
+
+    if not args.calls.exists():
+        print(f"iam-check: {args.calls} not found: it is written by test-run when the stack stops", file=sys.stderr)
+        return 2
+    return iam_check.run(args.calls, args.template, strict=args.strict)
 
 
 def _add_source_options(command: argparse.ArgumentParser) -> None:
@@ -169,8 +183,22 @@ def parser() -> argparse.ArgumentParser:
     test_run = commands.add_parser("test-run", help="run CMD against a fresh stack on free ports")
     test_run.add_argument("--state-dir", help="default: .local/test")
     _add_source_options(test_run)
+    test_run.add_argument(
+        "--iam-calls",
+        type=Path,
+        default=REPO_ROOT / "target/iam/calls.json",
+        help="where the AWS actions each function performed are written (default: target/iam/calls.json)",
+    )
     test_run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG…]")
     test_run.set_defaults(run=cmd_test_run)
+
+    iam = commands.add_parser(
+        "iam-check", help="check the AWS calls test-run recorded against each function's role in the template"
+    )
+    iam.add_argument("--calls", type=Path, default=REPO_ROOT / "target/iam/calls.json")
+    iam.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
+    iam.add_argument("--strict", action="store_true", help="also fail on granted actions that no test exercised")
+    iam.set_defaults(run=cmd_iam_check)
 
     token = commands.add_parser("token", help="print an operator's ID token")
     token.add_argument("--user", default=c.ADMIN_USER)

@@ -92,7 +92,7 @@ def create_state_machines(
     for path in sorted(directory.glob("*.asl.json")):
         name = state_machine_name(path)
         definition = render_definition(path.read_text(), substitutions, source=str(path))
-        arn = sfn.create_state_machine(name=name, definition=definition, roleArn=c.STATE_MACHINE_ROLE_ARN)[
+        arn = sfn.create_state_machine(name=name, definition=definition, roleArn=c.state_machine_role_arn(name))[
             "stateMachineArn"
         ]
         machines[name] = arn

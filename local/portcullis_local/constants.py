@@ -13,7 +13,14 @@ SECRET_ACCESS_KEY = "local"
 
 TABLE_NAME = "portcullis"
 STATE_MACHINE_PREFIX = "portcullis-"
-STATE_MACHINE_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/portcullis-statemachine"
+
+
+def state_machine_role_arn(name: str) -> str:
+    """Each state machine's role, named after it (SAM gives each its own role too). The executor's calls
+    carry the role's name as their SDK app name, which is how the IAM check tells them apart."""
+    return f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+
+
 PROVISIONER_FUNCTION = "provisioner"
 PROVISIONER_FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{PROVISIONER_FUNCTION}"
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from .iam_audit import CallLog, IamAudit, attribute_executor_calls
 from .inspection import Inspection
 from .invoke import DEFAULT_TIMEOUT, LambdaEndpoint
 
@@ -134,6 +135,8 @@ class Emulator:
         self.lambda_endpoint = LambdaEndpoint(host, lambda_port, lambda_timeout)
         self.acm_validation_wait = acm_validation_wait
         self.log_requests = log_requests
+        # Every AWS action each function (and state machine) performs, for the IAM check (iam_audit.py).
+        self.calls = CallLog()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -153,11 +156,14 @@ class Emulator:
         from . import patches
 
         patches.apply_all()
+        attribute_executor_calls()
         if not self.log_requests:
             # The Step Functions executor polls and calls back constantly; one line per request
             # would bury everything else.  Errors still get through.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = Inspection(LambdaFront(DomainDispatcherApplication(create_backend_app), self.lambda_endpoint))
+        app = IamAudit(
+            Inspection(LambdaFront(DomainDispatcherApplication(create_backend_app), self.lambda_endpoint)), self.calls
+        )
         try:
             self._server = make_server(
                 self.host, self.requested_port, app, threaded=True, request_handler=MotoRequestHandler

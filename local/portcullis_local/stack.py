@@ -30,6 +30,7 @@ from . import constants as c
 from .bootstrap import DEFAULT_STATEMACHINE_DIR, bootstrap, register_demo_tenant
 from .emulator import DEFAULT_ACM_VALIDATION_WAIT, Emulator
 from .gateway import Gateway, GatewayResponses, RouteTable
+from .iam_audit import CallLog
 from .invoke import LambdaEndpoint
 from .run_events import Rule, RunEvents
 
@@ -296,6 +297,8 @@ class Stack:
         self.cargo_lambda: CargoLambda | None = None
         self.run_events: RunEvents | None = None
         self.description: dict[str, str] = {}
+        # The emulator's record of every AWS call (iam_audit.py); kept after stop() so it can be written.
+        self.calls: CallLog | None = None
 
     @property
     def stack_file(self) -> Path:
@@ -326,6 +329,7 @@ class Stack:
 
         acm_wait = int(os.environ.get("PORTCULLIS_ACM_VALIDATION_WAIT", DEFAULT_ACM_VALIDATION_WAIT))
         self.emulator = Emulator(lambda_port=self.ports.lambda_, host=HOST, port=self.ports.aws, acm_validation_wait=acm_wait)
+        self.calls = self.emulator.calls
         self.emulator.start()
 
         resources = bootstrap(self.emulator.url, self.statemachine_dir)

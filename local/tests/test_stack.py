@@ -81,6 +81,7 @@ def test_test_run_gives_the_command_a_stack_and_cleans_up(tmp_path, sources, lau
     state_dir = tmp_path / "state"
     result = subprocess.run(
         [sys.executable, "-m", "portcullis_local", "test-run", "--state-dir", str(state_dir), *sources,
+         "--iam-calls", str(tmp_path / "iam" / "calls.json"),
          "--", sys.executable, "-c", INNER, str(tmp_path / "seen.json")],
         env=launcher_env, capture_output=True, text=True, timeout=120,
     )
@@ -105,6 +106,10 @@ def test_test_run_gives_the_command_a_stack_and_cleans_up(tmp_path, sources, lau
     assert "last lines of" in result.stderr  # the command failed, so the stack's log is shown
     assert not (state_dir / "stack.json").exists()
     assert len(_pids(tmp_path)) == 3 and not any(_alive(pid) for pid in _pids(tmp_path))
+
+    # The AWS calls are written when the stack stops: here only the bootstrap's, which are no function's.
+    calls = json.loads((tmp_path / "iam" / "calls.json").read_text())
+    assert calls["calls"] == {} and calls["harness"]["dynamodb:CreateTable"] == 1
 
 
 def test_dev_stops_everything_on_sigint(tmp_path, sources, launcher_env):

@@ -14,7 +14,7 @@ use portcullis::lambda::serve_api;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
-    let aws = load_aws_config().await;
+    let aws = load_aws_config("portcullis-apps-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let api = AppsApi {
         apps: store.clone(),

@@ -13,7 +13,7 @@ use portcullis::workflow::Provisioner;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     portcullis::telemetry::init();
-    let aws = load_aws_config().await;
+    let aws = load_aws_config("portcullis-provisioner").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let provisioner = Provisioner {
         apps: store.clone(),

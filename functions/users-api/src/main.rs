@@ -12,7 +12,7 @@ use portcullis::retry::Backoff;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
-    let aws = load_aws_config().await;
+    let aws = load_aws_config("portcullis-users-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let api = UsersApi {
         apps: store.clone(),

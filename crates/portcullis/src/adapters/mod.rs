@@ -32,8 +32,14 @@ pub(crate) const APP_ID_TAG: &str = "portcullis:app-id";
 
 /// Loads the AWS configuration (region, credentials, endpoint overrides such as `AWS_ENDPOINT_URL`).
 /// Call once per cold start and build every client from it.
-pub async fn load_aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+///
+/// `app_name` names the function in every request's user agent (`app/portcullis-apps-api`): CloudTrail
+/// shows it as the caller's user agent, and the local stack tells the functions' calls apart by it to
+/// check each against the function's role (local/portcullis_local/iam_audit.py).
+pub async fn load_aws_config(app_name: &'static str) -> Result<aws_config::SdkConfig> {
+    let app_name = aws_config::AppName::new(app_name)
+        .map_err(|e| Error::internal_from(format!("invalid SDK app name {app_name:?}"), e))?;
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest()).app_name(app_name).load().await)
 }
 
 /// An AWS call's failure, reduced to what adapters decide on, with the SDK error kept as the cause.
@@ -165,6 +171,12 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(pages, vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_app_name_is_refused_before_loading() {
+        let err = load_aws_config("not an app name").await.unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Internal);
     }
 
     #[test]
