@@ -29,7 +29,7 @@ def _aborted_run(sfn, machine_arn: str, payload: dict) -> str:
 
 def test_a_run_that_ended_is_delivered_once_as_eventbridge_shapes_it(aws, emulator, stub_lambda):
     sfn = aws("stepfunctions")
-    machine = sfn.create_state_machine(name=f"m-{uuid.uuid4().hex[:8]}", definition=WAITING, roleArn=c.STATE_MACHINE_ROLE_ARN)
+    machine = sfn.create_state_machine(name=f"m-{uuid.uuid4().hex[:8]}", definition=WAITING, roleArn=c.state_machine_role_arn("run-events-test"))
     earlier = _aborted_run(sfn, machine["stateMachineArn"], {"appId": "before"})
     events = RunEvents(emulator.url, LambdaEndpoint("127.0.0.1", stub_lambda.port), Rule(frozenset({"ABORTED"}), "echo"))
     events.skip_ended_so_far()
@@ -48,7 +48,7 @@ def test_a_run_that_ended_is_delivered_once_as_eventbridge_shapes_it(aws, emulat
 
 def test_a_refused_notice_is_delivered_again_then_given_up(aws, emulator, stub_lambda):
     sfn = aws("stepfunctions")
-    machine = sfn.create_state_machine(name=f"m-{uuid.uuid4().hex[:8]}", definition=WAITING, roleArn=c.STATE_MACHINE_ROLE_ARN)
+    machine = sfn.create_state_machine(name=f"m-{uuid.uuid4().hex[:8]}", definition=WAITING, roleArn=c.state_machine_role_arn("run-events-test"))
     events = RunEvents(emulator.url, LambdaEndpoint("127.0.0.1", stub_lambda.port), Rule(frozenset({"ABORTED"}), "boom"))
     events.skip_ended_so_far()
     ended = _aborted_run(sfn, machine["stateMachineArn"], {})
