@@ -250,6 +250,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         domain: "grafana.example.com".into(),
         target: Target::Alb { listener_arn: LISTENER.into(), target_group_arn: TARGET_GROUP.into() },
         session_timeout_seconds: 3600,
+        dns_alias: false,
         status,
         step: None,
         resources: Resources::default(),
