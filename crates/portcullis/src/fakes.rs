@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    App, AppEvent, AppStatus, Caller, DomainRule, EnvironmentState, GrantedTarget, Invitation, ListenerDefault,
-    ListenerProtocol, LoadBalancerView, Registration, Resources, Role, RuleAction, SesConfig, Target, Tenant,
-    TenantQuotas,
+    AliasTarget, App, AppEvent, AppStatus, Caller, DomainRule, EnvironmentState, GrantedTarget, Invitation,
+    ListenerDefault, ListenerProtocol, LoadBalancerView, Registration, Resources, Role, RuleAction, SesConfig, Target,
+    Tenant, TenantQuotas,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -340,6 +340,14 @@ impl LoadBalancer for MemoryListener {
         listener.expect("a listener of the test's load balancer").default_actions = vec![action];
         Ok(())
     }
+    async fn alias_target(&self, _: &str) -> Result<Option<AliasTarget>> {
+        Ok(Some(load_balancer_alias()))
+    }
+}
+
+/// Where [`MemoryListener`]'s load balancer answers.
+pub fn load_balancer_alias() -> AliasTarget {
+    AliasTarget { dns_name: "demo-1.us-east-1.elb.example.".into(), zone_id: "ZLOADBALANCER".into() }
 }
 
 /// No Elastic Beanstalk environment at all.
