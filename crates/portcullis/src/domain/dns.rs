@@ -182,15 +182,16 @@ pub fn placement(
     };
     if let Some(other) = found.iter().find(|f| in_the_way(f)) {
         let what = match other {
-            FoundRecord::Known(value) => format!("a {} record to {}", value.record_type(), value.points_at()),
-            FoundRecord::Other(kind) => format!("a {kind} record"),
+            FoundRecord::Known(value) => {
+                format!("{} at {} pointing at {}", value.record_type(), wanted.name, value.points_at())
+            }
+            FoundRecord::Other(kind) => format!("{kind} at {}", wanted.name),
         };
         return Placement::Conflict(format!(
-            "hosted zone {} ({}) already has {what} at {}, which Portcullis did not make and does not replace; \
-             remove it to let Portcullis write {wanted}{}",
+            "hosted zone {} ({}) already has a record of type {what}, which Portcullis did not make and does not \
+             replace; remove it to let Portcullis write {wanted}{}",
             zone.id,
             zone.name,
-            wanted.name,
             match wanted.value {
                 RecordValue::Alias { .. } => ", or create the app without dnsAlias",
                 RecordValue::Cname { .. } => "",
@@ -311,7 +312,10 @@ mod tests {
         let wanted = DnsRecord::validation(&acm()).unwrap();
         let elsewhere = FoundRecord::Known(RecordValue::Cname { value: "someone.else.".into(), ttl: 300 });
         let Placement::Conflict(why) = placement(&wanted, &zone(), &[elsewhere], true) else { panic!("conflict") };
-        assert!(why.contains("a CNAME record to someone.else.") && why.contains("_d930.grafana.example.com."), "{why}");
+        assert!(
+            why.contains("a record of type CNAME at _d930.grafana.example.com. pointing at someone.else."),
+            "{why}"
+        );
         // Nothing can share a name with a CNAME.
         let txt = FoundRecord::Other("TXT".into());
         assert!(matches!(placement(&wanted, &zone(), std::slice::from_ref(&txt), false), Placement::Conflict(_)));
