@@ -11,7 +11,8 @@ use crate::domain::{
     App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, DnsRecord, EmailSending, Exposure,
     HostedZone, LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Placement, Poll, ProtectedApp,
     RecordState, Resources, Step, Target, Tenant, WORKFLOW_ACTOR, ZoneRecord, closures, exposed, exposures,
-    invitation_message, left_open, lowest_free_priority, not_registered, placement, pool_domain_prefix, zone_problem,
+    invitation_message, left_open, lowest_free_priority, not_registered, placement, pool_domain_prefix, zone_covers,
+    zone_problem,
 };
 use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
@@ -168,12 +169,20 @@ impl Provisioner {
                 format!("the validation record of the certificate for {} is not given yet", app.domain),
             ));
         };
-        DnsRecord::validation(given).ok_or_else(|| {
+        let record = DnsRecord::validation(given).ok_or_else(|| {
             StepFailure::new(
                 FailureName::AwsError,
                 format!("the certificate's validation record is a {} record, not a CNAME", given.record_type),
             )
-        })
+        })?;
+        // Only names under the app's own domain are written, whatever the answer says.
+        if !zone_covers(&app.domain, &record.name) {
+            return Err(StepFailure::new(
+                FailureName::AwsError,
+                format!("the certificate's validation record {} is not under {}", record.name, app.domain),
+            ));
+        }
+        Ok(record)
     }
 
     /// The tenant's hosted zone, if a platform operator gave it one, once it is known to take the app's

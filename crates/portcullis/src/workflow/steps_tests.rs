@@ -463,6 +463,18 @@ async fn a_record_not_given_yet_is_pending_for_the_state_machine_to_retry() {
 }
 
 #[tokio::test]
+async fn a_validation_record_outside_the_apps_domain_is_never_written() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_record = Some(ValidationRecord { name: "_x.other.example.com.".into(), ..acm_record() });
+    let mut w = world(app);
+    with_zone(&mut w);
+    let err = w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::AwsError, "{err}");
+    assert!(err.message.contains("not under grafana.example.com"), "{err}");
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_zone_that_is_missing_private_or_does_not_cover_the_domain_fails_before_anything_is_written() {
     for zone in [
         None,
