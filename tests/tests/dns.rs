@@ -167,9 +167,15 @@ async fn an_elastic_beanstalk_app_gets_an_alias_to_its_environments_load_balance
     delete(&h, &tenant, &id).await;
     assert!(h.records_at(&zone_id, &domain).await.is_empty(), "the alias is removed");
     assert!(h.records_at(&zone_id, &validation).await.is_empty(), "the validation record is removed");
-    let removed = events(&h, &tenant, &id).await.into_iter().find(|(action, _)| action == "dns.records-removed");
-    let removed = removed.expect("an event").1;
-    assert!(removed.contains(&format!("A {domain}.")) && removed.contains(&validation), "{removed}");
+    let history = events(&h, &tenant, &id).await;
+    let removed: Vec<&String> =
+        history.iter().filter(|(action, _)| action == "dns.records-removed").map(|(_, detail)| detail).collect();
+    assert_eq!(removed.len(), 2, "{history:?}");
+    assert!(
+        removed[0].starts_with(&format!("A {domain}.")) && removed[0].ends_with("removed"),
+        "alias first: {removed:?}"
+    );
+    assert!(removed[1].contains(&validation) && removed[1].ends_with("removed"), "{removed:?}");
 }
 
 /// Records a second live app of the tenant that relies on `app_id`'s validation record, straight in the

@@ -623,10 +623,9 @@ impl Provisioner {
     /// so compensation and deletion can both run it, as often as needed.
     async fn teardown(&self, app: &mut App) -> StepResult {
         let r = app.resources.clone();
-        let mut dns = Vec::new();
         // First, so the name stops leading to the load balancer before its login goes.
         if let Some(alias) = &r.alias_dns {
-            dns.push(self.remove_placed(app, alias).await?);
+            self.remove_placed(app, alias, RecordSlot::Alias).await?;
         }
         // Newest first: the routes were closed after the rule was made.
         for closure in r.closed_routes.iter().rev() {
@@ -660,7 +659,7 @@ impl Provisioner {
             self.user_pools.delete_pool(pool).await?;
         }
         if let Some(validation) = &r.validation_dns {
-            dns.push(self.remove_placed(app, validation).await?);
+            self.remove_placed(app, validation, RecordSlot::Validation).await?;
         }
         if let Ok(certificate) = r.certificate() {
             self.certificates.delete(certificate).await?;
@@ -669,30 +668,35 @@ impl Provisioner {
         app.resources =
             Resources { listener_arn: r.listener_arn, target_group_arn: r.target_group_arn, ..Default::default() };
         self.apps.update(app).await?;
-        if !dns.is_empty() {
-            self.record(app, AuditAction::DnsRecordsRemoved, dns.join("; ")).await?;
-        }
         let detail = "rule, listener certificate, pool, client, domain, certificate";
         self.record(app, AuditAction::ResourcesRemoved, detail).await?;
         Ok(StepOutput::Done)
     }
 
     /// Removes a record the app placed, exactly as recorded, unless someone else made it or another live
-    /// app relies on it; says what became of it.
-    async fn remove_placed(&self, app: &App, placed: &ZoneRecord) -> StepResult<String> {
+    /// app relies on it; then forgets it (so a retried teardown does not ask again) and says what became
+    /// of it.
+    async fn remove_placed(&self, app: &mut App, placed: &ZoneRecord, slot: RecordSlot) -> StepResult<()> {
+        let outcome = self.removal(app, placed).await?;
+        *slot.of_mut(&mut app.resources) = None;
+        self.apps.update(app).await?;
+        self.record(app, AuditAction::DnsRecordsRemoved, format!("{placed} {outcome}")).await
+    }
+
+    async fn removal(&self, app: &App, placed: &ZoneRecord) -> StepResult<&'static str> {
         if !placed.state.owned() {
-            return Ok(format!("{placed} left in place: it was there before Portcullis"));
+            return Ok("left in place: it was there before Portcullis");
         }
         let (zone, name) = (&placed.zone_id, &placed.record.name);
         self.record_claims.release(zone, name, &app.id).await?;
         if let Some(other) = self.others_relying_on(zone, name, app).await?.first() {
             tracing::info!(record = %placed, other_app = %other.app_id, "record kept: another app relies on it");
-            return Ok(format!("{placed} kept: another app relies on it"));
+            return Ok("kept: another app relies on it");
         }
         Ok(match self.dns.delete(zone, &placed.record, &app.id).await? {
-            Removal::Deleted => format!("{placed} removed"),
-            Removal::AlreadyGone => format!("{placed} was already gone"),
-            Removal::Changed => format!("{placed} left alone: it was changed since Portcullis wrote it"),
+            Removal::Deleted => "removed",
+            Removal::AlreadyGone => "was already gone",
+            Removal::Changed => "left alone: it was changed since Portcullis wrote it",
         })
     }
 

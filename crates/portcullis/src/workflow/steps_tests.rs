@@ -656,3 +656,38 @@ async fn an_alias_over_a_record_someone_else_made_fails_and_one_without_a_zone_f
     assert_eq!(err.name, FailureName::HostedZoneMismatch, "{err}");
     assert!(err.message.contains("no hosted zone"), "{err}");
 }
+
+/// ACM keeps a detached certificate "in use" for a while: its deletion fails and the teardown is retried.
+struct InUse;
+
+#[async_trait]
+impl CertificateAuthority for InUse {
+    async fn request(&self, _: &str, _: &str, _: &str) -> Result<String> {
+        unreachable!()
+    }
+    async fn describe(&self, _: &str) -> Result<CertificateState> {
+        unreachable!()
+    }
+    async fn delete(&self, _: &str) -> Result<()> {
+        Err(crate::error::Error::retryable("the certificate is in use"))
+    }
+}
+
+#[tokio::test]
+async fn a_retried_teardown_removes_each_record_once_and_says_so_once() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_dns =
+        Some(ZoneRecord { zone_id: ZONE.into(), record: validation_dns(), state: RecordState::Published });
+    let mut w = world(app);
+    w.zone.records.lock().unwrap().push(validation_dns());
+    w.provisioner.certificates = Arc::new(InUse);
+    let err = w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::Retryable);
+    assert_eq!(w.apps.app("app-1").resources.validation_dns, None, "forgotten as soon as it is removed");
+    w.provisioner.certificates = Arc::new(Quiet);
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().len(), 1);
+    let removed: Vec<_> = actions(&w).into_iter().filter(|(a, _)| *a == AuditAction::DnsRecordsRemoved).collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].1.ends_with(" removed"), "{removed:?}");
+}
