@@ -53,6 +53,7 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub eb: aws_sdk_elasticbeanstalk::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub route53: aws_sdk_route53::Client,
     pub sfn: aws_sdk_sfn::Client,
 }
 
@@ -73,6 +74,7 @@ impl Harness {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             eb: aws_sdk_elasticbeanstalk::Client::new(&config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            route53: aws_sdk_route53::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client");
@@ -172,11 +174,13 @@ impl Harness {
 }
 
 /// A tenant registered for one test: allowed every host under demo.test, granted the targets the test
-/// asked for, with an admin's token.
+/// asked for, perhaps with a hosted zone, with an admin's token.
 pub struct TestTenant {
     pub id: String,
     pub admin: String,
     pub admin_email: String,
+    /// The hosted zone its registration names, if any.
+    pub hosted_zone: Option<String>,
     targets: tokio::sync::Mutex<Vec<Value>>,
 }
 
@@ -193,10 +197,21 @@ impl Harness {
 
     /// Registers the tenant `id` (allowed `*.demo.test`, no targets yet) and signs in an admin of it.
     pub async fn tenant_with_id(&self, id: &str) -> TestTenant {
-        self.register(id, &[]).await;
+        self.registered_tenant(id, None).await
+    }
+
+    /// Registers a fresh tenant (allowed `*.demo.test`, no targets yet) whose registration names the hosted
+    /// zone `zone_id`, as a platform operator sets it, and signs in an admin of it.
+    pub async fn tenant_in_zone(&self, zone_id: &str) -> TestTenant {
+        self.registered_tenant(&format!("t-{}", short_id()), Some(zone_id)).await
+    }
+
+    async fn registered_tenant(&self, id: &str, hosted_zone: Option<&str>) -> TestTenant {
+        self.register_in_zone(id, &[], hosted_zone).await;
         let admin_email = self.operator_email(Some(id), Some("admin")).await;
         let admin = self.token_for(&admin_email, TEST_PASSWORD).await;
-        TestTenant { id: id.to_string(), admin, admin_email, targets: tokio::sync::Mutex::new(Vec::new()) }
+        let targets = tokio::sync::Mutex::new(Vec::new());
+        TestTenant { id: id.to_string(), admin, admin_email, hosted_zone: hosted_zone.map(str::to_string), targets }
     }
 
     /// How the audit trail names an operator: their `sub`, and their (verified) email.
@@ -210,7 +225,15 @@ impl Harness {
 
     /// Registers (or re-registers) a tenant with these grants, as a platform operator.
     pub async fn register(&self, tenant_id: &str, targets: &[Value]) -> Value {
-        let body = serde_json::json!({"allowedDomains": ["*.demo.test"], "targets": targets});
+        self.register_in_zone(tenant_id, targets, None).await
+    }
+
+    /// Registers (or re-registers) a tenant with these grants and hosted zone, as a platform operator.
+    pub async fn register_in_zone(&self, tenant_id: &str, targets: &[Value], hosted_zone: Option<&str>) -> Value {
+        let mut body = serde_json::json!({"allowedDomains": ["*.demo.test"], "targets": targets});
+        if let Some(zone) = hosted_zone {
+            body["hostedZoneId"] = zone.into();
+        }
         let path = format!("/tenants/{tenant_id}");
         let reply = self.call(reqwest::Method::PUT, &path, Some(&self.platform().await), Some(&body)).await;
         assert_eq!(reply.status, 200, "registering {tenant_id}: {}", reply.text);
@@ -223,7 +246,7 @@ impl Harness {
         let mut granted = target.clone();
         granted["id"] = Value::String(format!("target-{}", short_id()));
         targets.push(granted);
-        self.register(&tenant.id, &targets).await;
+        self.register_in_zone(&tenant.id, &targets, tenant.hosted_zone.as_deref()).await;
         target
     }
 
@@ -464,6 +487,37 @@ impl Harness {
     async fn demo_listener(&self) -> elbv2::Listener {
         let out = self.aws.elb.describe_listeners().listener_arns(&self.stack.listener_arn).send().await.unwrap();
         out.listeners()[0].clone()
+    }
+}
+
+/// Route 53 scaffolding: hosted zones the tests make in the emulator, as a platform operator would have
+/// them before naming one in a tenant's registration.
+impl Harness {
+    /// A new public hosted zone named `name`; returns its id (`Z…`, as a registration names it).
+    pub async fn hosted_zone(&self, name: &str) -> String {
+        let out = self
+            .aws
+            .route53
+            .create_hosted_zone()
+            .name(name)
+            .caller_reference(uuid::Uuid::new_v4().to_string())
+            .send()
+            .await
+            .expect("create_hosted_zone");
+        let id = out.hosted_zone().expect("a hosted zone").id();
+        id.trim_start_matches("/hostedzone/").to_string()
+    }
+
+    /// The records of the zone at exactly `name` (any type).
+    pub async fn records_at(&self, zone_id: &str, name: &str) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
+        let out = self.aws.route53.list_resource_record_sets().hosted_zone_id(zone_id).send().await;
+        let out = out.expect("list_resource_record_sets");
+        let wanted = name.trim_end_matches('.');
+        out.resource_record_sets()
+            .iter()
+            .filter(|set| set.name().trim_end_matches('.').eq_ignore_ascii_case(wanted))
+            .cloned()
+            .collect()
     }
 }
 

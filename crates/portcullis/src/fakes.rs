@@ -8,14 +8,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    App, AppEvent, AppStatus, Caller, DomainRule, EnvironmentState, GrantedTarget, Invitation, ListenerDefault,
-    ListenerProtocol, LoadBalancerView, Registration, Resources, Role, RuleAction, SesConfig, Target, Tenant,
-    TenantQuotas,
+    AliasTarget, App, AppEvent, AppStatus, Caller, DnsRecord, DomainRule, EnvironmentState, FoundRecord, GrantedTarget,
+    HostedZone, Invitation, ListenerDefault, ListenerProtocol, LoadBalancerView, Registration, Resources, Role,
+    RuleAction, SesConfig, Target, Tenant, TenantQuotas,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppRepository, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page, PriorityReservations,
-    ProtectRule, Subject, TenantRegistry, TokenVerifier,
+    AppRepository, DnsZone, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page,
+    PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, Subject, TenantRegistry, TokenVerifier,
 };
 
 /// The tenant every fake caller belongs to.
@@ -250,6 +250,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         domain: "grafana.example.com".into(),
         target: Target::Alb { listener_arn: LISTENER.into(), target_group_arn: TARGET_GROUP.into() },
         session_timeout_seconds: 3600,
+        dns_alias: false,
         status,
         step: None,
         resources: Resources::default(),
@@ -338,6 +339,105 @@ impl LoadBalancer for MemoryListener {
         let listener = view.iter_mut().flat_map(|v| v.listeners.iter_mut()).find(|l| l.arn == listener_arn);
         listener.expect("a listener of the test's load balancer").default_actions = vec![action];
         Ok(())
+    }
+    async fn alias_target(&self, _: &str) -> Result<Option<AliasTarget>> {
+        Ok(Some(load_balancer_alias()))
+    }
+}
+
+/// Where [`MemoryListener`]'s load balancer answers.
+pub fn load_balancer_alias() -> AliasTarget {
+    AliasTarget { dns_name: "demo-1.us-east-1.elb.example.".into(), zone_id: "ZLOADBALANCER".into() }
+}
+
+/// The hosted zone [`MemoryZone`] holds: `example.com.`, public.
+pub const ZONE: &str = "ZEXAMPLE";
+
+/// One hosted zone and its records (name → records there), with every write and delete recorded.
+pub struct MemoryZone {
+    pub zone: Mutex<Option<HostedZone>>,
+    pub records: Mutex<Vec<DnsRecord>>,
+    /// Records at a name Portcullis did not make, as the zone reports them.
+    pub foreign: Mutex<Vec<(String, FoundRecord)>>,
+    pub upserts: Mutex<Vec<DnsRecord>>,
+    pub deletes: Mutex<Vec<DnsRecord>>,
+}
+
+impl Default for MemoryZone {
+    fn default() -> Self {
+        MemoryZone {
+            zone: Mutex::new(Some(HostedZone { id: ZONE.into(), name: "example.com.".into(), private: false })),
+            records: Mutex::default(),
+            foreign: Mutex::default(),
+            upserts: Mutex::default(),
+            deletes: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl DnsZone for MemoryZone {
+    async fn zone(&self, zone_id: &str) -> Result<Option<HostedZone>> {
+        Ok(self.zone.lock().unwrap().clone().filter(|z| z.id == zone_id))
+    }
+    async fn records_at(&self, _: &str, name: &str) -> Result<Vec<FoundRecord>> {
+        let mut found: Vec<FoundRecord> = self
+            .records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| FoundRecord::Known(r.value.clone()))
+            .collect();
+        found.extend(self.foreign.lock().unwrap().iter().filter(|(at, _)| at == name).map(|(_, f)| f.clone()));
+        Ok(found)
+    }
+    async fn upsert(&self, _: &str, record: &DnsRecord, _: &str) -> Result<()> {
+        self.upserts.lock().unwrap().push(record.clone());
+        let mut records = self.records.lock().unwrap();
+        records.retain(|r| !(r.name == record.name && r.value.record_type() == record.value.record_type()));
+        records.push(record.clone());
+        Ok(())
+    }
+    async fn delete(&self, _: &str, record: &DnsRecord, _: &str) -> Result<Removal> {
+        self.deletes.lock().unwrap().push(record.clone());
+        let mut records = self.records.lock().unwrap();
+        let same_kind = |r: &DnsRecord| r.name == record.name && r.value.record_type() == record.value.record_type();
+        Ok(match records.iter().position(same_kind) {
+            None => Removal::AlreadyGone,
+            Some(i) if records[i] != *record => Removal::Changed,
+            Some(i) => {
+                records.remove(i);
+                Removal::Deleted
+            }
+        })
+    }
+}
+
+/// Claims on records: (zone, name) → claims.
+#[derive(Default)]
+pub struct MemoryClaims {
+    pub claims: Mutex<BTreeMap<(String, String), Vec<RecordClaim>>>,
+}
+
+#[async_trait]
+impl RecordClaims for MemoryClaims {
+    async fn claim(&self, zone_id: &str, name: &str, claim: &RecordClaim) -> Result<()> {
+        let mut claims = self.claims.lock().unwrap();
+        let on = claims.entry((zone_id.into(), name.into())).or_default();
+        if !on.contains(claim) {
+            on.push(claim.clone());
+        }
+        Ok(())
+    }
+    async fn release(&self, zone_id: &str, name: &str, app_id: &str) -> Result<()> {
+        if let Some(on) = self.claims.lock().unwrap().get_mut(&(zone_id.into(), name.into())) {
+            on.retain(|c| c.app_id != app_id);
+        }
+        Ok(())
+    }
+    async fn claims(&self, zone_id: &str, name: &str) -> Result<Vec<RecordClaim>> {
+        Ok(self.claims.lock().unwrap().get(&(zone_id.into(), name.into())).cloned().unwrap_or_default())
     }
 }
 

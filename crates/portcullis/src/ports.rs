@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    App, AppEvent, AppUser, Caller, CertificateStatus, EnvironmentState, Invitation, Invitee, ListenerDefault,
-    ListenerProtocol, LoadBalancerView, SesConfig, SesIdentity, Tenant, ValidationRecord,
+    AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, DnsRecord, EnvironmentState, FoundRecord,
+    HostedZone, Invitation, Invitee, ListenerDefault, ListenerProtocol, LoadBalancerView, SesConfig, SesIdentity,
+    Tenant, ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -170,6 +171,52 @@ pub trait LoadBalancer: Send + Sync {
     async fn snapshot(&self, listener_arn: &str) -> Result<LoadBalancerView>;
     /// Replaces the listener's default action; a listener already gone is fine.
     async fn set_default(&self, listener_arn: &str, default: &ListenerDefault) -> Result<()>;
+    /// Where an alias record for an app on this listener points: the DNS name of the listener's load
+    /// balancer and the zone that serves it. `None` if there is no such listener.
+    async fn alias_target(&self, listener_arn: &str) -> Result<Option<AliasTarget>>;
+}
+
+/// What deleting a record came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    /// Nothing by that name and type was there.
+    AlreadyGone,
+    /// The record there says something else now: someone changed it, so it is not Portcullis's to delete.
+    Changed,
+}
+
+/// Hosted zones (DNS): a tenant's zone, read, and written only at the names of its apps' records.
+#[async_trait]
+pub trait DnsZone: Send + Sync {
+    /// The zone, or `None` if there is no such zone.
+    async fn zone(&self, zone_id: &str) -> Result<Option<HostedZone>>;
+    /// Every record at exactly this name, of any type.
+    async fn records_at(&self, zone_id: &str, name: &str) -> Result<Vec<FoundRecord>>;
+    /// Creates the record, or sets it to this value; the same again is a no-op. `app_id` goes into the
+    /// change's comment, for whoever reads the zone's history.
+    async fn upsert(&self, zone_id: &str, record: &DnsRecord, app_id: &str) -> Result<()>;
+    /// Deletes exactly this record (name, type and value).
+    async fn delete(&self, zone_id: &str, record: &DnsRecord, app_id: &str) -> Result<Removal>;
+}
+
+/// An app relying on a DNS record Portcullis wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordClaim {
+    pub tenant_id: String,
+    pub app_id: String,
+}
+
+/// Which apps rely on each DNS record Portcullis wrote, so that the last of them to go removes it (the
+/// certificate authority gives every certificate for a name in an account the same validation record).
+#[async_trait]
+pub trait RecordClaims: Send + Sync {
+    /// Notes that the app relies on the record; again is fine.
+    async fn claim(&self, zone_id: &str, name: &str, claim: &RecordClaim) -> Result<()>;
+    /// Forgets the app's claim; none is fine.
+    async fn release(&self, zone_id: &str, name: &str, app_id: &str) -> Result<()>;
+    /// Every claim on the record.
+    async fn claims(&self, zone_id: &str, name: &str) -> Result<Vec<RecordClaim>>;
 }
 
 /// Elastic Beanstalk environments.

@@ -1,5 +1,5 @@
 //! The store ports (`AppRepository`, `History`, `PriorityReservations`, `InvitationRecords`,
-//! `TenantRegistry`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
+//! `TenantRegistry`, `RecordClaims`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
 //! - `TENANT#t / APP#id`: an app (its fields, plus `version` for optimistic concurrency)
 //! - `DOMAIN#fqdn / DOMAIN`: the domain guard, written in the same transaction as the app
 //! - `APP#id / EVENT#<unix nanos>#<uuid>`: history, sortable by time
@@ -10,6 +10,7 @@
 //! - `TENANT#t / EVENT#…`: the registration's history
 //! - `TENANT#t / META`: the SES identity written by hand before the registry (read, never written)
 //! - `APP#id / USER#username`: an invitation (who invited whom, when)
+//! - `DNSRECORD#zone#name / APP#id`: an app relying on a DNS record Portcullis wrote in a hosted zone
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,7 +27,10 @@ use time::OffsetDateTime;
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
 use crate::domain::{App, AppEvent, AppStatus, Invitation, SesConfig, Tenant, domain_taken};
 use crate::error::{Error, Result};
-use crate::ports::{AppRepository, History, InvitationRecords, Page, PriorityReservations, Subject, TenantRegistry};
+use crate::ports::{
+    AppRepository, History, InvitationRecords, Page, PriorityReservations, RecordClaim, RecordClaims, Subject,
+    TenantRegistry,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -70,6 +74,10 @@ fn listener_pk(listener_arn: &str) -> String {
 
 fn priority_sk(priority: u32) -> String {
     format!("PRIORITY#{priority:05}")
+}
+
+fn record_claims_pk(zone_id: &str, name: &str) -> String {
+    format!("DNSRECORD#{zone_id}#{}", name.to_ascii_lowercase())
 }
 
 fn app_item(app: &App) -> Result<Item> {
@@ -373,6 +381,44 @@ impl PriorityReservations for DynamoStore {
     async fn release(&self, listener_arn: &str, priority: u32, app_id: &str) -> Result<()> {
         self.delete_if_held(listener_pk(listener_arn), priority_sk(priority), app_id, "DynamoDB DeleteItem (priority)")
             .await
+    }
+}
+
+#[async_trait]
+impl RecordClaims for DynamoStore {
+    async fn claim(&self, zone_id: &str, name: &str, claim: &RecordClaim) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(record_claims_pk(zone_id, name)))
+            .item("sk", s(app_sk(&claim.app_id)))
+            .item("appId", s(&claim.app_id))
+            .item("tenantId", s(&claim.tenant_id))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB PutItem (record claim)", e).into_error())?;
+        Ok(())
+    }
+
+    async fn release(&self, zone_id: &str, name: &str, app_id: &str) -> Result<()> {
+        let (pk, sk) = (record_claims_pk(zone_id, name), app_sk(app_id));
+        self.delete_if_held(pk, sk, app_id, "DynamoDB DeleteItem (record claim)").await
+    }
+
+    async fn claims(&self, zone_id: &str, name: &str) -> Result<Vec<RecordClaim>> {
+        let pk = record_claims_pk(zone_id, name);
+        let items = all_pages(|token| {
+            let pk = &pk;
+            async move { self.query_page(pk, "APP#", 100, token.as_deref(), false).await }
+        })
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let text = |key: &str| item.get(key)?.as_s().ok().cloned();
+                Some(RecordClaim { tenant_id: text("tenantId")?, app_id: text("appId")? })
+            })
+            .collect())
     }
 }
 

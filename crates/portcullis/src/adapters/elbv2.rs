@@ -9,7 +9,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{self, ListenerDefault, ListenerProtocol, ListenerView, LoadBalancerView, RuleAction, RuleView};
+use crate::domain::{
+    self, AliasTarget, ListenerDefault, ListenerProtocol, ListenerView, LoadBalancerView, RuleAction, RuleView,
+};
 use crate::error::{Error, Result};
 use crate::ports::{ListenerRule, LoadBalancer, ProtectRule};
 
@@ -269,6 +271,22 @@ impl LoadBalancer for ElbLoadBalancer {
         let result = self.client.modify_listener().listener_arn(listener_arn).default_actions(action).send().await;
         done_if(result.map_err(|e| aws_failure("ELB ModifyListener", e)), &["ListenerNotFound"]).map_err(elb_error)?;
         Ok(())
+    }
+
+    async fn alias_target(&self, listener_arn: &str) -> Result<Option<AliasTarget>> {
+        let Some(load_balancer) = self.describe_listener(listener_arn).await?.and_then(|l| l.load_balancer_arn) else {
+            return Ok(None);
+        };
+        let result = self.client.describe_load_balancers().load_balancer_arns(&load_balancer).send().await;
+        let found = done_if(result.map_err(|e| aws_failure("ELB DescribeLoadBalancers", e)), &["LoadBalancerNotFound"])
+            .map_err(elb_error)?;
+        Ok(found.and_then(|out| {
+            let balancer = out.load_balancers().first()?;
+            Some(AliasTarget {
+                dns_name: balancer.dns_name()?.to_string(),
+                zone_id: balancer.canonical_hosted_zone_id()?.to_string(),
+            })
+        }))
     }
 }
 

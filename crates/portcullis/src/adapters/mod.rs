@@ -8,6 +8,7 @@ mod dynamodb;
 mod elasticbeanstalk;
 mod elbv2;
 mod jwks;
+mod route53;
 mod stepfunctions;
 
 pub use acm::AcmCertificates;
@@ -17,6 +18,7 @@ pub use dynamodb::DynamoStore;
 pub use elasticbeanstalk::BeanstalkEnvironments;
 pub use elbv2::ElbLoadBalancer;
 pub use jwks::JwksTokenVerifier;
+pub use route53::Route53Zone;
 pub use stepfunctions::StepFunctionsWorkflow;
 
 use std::future::Future;

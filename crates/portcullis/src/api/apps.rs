@@ -102,6 +102,7 @@ impl AppsApi {
             domain: new.domain,
             target: new.target,
             session_timeout_seconds: new.session_timeout_seconds,
+            dns_alias: new.dns_alias,
             status: AppStatus::Provisioning,
             step: Some(Step::Certificate),
             resources: Resources::default(),
@@ -128,11 +129,15 @@ impl AppsApi {
     }
 
     /// The tenant's grants allow the app: the tenant is registered, the domain is allowed, the target is
-    /// granted, and another live app fits in the quota. Refused in the preflight's words.
+    /// granted, an alias record asked for has a hosted zone to go into, and another live app fits in the
+    /// quota. Refused in the preflight's words.
     async fn check_grants(&self, tenant_id: &str, new: &NewApp) -> Result<Tenant> {
         let tenant = self.tenants.get(tenant_id).await?.ok_or_else(|| Error::Forbidden(not_registered(tenant_id)))?;
         tenant.check_domain(&new.domain).map_err(Error::Forbidden)?;
         tenant.check_target(&new.target).map_err(Error::Forbidden)?;
+        if new.dns_alias {
+            tenant.check_dns_alias().map_err(Error::Forbidden)?;
+        }
         tenant.check_quota(self.apps.count_live(tenant_id).await?).map_err(Error::QuotaExceeded)?;
         Ok(tenant)
     }
@@ -402,6 +407,26 @@ mod tests {
         assert!(detail.contains("quotas.apps = 25"), "{detail}");
         assert_eq!(apps.all().len(), 25, "nothing was created");
         assert!(workflow.started().is_empty(), "a refused app starts no workflow");
+    }
+
+    #[tokio::test]
+    async fn an_alias_record_needs_the_tenants_hosted_zone() {
+        let (apps, workflow) = (Arc::new(MemoryApps::default()), Arc::new(Starter::default()));
+        let mut request = create_request();
+        let mut body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+        body["dnsAlias"] = true.into();
+        request.body = body.to_string();
+        let without_zone = api(workflow.clone(), apps.clone(), MemoryTenants::granting_the_fakes());
+        let detail = refusal(&without_zone, &request, 403).await;
+        assert!(detail.contains("no hosted zone") && detail.contains("hostedZoneId"), "{detail}");
+        assert!(apps.all().is_empty() && workflow.started().is_empty());
+
+        let zoned = MemoryTenants::granting_the_fakes();
+        zoned.tenants.lock().unwrap().get_mut(fakes::TENANT).unwrap().registration.hosted_zone_id =
+            Some("Z0123456789ABC".into());
+        let created = accepted(&api(workflow, apps.clone(), zoned), &request).await;
+        assert_eq!(created["dnsAlias"], true);
+        assert!(apps.all()[0].dns_alias);
     }
 
     #[tokio::test]

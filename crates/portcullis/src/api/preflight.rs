@@ -46,6 +46,17 @@ impl AppsApi {
             ),
             self.email_sending(&tenant).await?,
         ];
+        if new.dns_alias {
+            checks.push(Check::from_result(
+                CheckName::DnsAlias,
+                tenant.check_dns_alias().map(|zone| {
+                    format!(
+                        "once the app is protected, {} is pointed at its load balancer in hosted zone {zone}",
+                        new.domain
+                    )
+                }),
+            ));
+        }
         match tenant.check_target(&new.target) {
             // What is not granted is not looked at: preflight must not let a tenant probe others' resources.
             Err(refusal) => checks.push(Check::fail(CheckName::TargetGranted, refusal)),
@@ -192,6 +203,12 @@ mod tests {
     /// A viewer's preflight against the fakes' granted listener, whose load balancer is `view` (None: the
     /// load balancer must not be looked at).
     async fn preflight(target_group: &str, view: Option<LoadBalancerView>) -> (Value, Arc<MemoryApps>) {
+        let body = json!({"name": "Grafana", "domain": "grafana.example.com",
+            "target": {"type": "alb", "listenerArn": fakes::LISTENER, "targetGroupArn": target_group}});
+        preflight_of(body, view).await
+    }
+
+    async fn preflight_of(body: Value, view: Option<LoadBalancerView>) -> (Value, Arc<MemoryApps>) {
         let apps = Arc::new(MemoryApps::default());
         let listener = MemoryListener::default();
         *listener.view.lock().unwrap() = view;
@@ -209,9 +226,7 @@ mod tests {
         let mut request = ApiRequest {
             method: Method::POST,
             resource: "/apps/preflight".into(),
-            body: json!({"name": "Grafana", "domain": "grafana.example.com",
-                "target": {"type": "alb", "listenerArn": fakes::LISTENER, "targetGroupArn": target_group}})
-            .to_string(),
+            body: body.to_string(),
             ..Default::default()
         };
         request.headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer token"));
@@ -276,5 +291,16 @@ mod tests {
             report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "target.granted").unwrap()["detail"]
                 .clone();
         assert!(detail.as_str().unwrap().contains("is not one granted to tenant t"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn an_alias_record_without_a_hosted_zone_fails_as_post_apps_refuses_it() {
+        let body = json!({"name": "Grafana", "domain": "grafana.example.com", "dnsAlias": true,
+            "target": {"type": "alb", "listenerArn": fakes::LISTENER, "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/theirs/9"}});
+        let (report, _) = preflight_of(body, None).await;
+        assert_eq!(status_of(&report, "dns.alias"), Some("fail"), "{report}");
+        let (report, _) =
+            preflight("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/theirs/9", None).await;
+        assert_eq!(status_of(&report, "dns.alias"), None, "checked only when asked for: {report}");
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{CertificateStatus, Closure, EmailSending};
+use super::{CertificateStatus, Closure, EmailSending, ZoneRecord};
 use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
@@ -112,6 +112,13 @@ pub struct Resources {
     /// Routes around the login closed on the environment's own load balancer, restored on delete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closed_routes: Vec<Closure>,
+    /// The certificate's validation record in the tenant's hosted zone, recorded before it is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_dns: Option<ZoneRecord>,
+    /// The app's host name aliased to its load balancer in the tenant's hosted zone (asked for with
+    /// `dnsAlias`), recorded before it is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_dns: Option<ZoneRecord>,
 }
 
 /// A recorded user pool: what the listener rule and the pool's deletion need.
@@ -183,6 +190,10 @@ pub struct App {
     pub domain: String,
     pub target: Target,
     pub session_timeout_seconds: u32,
+    /// Point the domain at the load balancer with an alias record in the tenant's hosted zone, once the
+    /// app is protected.
+    #[serde(default)]
+    pub dns_alias: bool,
     pub status: AppStatus,
     pub step: Option<Step>,
     #[serde(default)]

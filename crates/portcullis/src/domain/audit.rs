@@ -15,6 +15,12 @@ pub enum AuditAction {
     CertificateRequested,
     #[serde(rename = "certificate.issued")]
     CertificateIssued,
+    #[serde(rename = "dns.validation-published")]
+    DnsValidationPublished,
+    #[serde(rename = "dns.alias-published")]
+    DnsAliasPublished,
+    #[serde(rename = "dns.records-removed")]
+    DnsRecordsRemoved,
     #[serde(rename = "environment.ready")]
     EnvironmentReady,
     #[serde(rename = "auth.created")]
@@ -81,6 +87,9 @@ mod tests {
             (AuditAction::AppDeleteRequested, "app.delete-requested"),
             (AuditAction::CertificateRequested, "certificate.requested"),
             (AuditAction::CertificateIssued, "certificate.issued"),
+            (AuditAction::DnsValidationPublished, "dns.validation-published"),
+            (AuditAction::DnsAliasPublished, "dns.alias-published"),
+            (AuditAction::DnsRecordsRemoved, "dns.records-removed"),
             (AuditAction::EnvironmentReady, "environment.ready"),
             (AuditAction::AuthCreated, "auth.created"),
             (AuditAction::ListenerWired, "listener.wired"),

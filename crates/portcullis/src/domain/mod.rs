@@ -4,6 +4,7 @@ mod app;
 mod audit;
 mod caller;
 mod certificate;
+mod dns;
 mod environment;
 mod exposure;
 mod naming;
@@ -18,6 +19,10 @@ pub use app::*;
 pub use audit::{AppEvent, AuditAction, WORKFLOW_ACTOR};
 pub use caller::{Caller, Claims, Role};
 pub use certificate::{CertificateProgress, CertificateStatus};
+pub use dns::{
+    AliasTarget, DnsRecord, FoundRecord, HostedZone, Placement, RecordState, RecordValue, VALIDATION_RECORD_TTL,
+    ZoneRecord, placement, zone_covers, zone_problem,
+};
 pub use environment::{EnvironmentHealth, EnvironmentState, EnvironmentStatus, ListenerProtocol};
 pub use exposure::{
     Closure, Entry, Exposure, ExposureKind, ListenerDefault, ListenerView, LoadBalancerView, ProtectedApp, RuleAction,

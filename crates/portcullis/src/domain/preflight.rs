@@ -28,6 +28,8 @@ pub enum CheckName {
     TenantQuota,
     #[serde(rename = "email.sending")]
     EmailSending,
+    #[serde(rename = "dns.alias")]
+    DnsAlias,
     #[serde(rename = "target.exists")]
     TargetExists,
     #[serde(rename = "listener.https")]

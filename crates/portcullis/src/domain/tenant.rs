@@ -337,6 +337,24 @@ impl Tenant {
         ))
     }
 
+    /// The hosted zone a platform operator gave the tenant, if any: the only zone Portcullis writes the
+    /// tenant's records in.
+    pub fn hosted_zone(&self) -> Option<&str> {
+        self.registration.hosted_zone_id.as_deref().filter(|zone| !zone.is_empty())
+    }
+
+    /// The tenant has a hosted zone for an app's alias record (`dnsAlias`); answers the zone.
+    pub fn check_dns_alias(&self) -> std::result::Result<&str, String> {
+        self.hosted_zone().ok_or_else(|| {
+            format!(
+                "tenant {} has no hosted zone for the app's alias record (dnsAlias); a platform operator can set \
+                 hostedZoneId with PUT /tenants/{}, or create the app without dnsAlias and point its domain at the \
+                 load balancer by hand",
+                self.id, self.id
+            )
+        })
+    }
+
     /// The SES identity invitations are sent through, if the tenant has one.
     pub fn ses(&self) -> Option<SesIdentity> {
         self.registration.ses.as_ref().map(SesConfig::identity)
@@ -439,6 +457,11 @@ mod tests {
         assert!(tenant.check_target(&other).unwrap_err().contains("granted: shared, eb"));
         assert!(tenant.check_quota(2).is_ok());
         assert!(tenant.check_quota(3).unwrap_err().contains("quotas.apps = 3"));
+        let refused = tenant.check_dns_alias().unwrap_err();
+        assert!(refused.contains("no hosted zone") && refused.contains("PUT /tenants/demo"), "{refused}");
+        let mut zoned = tenant;
+        zoned.registration.hosted_zone_id = Some("Z0123456789ABC".into());
+        assert_eq!(zoned.check_dns_alias(), Ok("Z0123456789ABC"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ struct CreateAppBody {
     domain: Option<serde_json::Value>,
     target: Option<serde_json::Value>,
     session_timeout_seconds: Option<serde_json::Value>,
+    dns_alias: Option<serde_json::Value>,
 }
 
 /// A validated request for a new app.
@@ -29,6 +30,8 @@ pub struct NewApp {
     pub domain: String,
     pub target: Target,
     pub session_timeout_seconds: u32,
+    /// Point the domain at the load balancer in the tenant's hosted zone once the app is protected.
+    pub dns_alias: bool,
 }
 
 /// Parses and validates the body of `POST /apps`.
@@ -50,7 +53,12 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
                 ))
             })?,
     };
-    Ok(NewApp { name, domain, target, session_timeout_seconds })
+    let dns_alias = match body.dns_alias {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(alias)) => alias,
+        Some(_) => return Err(Error::Invalid("dnsAlias must be true or false".into())),
+    };
+    Ok(NewApp { name, domain, target, session_timeout_seconds, dns_alias })
 }
 
 fn missing(field: &str) -> Error {
@@ -196,6 +204,16 @@ mod tests {
         assert_eq!(app.name, "Grafana");
         assert_eq!(app.domain, "grafana.example.com");
         assert_eq!(app.session_timeout_seconds, DEFAULT_SESSION_TIMEOUT_SECONDS);
+        assert!(!app.dns_alias, "the alias record is asked for, never assumed");
+    }
+
+    #[test]
+    fn the_alias_record_is_asked_for_with_a_boolean() {
+        let mut v: serde_json::Value = serde_json::from_str(&body("ok", "a.example.com")).unwrap();
+        v["dnsAlias"] = serde_json::json!(true);
+        assert!(validate_new_app(&v.to_string()).unwrap().dns_alias);
+        v["dnsAlias"] = serde_json::json!("yes");
+        assert_eq!(detail(validate_new_app(&v.to_string())), "dnsAlias must be true or false");
     }
 
     #[test]

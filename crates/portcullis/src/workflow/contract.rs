@@ -189,11 +189,13 @@ fn readable_cause(cause: &str) -> String {
 #[serde(tag = "step", rename_all = "camelCase")]
 pub enum StepInput {
     RequestCertificate(AppRef),
+    PublishValidationRecord(AppRef),
     CheckCertificate(PollingInput),
     CheckEnvironment(PollingInput),
     CreateAuth(AppRef),
     WireListener(AppRef),
     VerifyProtection(AppRef),
+    PublishDnsAlias(AppRef),
     Activate(AppRef),
     Teardown(AppRef),
     MarkFailed(FailureReport),
@@ -201,14 +203,16 @@ pub enum StepInput {
 }
 
 /// Which task, without its input: for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StepName {
     RequestCertificate,
+    PublishValidationRecord,
     CheckCertificate,
     CheckEnvironment,
     CreateAuth,
     WireListener,
     VerifyProtection,
+    PublishDnsAlias,
     Activate,
     Teardown,
     MarkFailed,
@@ -216,16 +220,34 @@ pub enum StepName {
 }
 
 impl StepName {
+    /// Every step, for checking the state machines against.
+    pub const ALL: [StepName; 12] = [
+        StepName::RequestCertificate,
+        StepName::PublishValidationRecord,
+        StepName::CheckCertificate,
+        StepName::CheckEnvironment,
+        StepName::CreateAuth,
+        StepName::WireListener,
+        StepName::VerifyProtection,
+        StepName::PublishDnsAlias,
+        StepName::Activate,
+        StepName::Teardown,
+        StepName::MarkFailed,
+        StepName::MarkDeleted,
+    ];
+
     /// The steps that build the app, which only a PROVISIONING app may run.
     pub fn provisions(self) -> bool {
         matches!(
             self,
             StepName::RequestCertificate
+                | StepName::PublishValidationRecord
                 | StepName::CheckCertificate
                 | StepName::CheckEnvironment
                 | StepName::CreateAuth
                 | StepName::WireListener
                 | StepName::VerifyProtection
+                | StepName::PublishDnsAlias
                 | StepName::Activate
         )
     }
@@ -234,11 +256,13 @@ impl StepName {
     pub fn as_str(self) -> &'static str {
         match self {
             StepName::RequestCertificate => "requestCertificate",
+            StepName::PublishValidationRecord => "publishValidationRecord",
             StepName::CheckCertificate => "checkCertificate",
             StepName::CheckEnvironment => "checkEnvironment",
             StepName::CreateAuth => "createAuth",
             StepName::WireListener => "wireListener",
             StepName::VerifyProtection => "verifyProtection",
+            StepName::PublishDnsAlias => "publishDnsAlias",
             StepName::Activate => "activate",
             StepName::Teardown => "teardown",
             StepName::MarkFailed => "markFailed",
@@ -252,11 +276,13 @@ impl StepInput {
     pub fn name(&self) -> StepName {
         match self {
             StepInput::RequestCertificate(_) => StepName::RequestCertificate,
+            StepInput::PublishValidationRecord(_) => StepName::PublishValidationRecord,
             StepInput::CheckCertificate(_) => StepName::CheckCertificate,
             StepInput::CheckEnvironment(_) => StepName::CheckEnvironment,
             StepInput::CreateAuth(_) => StepName::CreateAuth,
             StepInput::WireListener(_) => StepName::WireListener,
             StepInput::VerifyProtection(_) => StepName::VerifyProtection,
+            StepInput::PublishDnsAlias(_) => StepName::PublishDnsAlias,
             StepInput::Activate(_) => StepName::Activate,
             StepInput::Teardown(_) => StepName::Teardown,
             StepInput::MarkFailed(_) => StepName::MarkFailed,
@@ -268,9 +294,11 @@ impl StepInput {
     pub fn app(&self) -> &AppRef {
         match self {
             StepInput::RequestCertificate(app)
+            | StepInput::PublishValidationRecord(app)
             | StepInput::CreateAuth(app)
             | StepInput::WireListener(app)
             | StepInput::VerifyProtection(app)
+            | StepInput::PublishDnsAlias(app)
             | StepInput::Activate(app)
             | StepInput::Teardown(app)
             | StepInput::MarkDeleted(app) => app,
@@ -374,6 +402,7 @@ mod tests {
     #[test]
     fn both_state_machines_speak_the_rust_contract() {
         let known_errors: Vec<&str> = FailureName::ALL.iter().map(|n| n.as_str()).collect();
+        let mut run = std::collections::HashSet::new();
         for (machine, text) in MACHINES {
             let asl: Value = serde_json::from_str(text).unwrap();
             let states = asl["States"].as_object().unwrap();
@@ -409,12 +438,16 @@ mod tests {
                 let sent = payload(machine, name, &s["Parameters"]);
                 let input: StepInput = serde_json::from_value(sent.clone())
                     .unwrap_or_else(|e| panic!("{machine} {name}: {sent} is not a StepInput: {e}"));
+                run.insert(input.name());
                 let read = serde_json::to_value(&input).unwrap();
                 for key in sent.as_object().unwrap().keys() {
                     assert!(read.get(key).is_some(), "{machine} {name}: the provisioner ignores '{key}'");
                 }
             }
             assert!(tasks >= 3, "{machine} has its task states");
+        }
+        for step in StepName::ALL {
+            assert!(run.contains(&step), "no state machine runs {}", step.as_str());
         }
     }
 

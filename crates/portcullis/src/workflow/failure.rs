@@ -24,6 +24,14 @@ pub enum FailureName {
     TargetNotGranted,
     /// The app's target group can be reached without the app's login, by routes Portcullis may not close.
     TargetExposed,
+    /// The certificate authority has not given the validation record yet (it takes a few seconds after
+    /// the request); ASL retries.
+    ValidationRecordPending,
+    /// The tenant's hosted zone cannot take the app's records: it does not exist, is private, or does not
+    /// cover the app's domain; or the tenant no longer has one for the alias record it asked for.
+    HostedZoneMismatch,
+    /// A record Portcullis did not make holds a name it would write in the hosted zone; it is never replaced.
+    DnsRecordConflict,
     /// The app was deleted while it was being provisioned: provisioning stops and makes nothing more.
     Cancelled,
     /// The app record is gone.
@@ -40,7 +48,7 @@ pub enum FailureName {
 
 impl FailureName {
     /// Every name, for checking the state machines against.
-    pub const ALL: [FailureName; 14] = [
+    pub const ALL: [FailureName; 17] = [
         FailureName::Retryable,
         FailureName::CertificateNotIssued,
         FailureName::EnvironmentNotReady,
@@ -49,6 +57,9 @@ impl FailureName {
         FailureName::InvalidTarget,
         FailureName::TargetNotGranted,
         FailureName::TargetExposed,
+        FailureName::ValidationRecordPending,
+        FailureName::HostedZoneMismatch,
+        FailureName::DnsRecordConflict,
         FailureName::Cancelled,
         FailureName::AppNotFound,
         FailureName::AwsError,
@@ -67,6 +78,9 @@ impl FailureName {
             FailureName::InvalidTarget => "InvalidTarget",
             FailureName::TargetNotGranted => "TargetNotGranted",
             FailureName::TargetExposed => "TargetExposed",
+            FailureName::ValidationRecordPending => "ValidationRecordPending",
+            FailureName::HostedZoneMismatch => "HostedZoneMismatch",
+            FailureName::DnsRecordConflict => "DnsRecordConflict",
             FailureName::Cancelled => "Cancelled",
             FailureName::AppNotFound => "AppNotFound",
             FailureName::AwsError => "AwsError",

@@ -11,16 +11,18 @@ use super::{
     StepOutput,
 };
 use crate::domain::{
-    App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, EmailSending, Exposure,
-    LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Poll, ProtectedApp, Resources, Step,
-    Target, WORKFLOW_ACTOR, closures, exposed, exposures, invitation_message, left_open, lowest_free_priority,
-    pool_domain_prefix,
+    App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, DnsRecord, EmailSending, Exposure,
+    HostedZone, LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Placement, Poll, ProtectedApp,
+    RecordState, Resources, Step, Target, Tenant, WORKFLOW_ACTOR, ZoneRecord, closures, exposed, exposures,
+    invitation_message, left_open, lowest_free_priority, not_registered, placement, pool_domain_prefix, zone_covers,
+    zone_problem,
 };
 use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
 use crate::ports::{
-    AppRepository, CertificateAuthority, ClientSpec, Environments, History, ListenerRule, LoadBalancer, PoolSpec,
-    PriorityReservations, ProtectRule, Subject, TenantRegistry, UserPools,
+    AppRepository, CertificateAuthority, ClientSpec, DnsZone, Environments, History, ListenerRule, LoadBalancer,
+    PoolSpec, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, Subject, TenantRegistry,
+    UserPools,
 };
 
 type StepResult<T = StepOutput> = Result<T, StepFailure>;
@@ -35,6 +37,9 @@ pub struct Provisioner {
     pub load_balancer: Arc<dyn LoadBalancer>,
     pub environments: Arc<dyn Environments>,
     pub user_pools: Arc<dyn UserPools>,
+    /// The tenants' hosted zones, and which apps rely on the records Portcullis wrote in them.
+    pub dns: Arc<dyn DnsZone>,
+    pub record_claims: Arc<dyn RecordClaims>,
 }
 
 fn now() -> i64 {
@@ -124,11 +129,13 @@ impl Provisioner {
         }
         match input {
             StepInput::RequestCertificate(_) => self.request_certificate(&mut app).await,
+            StepInput::PublishValidationRecord(_) => self.publish_validation_record(&mut app).await,
             StepInput::CheckCertificate(PollingInput { poll, .. }) => self.check_certificate(&mut app, poll).await,
             StepInput::CheckEnvironment(PollingInput { poll, .. }) => self.check_environment(&mut app, poll).await,
             StepInput::CreateAuth(_) => self.create_auth(&mut app).await,
             StepInput::WireListener(_) => self.wire_listener(&mut app).await,
             StepInput::VerifyProtection(_) => self.verify_protection(&mut app).await,
+            StepInput::PublishDnsAlias(_) => self.publish_dns_alias(&mut app).await,
             StepInput::Activate(_) => self.activate(&mut app).await,
             StepInput::Teardown(_) => self.teardown(&mut app).await,
             StepInput::MarkFailed(report) => self.mark_failed(&mut app, &report).await,
@@ -169,6 +176,125 @@ impl Provisioner {
         app.step = Some(Step::DnsValidation);
         self.apps.update(app).await?;
         Ok(StepOutput::Done)
+    }
+
+    /// PublishValidationRecord: when the tenant has a hosted zone, put the certificate's validation record
+    /// in it, so that the certificate is issued without a human; without one, the record stays on show for
+    /// a human to add.
+    async fn publish_validation_record(&self, app: &mut App) -> StepResult {
+        if let Some(placed) = app.resources.validation_dns.clone() {
+            return self.finish_placing(app, placed, RecordSlot::Validation).await;
+        }
+        let Some(tenant) = self.tenants.get(&app.tenant_id).await? else {
+            // WireListener refuses an app of an unregistered tenant; nothing to publish meanwhile.
+            return Ok(StepOutput::Done);
+        };
+        let Some(zone) = self.tenant_zone(&tenant, app).await? else { return Ok(StepOutput::Done) };
+        let record = self.validation_record(app).await?;
+        self.place(app, &zone, record, RecordSlot::Validation).await
+    }
+
+    /// The certificate's validation record, as it goes into the zone. The certificate authority fills it
+    /// in a few seconds after the request: until then the step fails with `ValidationRecordPending`, which
+    /// the state machine retries.
+    async fn validation_record(&self, app: &mut App) -> StepResult<DnsRecord> {
+        if app.resources.validation_record.is_none() {
+            let state = self.certificates.describe(app.resources.certificate()?).await?;
+            if state.validation_record.is_some() {
+                app.resources.certificate_status = Some(state.status);
+                app.resources.validation_record = state.validation_record;
+                self.apps.update(app).await?;
+            }
+        }
+        let Some(given) = app.resources.validation_record.as_ref() else {
+            return Err(StepFailure::new(
+                FailureName::ValidationRecordPending,
+                format!("the validation record of the certificate for {} is not given yet", app.domain),
+            ));
+        };
+        let record = DnsRecord::validation(given).ok_or_else(|| {
+            StepFailure::new(
+                FailureName::AwsError,
+                format!("the certificate's validation record is a {} record, not a CNAME", given.record_type),
+            )
+        })?;
+        // Only names under the app's own domain are written, whatever the answer says.
+        if !zone_covers(&app.domain, &record.name) {
+            return Err(StepFailure::new(
+                FailureName::AwsError,
+                format!("the certificate's validation record {} is not under {}", record.name, app.domain),
+            ));
+        }
+        Ok(record)
+    }
+
+    /// The tenant's hosted zone, if a platform operator gave it one, once it is known to take the app's
+    /// records: it exists, is public, and covers the app's domain (`HostedZoneMismatch` otherwise).
+    async fn tenant_zone(&self, tenant: &Tenant, app: &App) -> StepResult<Option<HostedZone>> {
+        let Some(zone_id) = tenant.hosted_zone() else { return Ok(None) };
+        let zone = self.dns.zone(zone_id).await?;
+        match zone_problem(&tenant.id, zone_id, zone.as_ref(), &app.domain) {
+            Some(why) => Err(StepFailure::new(FailureName::HostedZoneMismatch, why)),
+            None => Ok(zone),
+        }
+    }
+
+    /// Places a record in the zone: refuses if another record holds its name, leaves the same record made
+    /// by someone else where it is (and never removes it), and otherwise records it, then writes it.
+    async fn place(&self, app: &mut App, zone: &HostedZone, wanted: DnsRecord, slot: RecordSlot) -> StepResult {
+        let found = self.dns.records_at(&zone.id, &wanted.name).await?;
+        let relied_on = !self.others_relying_on(&zone.id, &wanted.name, app).await?.is_empty();
+        let state = match placement(&wanted, zone, &found, relied_on) {
+            Placement::Conflict(why) => return Err(StepFailure::new(FailureName::DnsRecordConflict, why)),
+            Placement::AlreadyThere => RecordState::Found,
+            Placement::Write => RecordState::Writing,
+        };
+        let placed = ZoneRecord { zone_id: zone.id.clone(), record: wanted, state };
+        *slot.of_mut(&mut app.resources) = Some(placed.clone());
+        self.apps.update(app).await?;
+        if state == RecordState::Found {
+            let detail = format!("{placed}: already there, made outside Portcullis; it stays when the app goes");
+            self.record(app, slot.published(), detail).await?;
+            return Ok(StepOutput::Done);
+        }
+        self.finish_placing(app, placed, slot).await
+    }
+
+    /// Writes a record recorded as `Writing` (again, if a step died after the write) and records it
+    /// published. Claimed first, so a teardown anywhere sees that this app relies on it.
+    async fn finish_placing(&self, app: &mut App, placed: ZoneRecord, slot: RecordSlot) -> StepResult {
+        if placed.state != RecordState::Writing {
+            return Ok(StepOutput::Done);
+        }
+        let claim = RecordClaim { tenant_id: app.tenant_id.clone(), app_id: app.id.clone() };
+        self.record_claims.claim(&placed.zone_id, &placed.record.name, &claim).await?;
+        self.dns.upsert(&placed.zone_id, &placed.record, &app.id).await?;
+        let published = ZoneRecord { state: RecordState::Published, ..placed };
+        *slot.of_mut(&mut app.resources) = Some(published.clone());
+        self.apps.update(app).await?;
+        self.record(app, slot.published(), published.to_string()).await?;
+        Ok(StepOutput::Done)
+    }
+
+    /// The other live apps that rely on the record, as the registry says: a claim counts only while its
+    /// app exists, is not DELETED and still records the record as its own.
+    async fn others_relying_on(&self, zone_id: &str, name: &str, app: &App) -> StepResult<Vec<RecordClaim>> {
+        let mut relying = Vec::new();
+        for claim in self.record_claims.claims(zone_id, name).await? {
+            if claim.app_id == app.id {
+                continue;
+            }
+            let Some(other) = self.apps.get(&claim.tenant_id, &claim.app_id).await? else { continue };
+            let records = [&other.resources.validation_dns, &other.resources.alias_dns];
+            let holds = records
+                .iter()
+                .filter_map(|r| r.as_ref())
+                .any(|r| r.zone_id == zone_id && r.record.name.eq_ignore_ascii_case(name) && r.state.owned());
+            if other.status != AppStatus::Deleted && holds {
+                relying.push(claim);
+            }
+        }
+        Ok(relying)
     }
 
     /// CheckCertificate: one look at the certificate; issued ends the wait loop, a dead end or the
@@ -497,6 +623,35 @@ impl Provisioner {
         Ok(StepOutput::Done)
     }
 
+    /// PublishDnsAlias: for an app that asked for it (`dnsAlias`), point its host name at its load balancer
+    /// with an alias record in the tenant's hosted zone; only now, when nothing reaches the app around its
+    /// login. For an Elastic Beanstalk environment that is the environment's own load balancer.
+    async fn publish_dns_alias(&self, app: &mut App) -> StepResult {
+        if !app.dns_alias {
+            return Ok(StepOutput::Done);
+        }
+        if let Some(placed) = app.resources.alias_dns.clone() {
+            return self.finish_placing(app, placed, RecordSlot::Alias).await;
+        }
+        let tenant = self
+            .tenants
+            .get(&app.tenant_id)
+            .await?
+            .ok_or_else(|| StepFailure::new(FailureName::TargetNotGranted, not_registered(&app.tenant_id)))?;
+        let zone = match self.tenant_zone(&tenant, app).await? {
+            Some(zone) => zone,
+            None => {
+                let why = tenant.check_dns_alias().err().unwrap_or_default();
+                return Err(StepFailure::new(FailureName::HostedZoneMismatch, why));
+            }
+        };
+        let listener = app.resources.listener()?.to_string();
+        let target = self.load_balancer.alias_target(&listener).await?.ok_or_else(|| {
+            StepFailure::new(FailureName::InvalidTarget, format!("listener {listener} does not exist"))
+        })?;
+        self.place(app, &zone, DnsRecord::alias(&app.domain, target), RecordSlot::Alias).await
+    }
+
     /// Activate: the app is protected.
     async fn activate(&self, app: &mut App) -> StepResult {
         app.status = AppStatus::Active;
@@ -511,6 +666,10 @@ impl Provisioner {
     /// so compensation and deletion can both run it, as often as needed.
     async fn teardown(&self, app: &mut App) -> StepResult {
         let r = app.resources.clone();
+        // First, so the name stops leading to the load balancer before its login goes.
+        if let Some(alias) = &r.alias_dns {
+            self.remove_placed(app, alias, RecordSlot::Alias).await?;
+        }
         // Newest first: the routes were closed after the rule was made.
         for closure in r.closed_routes.iter().rev() {
             self.load_balancer.set_default(&closure.listener_arn, &closure.original).await?;
@@ -542,6 +701,9 @@ impl Provisioner {
             }
             self.user_pools.delete_pool(pool).await?;
         }
+        if let Some(validation) = &r.validation_dns {
+            self.remove_placed(app, validation, RecordSlot::Validation).await?;
+        }
         if let Ok(certificate) = r.certificate() {
             self.certificates.delete(certificate).await?;
         }
@@ -552,6 +714,33 @@ impl Provisioner {
         let detail = "rule, listener certificate, pool, client, domain, certificate";
         self.record(app, AuditAction::ResourcesRemoved, detail).await?;
         Ok(StepOutput::Done)
+    }
+
+    /// Removes a record the app placed, exactly as recorded, unless someone else made it or another live
+    /// app relies on it; then forgets it (so a retried teardown does not ask again) and says what became
+    /// of it.
+    async fn remove_placed(&self, app: &mut App, placed: &ZoneRecord, slot: RecordSlot) -> StepResult<()> {
+        let outcome = self.removal(app, placed).await?;
+        *slot.of_mut(&mut app.resources) = None;
+        self.apps.update(app).await?;
+        self.record(app, AuditAction::DnsRecordsRemoved, format!("{placed} {outcome}")).await
+    }
+
+    async fn removal(&self, app: &App, placed: &ZoneRecord) -> StepResult<&'static str> {
+        if !placed.state.owned() {
+            return Ok("left in place: it was there before Portcullis");
+        }
+        let (zone, name) = (&placed.zone_id, &placed.record.name);
+        self.record_claims.release(zone, name, &app.id).await?;
+        if let Some(other) = self.others_relying_on(zone, name, app).await?.first() {
+            tracing::info!(record = %placed, other_app = %other.app_id, "record kept: another app relies on it");
+            return Ok("kept: another app relies on it");
+        }
+        Ok(match self.dns.delete(zone, &placed.record, &app.id).await? {
+            Removal::Deleted => "removed",
+            Removal::AlreadyGone => "was already gone",
+            Removal::Changed => "left alone: it was changed since Portcullis wrote it",
+        })
     }
 
     /// MarkFailed: record why and where; the domain stays claimed until the app is deleted. If the
@@ -636,4 +825,29 @@ fn existing_rule_for_host<'a>(
             existing.arn, app.domain
         ),
     ))
+}
+
+/// Where an app records each kind of record it places in a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordSlot {
+    /// The certificate's validation record.
+    Validation,
+    /// The app's host name aliased to its load balancer.
+    Alias,
+}
+
+impl RecordSlot {
+    fn of_mut(self, resources: &mut Resources) -> &mut Option<ZoneRecord> {
+        match self {
+            RecordSlot::Validation => &mut resources.validation_dns,
+            RecordSlot::Alias => &mut resources.alias_dns,
+        }
+    }
+
+    fn published(self) -> AuditAction {
+        match self {
+            RecordSlot::Validation => AuditAction::DnsValidationPublished,
+            RecordSlot::Alias => AuditAction::DnsAliasPublished,
+        }
+    }
 }

@@ -13,7 +13,9 @@ use crate::domain::{
     LoadBalancerView, Resources, RuleAction, RuleCondition, RuleView, Step, Target,
 };
 use crate::error::Result;
-use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryListener, MemoryReservations, MemoryTenants};
+use crate::fakes::{
+    self, MemoryApps, MemoryClaims, MemoryHistory, MemoryListener, MemoryReservations, MemoryTenants, MemoryZone,
+};
 use crate::ports::*;
 
 use fakes::{LISTENER, TARGET_GROUP};
@@ -87,27 +89,34 @@ fn app_ready_for_wiring() -> App {
 
 struct World {
     apps: Arc<MemoryApps>,
+    history: Arc<MemoryHistory>,
     reservations: Arc<MemoryReservations>,
     listener: Arc<MemoryListener>,
+    zone: Arc<MemoryZone>,
+    claims: Arc<MemoryClaims>,
     provisioner: Provisioner,
 }
 
 fn world(app: App) -> World {
     let apps = Arc::new(MemoryApps::default());
     apps.insert(app);
+    let history = Arc::new(MemoryHistory::default());
     let reservations = Arc::new(MemoryReservations::default());
     let listener = Arc::new(MemoryListener::default());
+    let (zone, claims) = (Arc::new(MemoryZone::default()), Arc::new(MemoryClaims::default()));
     let provisioner = Provisioner {
         apps: apps.clone(),
-        history: Arc::new(MemoryHistory::default()),
+        history: history.clone(),
         priorities: reservations.clone(),
         tenants: Arc::new(MemoryTenants::granting_the_fakes()),
         certificates: Arc::new(Quiet),
         load_balancer: listener.clone(),
         environments: Arc::new(Quiet),
         user_pools: Arc::new(Quiet),
+        dns: zone.clone(),
+        record_claims: claims.clone(),
     };
-    World { apps, reservations, listener, provisioner }
+    World { apps, history, reservations, listener, zone, claims, provisioner }
 }
 
 fn app_ref() -> AppRef {
@@ -359,6 +368,328 @@ async fn a_retried_activate_whose_write_landed_is_done() {
     let w = world(app);
     w.provisioner.run(StepInput::Activate(app_ref())).await.unwrap();
     assert_eq!(w.apps.app("app-1").status, AppStatus::Active);
+}
+
+// DNS automation: the validation record and the app's alias in the tenant's hosted zone.
+
+use crate::domain::{
+    AuditAction, DnsRecord, FoundRecord, HostedZone, RecordState, RecordValue, ValidationRecord, ZoneRecord,
+};
+use fakes::ZONE;
+
+/// The fake tenant, with the hosted zone [`ZONE`] (`example.com.`).
+fn with_zone(w: &mut World) {
+    let tenants = MemoryTenants::granting_the_fakes();
+    tenants.tenants.lock().unwrap().get_mut(fakes::TENANT).unwrap().registration.hosted_zone_id = Some(ZONE.into());
+    w.provisioner.tenants = Arc::new(tenants);
+}
+
+fn acm_record() -> ValidationRecord {
+    ValidationRecord {
+        name: "_x.grafana.example.com.".into(),
+        record_type: "CNAME".into(),
+        value: "_y.acm-validations.aws.".into(),
+    }
+}
+
+fn validation_dns() -> DnsRecord {
+    DnsRecord::validation(&acm_record()).unwrap()
+}
+
+/// An app whose certificate was just requested, with its validation record known.
+fn app_with_certificate(id: &str) -> App {
+    let mut app = fakes::app(id, AppStatus::Provisioning);
+    app.step = Some(Step::DnsValidation);
+    app.resources.certificate_arn = Some("arn:cert".into());
+    app.resources.validation_record = Some(acm_record());
+    app
+}
+
+fn app_ref_of(id: &str) -> AppRef {
+    AppRef { tenant_id: fakes::TENANT.into(), app_id: id.into(), execution: None }
+}
+
+fn actions(w: &World) -> Vec<(AuditAction, String)> {
+    w.history.events.lock().unwrap().iter().map(|(_, e)| (e.action, e.detail.clone())).collect()
+}
+
+#[tokio::test]
+async fn the_validation_record_goes_into_the_tenants_zone_once_and_teardown_removes_it() {
+    let mut w = world(app_with_certificate("app-1"));
+    with_zone(&mut w);
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap();
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap(); // a retry writes nothing more
+    assert_eq!(w.zone.upserts.lock().unwrap().clone(), vec![validation_dns()]);
+    let placed = w.apps.app("app-1").resources.validation_dns.unwrap();
+    assert_eq!((placed.zone_id.as_str(), placed.state), (ZONE, RecordState::Published));
+    assert_eq!(placed.record.name, "_x.grafana.example.com.");
+    assert_eq!(w.claims.claims(ZONE, &placed.record.name).await.unwrap().len(), 1);
+    let published = actions(&w);
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].0, AuditAction::DnsValidationPublished);
+    assert!(published[0].1.contains("_y.acm-validations.aws.") && published[0].1.contains(ZONE), "{published:?}");
+
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().clone(), vec![validation_dns()]);
+    assert!(w.zone.records.lock().unwrap().is_empty());
+    assert!(w.claims.claims(ZONE, &placed.record.name).await.unwrap().is_empty());
+    assert_eq!(w.apps.app("app-1").resources.validation_dns, None);
+    let removed = actions(&w).into_iter().find(|(a, _)| *a == AuditAction::DnsRecordsRemoved).unwrap();
+    assert!(removed.1.ends_with("removed"), "{removed:?}");
+}
+
+#[tokio::test]
+async fn without_a_hosted_zone_nothing_is_written_and_the_record_stays_on_show() {
+    let w = world(app_with_certificate("app-1"));
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap();
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+    let app = w.apps.app("app-1");
+    assert_eq!(app.resources.validation_dns, None);
+    assert_eq!(app.resources.validation_record, Some(acm_record()));
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert!(w.zone.deletes.lock().unwrap().is_empty());
+    assert!(!actions(&w).iter().any(|(a, _)| *a == AuditAction::DnsRecordsRemoved));
+}
+
+#[tokio::test]
+async fn a_record_not_given_yet_is_pending_for_the_state_machine_to_retry() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_record = None;
+    let mut w = world(app);
+    with_zone(&mut w);
+    let err = w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::ValidationRecordPending, "{err}");
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_validation_record_outside_the_apps_domain_is_never_written() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_record = Some(ValidationRecord { name: "_x.other.example.com.".into(), ..acm_record() });
+    let mut w = world(app);
+    with_zone(&mut w);
+    let err = w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::AwsError, "{err}");
+    assert!(err.message.contains("not under grafana.example.com"), "{err}");
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_zone_that_is_missing_private_or_does_not_cover_the_domain_fails_before_anything_is_written() {
+    for zone in [
+        None,
+        Some(HostedZone { id: ZONE.into(), name: "example.com.".into(), private: true }),
+        Some(HostedZone { id: ZONE.into(), name: "other.org.".into(), private: false }),
+    ] {
+        let mut w = world(app_with_certificate("app-1"));
+        with_zone(&mut w);
+        *w.zone.zone.lock().unwrap() = zone;
+        let err = w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap_err();
+        assert_eq!(err.name, FailureName::HostedZoneMismatch, "{err}");
+        assert!(err.message.contains(ZONE) && err.message.contains("PUT /tenants/t"), "{err}");
+        assert!(w.zone.upserts.lock().unwrap().is_empty());
+        assert_eq!(w.apps.app("app-1").resources.validation_dns, None);
+    }
+}
+
+#[tokio::test]
+async fn a_different_record_at_the_name_is_never_replaced() {
+    let mut w = world(app_with_certificate("app-1"));
+    with_zone(&mut w);
+    let foreign = FoundRecord::Known(RecordValue::Cname { value: "elsewhere.example.org.".into(), ttl: 60 });
+    w.zone.foreign.lock().unwrap().push((validation_dns().name, foreign));
+    let err = w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::DnsRecordConflict, "{err}");
+    assert!(err.message.contains("elsewhere.example.org."), "{err}");
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+    assert_eq!(w.apps.app("app-1").resources.validation_dns, None, "nothing recorded, so teardown touches nothing");
+}
+
+#[tokio::test]
+async fn the_same_record_made_outside_portcullis_is_used_and_left_in_place() {
+    let mut w = world(app_with_certificate("app-1"));
+    with_zone(&mut w);
+    // Say, made for a certificate of the same name that the environment already has.
+    w.zone.records.lock().unwrap().push(validation_dns());
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap();
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+    assert_eq!(w.apps.app("app-1").resources.validation_dns.unwrap().state, RecordState::Found);
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert!(w.zone.deletes.lock().unwrap().is_empty());
+    assert_eq!(w.zone.records.lock().unwrap().clone(), vec![validation_dns()]);
+    let removed = actions(&w).into_iter().find(|(a, _)| *a == AuditAction::DnsRecordsRemoved).unwrap();
+    assert!(removed.1.contains("left in place"), "{removed:?}");
+}
+
+/// Stores `id` as a live app that wrote the validation record and claims it.
+async fn another_app_relying_on_the_record(w: &World, id: &str, status: AppStatus) {
+    let mut other = app_with_certificate(id);
+    other.status = status;
+    other.resources.validation_dns =
+        Some(ZoneRecord { zone_id: ZONE.into(), record: validation_dns(), state: RecordState::Published });
+    w.apps.insert(other);
+    let claim = RecordClaim { tenant_id: fakes::TENANT.into(), app_id: id.into() };
+    w.claims.claim(ZONE, &validation_dns().name, &claim).await.unwrap();
+    if !w.zone.records.lock().unwrap().contains(&validation_dns()) {
+        w.zone.records.lock().unwrap().push(validation_dns());
+    }
+}
+
+#[tokio::test]
+async fn a_record_another_live_app_relies_on_is_kept_until_the_last_of_them_goes() {
+    let mut w = world(app_with_certificate("app-1"));
+    with_zone(&mut w);
+    another_app_relying_on_the_record(&w, "app-2", AppStatus::Active).await;
+    // app-2 wrote it: app-1 relies on it too, rather than taking it for someone else's.
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap();
+    assert_eq!(w.apps.app("app-1").resources.validation_dns.unwrap().state, RecordState::Published);
+
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert!(w.zone.deletes.lock().unwrap().is_empty(), "app-2 still relies on it");
+    assert_eq!(w.zone.records.lock().unwrap().clone(), vec![validation_dns()]);
+    let kept = actions(&w).into_iter().find(|(a, _)| *a == AuditAction::DnsRecordsRemoved).unwrap();
+    assert!(kept.1.contains("kept: another app relies on it") && !kept.1.contains("app-2"), "{kept:?}");
+
+    w.provisioner.run(StepInput::Teardown(app_ref_of("app-2"))).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().clone(), vec![validation_dns()], "the last one removes it");
+    assert!(w.zone.records.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_claim_of_an_app_that_is_gone_or_deleted_keeps_nothing() {
+    let mut w = world(app_with_certificate("app-1"));
+    with_zone(&mut w);
+    another_app_relying_on_the_record(&w, "app-2", AppStatus::Deleted).await;
+    let stale = RecordClaim { tenant_id: fakes::TENANT.into(), app_id: "app-vanished".into() };
+    w.claims.claim(ZONE, &validation_dns().name, &stale).await.unwrap();
+    // Nobody live wrote the record that is there: it is someone else's.
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap();
+    assert_eq!(w.apps.app("app-1").resources.validation_dns.unwrap().state, RecordState::Found);
+
+    let mut app = w.apps.app("app-1");
+    app.resources.validation_dns.as_mut().unwrap().state = RecordState::Published;
+    w.apps.insert(app);
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().clone(), vec![validation_dns()]);
+}
+
+#[tokio::test]
+async fn a_write_recorded_but_not_confirmed_is_finished_by_the_retry_and_removed_by_teardown_either_way() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_dns =
+        Some(ZoneRecord { zone_id: ZONE.into(), record: validation_dns(), state: RecordState::Writing });
+    let mut w = world(app.clone());
+    with_zone(&mut w);
+    w.provisioner.run(StepInput::PublishValidationRecord(app_ref())).await.unwrap();
+    assert_eq!(w.zone.upserts.lock().unwrap().clone(), vec![validation_dns()]);
+    assert_eq!(w.apps.app("app-1").resources.validation_dns.unwrap().state, RecordState::Published);
+
+    // Died between recording and writing, then the app failed: the teardown still asks, and "already
+    // gone" is done.
+    let w = world(app);
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().clone(), vec![validation_dns()]);
+    let removed = actions(&w).into_iter().find(|(a, _)| *a == AuditAction::DnsRecordsRemoved).unwrap();
+    assert!(removed.1.contains("already gone"), "{removed:?}");
+}
+
+#[tokio::test]
+async fn a_record_changed_since_portcullis_wrote_it_is_left_alone() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_dns =
+        Some(ZoneRecord { zone_id: ZONE.into(), record: validation_dns(), state: RecordState::Published });
+    let w = world(app);
+    let changed = DnsRecord {
+        name: validation_dns().name,
+        value: RecordValue::Cname { value: "someone.else.".into(), ttl: 300 },
+    };
+    w.zone.records.lock().unwrap().push(changed.clone());
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.records.lock().unwrap().clone(), vec![changed]);
+    let removed = actions(&w).into_iter().find(|(a, _)| *a == AuditAction::DnsRecordsRemoved).unwrap();
+    assert!(removed.1.contains("left alone"), "{removed:?}");
+}
+
+fn app_asking_for_an_alias() -> App {
+    let mut app = app_ready_for_wiring();
+    app.dns_alias = true;
+    app.resources.listener_rule_arn = Some("arn:rule/3".into());
+    app.resources.rule_priority = Some(3);
+    app
+}
+
+#[tokio::test]
+async fn the_alias_is_written_only_when_asked_for_and_removed_on_teardown() {
+    let mut w = world(app_ready_for_wiring());
+    with_zone(&mut w);
+    w.provisioner.run(StepInput::PublishDnsAlias(app_ref())).await.unwrap();
+    assert!(w.zone.upserts.lock().unwrap().is_empty(), "not asked for");
+
+    let mut w = world(app_asking_for_an_alias());
+    with_zone(&mut w);
+    w.provisioner.run(StepInput::PublishDnsAlias(app_ref())).await.unwrap();
+    let alias = DnsRecord::alias("grafana.example.com", fakes::load_balancer_alias());
+    assert_eq!(w.zone.upserts.lock().unwrap().clone(), vec![alias.clone()]);
+    let placed = w.apps.app("app-1").resources.alias_dns.unwrap();
+    assert_eq!((placed.state, placed.record.name.as_str()), (RecordState::Published, "grafana.example.com."));
+    assert!(actions(&w).iter().any(|(a, _)| *a == AuditAction::DnsAliasPublished));
+
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().clone(), vec![alias]);
+    assert_eq!(w.listener.deleted.lock().unwrap().as_slice(), ["arn:rule/3"]);
+    assert_eq!(w.apps.app("app-1").resources.alias_dns, None);
+}
+
+#[tokio::test]
+async fn an_alias_over_a_record_someone_else_made_fails_and_one_without_a_zone_fails_clearly() {
+    let mut w = world(app_asking_for_an_alias());
+    with_zone(&mut w);
+    w.zone.foreign.lock().unwrap().push(("grafana.example.com.".into(), FoundRecord::Other("A".into())));
+    let err = w.provisioner.run(StepInput::PublishDnsAlias(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::DnsRecordConflict, "{err}");
+    assert!(err.message.contains("without dnsAlias"), "{err}");
+    assert!(w.zone.upserts.lock().unwrap().is_empty());
+
+    // The operator took the zone away while the app waited.
+    let w = world(app_asking_for_an_alias());
+    let err = w.provisioner.run(StepInput::PublishDnsAlias(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::HostedZoneMismatch, "{err}");
+    assert!(err.message.contains("no hosted zone"), "{err}");
+}
+
+/// ACM keeps a detached certificate "in use" for a while: its deletion fails and the teardown is retried.
+struct InUse;
+
+#[async_trait]
+impl CertificateAuthority for InUse {
+    async fn request(&self, _: &str, _: &str, _: &str) -> Result<String> {
+        unreachable!()
+    }
+    async fn describe(&self, _: &str) -> Result<CertificateState> {
+        unreachable!()
+    }
+    async fn delete(&self, _: &str) -> Result<()> {
+        Err(crate::error::Error::retryable("the certificate is in use"))
+    }
+}
+
+#[tokio::test]
+async fn a_retried_teardown_removes_each_record_once_and_says_so_once() {
+    let mut app = app_with_certificate("app-1");
+    app.resources.validation_dns =
+        Some(ZoneRecord { zone_id: ZONE.into(), record: validation_dns(), state: RecordState::Published });
+    let mut w = world(app);
+    w.zone.records.lock().unwrap().push(validation_dns());
+    w.provisioner.certificates = Arc::new(InUse);
+    let err = w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::Retryable);
+    assert_eq!(w.apps.app("app-1").resources.validation_dns, None, "forgotten as soon as it is removed");
+    w.provisioner.certificates = Arc::new(Quiet);
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.zone.deletes.lock().unwrap().len(), 1);
+    let removed: Vec<_> = actions(&w).into_iter().filter(|(a, _)| *a == AuditAction::DnsRecordsRemoved).collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].1.ends_with(" removed"), "{removed:?}");
 }
 
 /// What the platform reports when a run of the app ends without succeeding.
