@@ -100,7 +100,7 @@ $(ZIG_STAMP): local/tools/requirements-zig.txt
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/tools/requirements-zig.txt
 	touch $@
 
-# No install scripts: none of these needs one (the only one, Spectral's, is a download counter).
+# No install scripts: none of these needs one (the only one is @scarf/scarf's, a download counter that calls home).
 $(NODE_STAMP): local/tools/package.json local/tools/package-lock.json
 	cd local/tools && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
