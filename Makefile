@@ -1,5 +1,6 @@
 # Portcullis: `make dev` runs the whole stack locally; `make test` runs every test against a fresh one.
-# Everything installs on first use, pinned: a project-local venv (.local/venv) with moto and cargo-lambda.
+# Everything installs on first use, pinned: a project-local venv (.local/venv) with moto and cargo-lambda;
+# for the template checks and the arm64 build, AWS's own tools (.local/sam, local/tools/node_modules).
 
 SHELL := /bin/bash
 VENV := .local/venv
@@ -12,14 +13,32 @@ TOKEN_USER := $(if $(findstring @,$(USER)),$(USER),admin@demo.test)
 # Tests shorten the environment deadline so the failure path takes seconds, not half a minute.
 TEST_ENV := PORTCULLIS_ENV_DEADLINE_SECONDS=8 PORTCULLIS_CERT_DEADLINE_SECONDS=60
 
-.PHONY: dev test token build tools lint fmt clean
+# AWS's tools get a venv of their own (the SAM CLI pins boto3 and cfn-lint apart from moto's):
+# local/tools/requirements.txt, the SAM CLI, cfn-lint and its serverless rules, for `make check-templates`;
+# local/tools/requirements-zig.txt, zig (400 MB), only for the arm64 builds (`make sam-build`, `make package`).
+SAM_VENV := .local/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+ZIG_STAMP := $(SAM_VENV)/.installed-zig
+# asl-validator and Spectral, exactly as local/tools/package-lock.json says.
+NODE_TOOLS := local/tools/node_modules
+NODE_STAMP := $(NODE_TOOLS)/.installed
+# No telemetry. No AWS account either: nothing here calls AWS (`sam validate --lint` is cfn-lint).
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+# The arm64 builds: cargo finds `cargo lambda` in .local/venv, and cargo lambda finds zig as
+# `python3 -m ziglang`, the first python3 on this PATH being .local/sam's.
+BUILD_PATH := PATH="$(CURDIR)/$(SAM_VENV)/bin:$(CURDIR)/$(VENV)/bin:$$PATH"
+ARM64 := aarch64-unknown-linux-gnu
+FUNCTIONS := apps-api provisioner tenants-api users-api
+LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
+
+.PHONY: dev test token build tools lint fmt clean check-templates sam-build package
 
 ## dev: bring up the emulator, the functions and the API at http://127.0.0.1:4000 (Ctrl-C stops all)
 dev: tools build
 	@$(LOCAL) dev
 
-## test: unit tests, the local stack's own tests, then black-box tests against a fresh stack
-test: tools
+## test: the template checks, unit tests, the local stack's own tests, then black-box tests against a fresh stack
+test: tools check-templates
 	cargo build --workspace --all-targets --locked
 	$(PY) -m pytest local/tests -q
 	cargo test --workspace --lib --bins --locked
@@ -38,6 +57,33 @@ lint:
 build:
 	cargo build --workspace --bins --locked
 
+## check-templates: AWS's own checks of infra/template.yaml, statemachine/*.asl.json and openapi.yaml; any
+## finding fails. What each switches off, and why: .cfnlintrc.yaml, .spectral.yaml. Offline, a few seconds.
+check-templates: $(SAM_STAMP) $(NODE_STAMP)
+	$(SAM_VENV)/bin/cfn-lint --non-zero-exit-code informational
+	$(SAM) validate --lint --template-file infra/template.yaml
+	PYTHONPATH=local $(SAM_VENV)/bin/python -m portcullis_local.template translate
+# cfn-lint again on the translation: only there does it check the IAM policies' action names (W3037).
+# WS1003 is off in infra/template.yaml's two functions' Metadata, which the roles do not inherit.
+	$(SAM_VENV)/bin/cfn-lint --non-zero-exit-code informational --merge-configs --ignore-checks WS1003 \
+	  -- target/template.translated.json
+	$(NODE_TOOLS)/.bin/asl-validator $(addprefix --json-path ,$(wildcard statemachine/*.asl.json))
+	$(NODE_TOOLS)/.bin/spectral lint --quiet --fail-severity hint openapi.yaml
+
+## sam-build: `sam build` with the pinned SAM CLI (each function: cargo lambda build --release --arm64);
+## then `.local/sam/bin/sam deploy --guided` (docs/deploying.md). Slow: not part of `make test`.
+sam-build: tools $(SAM_STAMP) $(ZIG_STAMP)
+	rustup target add $(ARM64)
+	$(BUILD_PATH) $(SAM) build
+
+## package: the same binaries without SAM's build, into $(LAMBDA_DIR)/<function>/bootstrap, and
+## $(LAMBDA_DIR)/template.yaml pointing at them (for `sam deploy --template-file`). Slow: not part of `make test`.
+package: tools $(ZIG_STAMP)
+	rustup target add $(ARM64)
+	$(BUILD_PATH) cargo lambda build --release --arm64 --locked $(addprefix --package ,$(FUNCTIONS))
+	PYTHONPATH=local $(PY) -m portcullis_local.template package --lambda-dir $(LAMBDA_DIR)
+	@ls -l $(foreach f,$(FUNCTIONS),$(LAMBDA_DIR)/$(f)/bootstrap)
+
 tools: $(STAMP)
 
 $(STAMP): local/requirements.txt
@@ -45,8 +91,23 @@ $(STAMP): local/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r local/requirements.txt
 	touch $@
 
+$(SAM_STAMP): local/tools/requirements.txt
+	test -x $(SAM_VENV)/bin/python || python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/tools/requirements.txt
+	touch $@
+
+$(ZIG_STAMP): local/tools/requirements-zig.txt
+	test -x $(SAM_VENV)/bin/python || python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/tools/requirements-zig.txt
+	touch $@
+
+# No install scripts: none of these needs one (the only one is @scarf/scarf's, a download counter that calls home).
+$(NODE_STAMP): local/tools/package.json local/tools/package-lock.json
+	cd local/tools && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
 fmt:
 	cargo fmt --all
 
 clean:
-	rm -rf .local target
+	rm -rf .local target $(NODE_TOOLS) .aws-sam

@@ -26,8 +26,6 @@ fail only with ``--strict``.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import re
 import sys
 from collections.abc import Mapping
@@ -35,10 +33,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
-from . import constants as c
-from .gateway import _CloudFormationLoader, kebab_case
+from .gateway import kebab_case
+from .template import translate
 
 FUNCTION_CALLER_PREFIX = "portcullis-"
 FUNCTION = "AWS::Lambda::Function"
@@ -97,6 +93,14 @@ IMPLIED: tuple[Implied, ...] = (
             "ec2:DescribeInstances",
         )
     ),
+    # The provisioner's asynchronous invocations (EventBridge's notices of ended runs): Lambda sends one
+    # it could not handle to the on-failure destination with the function's role.
+    Implied(
+        "sqs:SendMessage",
+        (),
+        "Lambda sends an asynchronous invocation that failed to its on-failure destination with the function's role",
+        holder=FUNCTION,
+    ),
     # A state machine with Logging: Step Functions sets up and uses the log delivery with its role.
     *(
         Implied(
@@ -135,31 +139,6 @@ MANAGED_POLICIES: dict[str, tuple[str, ...]] = {
 
 
 # --- the template ---------------------------------------------------------------------------------
-
-
-def translate(template_path: Path) -> dict:
-    """The template as CloudFormation sees it after the SAM transform (samtranslator, which cfn-lint
-    brings). Local paths (CodeUri, DefinitionUri) become placeholder S3 locations and the API's
-    included OpenAPI body a stub: neither changes a role. Kept minimal on purpose: a shared
-    ``template.translate`` can replace it (same contract: path in, translated template out)."""
-    from samtranslator.parser import parser
-    from samtranslator.translator.translator import Translator
-
-    template = yaml.load(Path(template_path).read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - safe loader
-    for resource in template.get("Resources", {}).values():
-        properties = resource.get("Properties") or {}
-        kind = resource.get("Type")
-        if kind == "AWS::Serverless::Function" and "CodeUri" in properties:
-            properties["CodeUri"] = "s3://placeholder/code.zip"
-        if kind == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
-            properties["DefinitionUri"] = "s3://placeholder/definition.json"
-        if kind == "AWS::Serverless::Api" and "DefinitionBody" in properties:
-            properties["DefinitionBody"] = {"openapi": "3.0.1", "info": {"title": "stub", "version": "1"}, "paths": {}}
-    os.environ.setdefault("AWS_DEFAULT_REGION", c.REGION)
-    logging.getLogger("samtranslator").setLevel(logging.ERROR)
-    managed = {name: f"arn:aws:iam::aws:policy/{name}" for name in MANAGED_POLICIES}
-    translator = Translator(managed_policy_map=managed, sam_parser=parser.Parser())
-    return translator.translate(sam_template=template, parameter_values={})
 
 
 @dataclass

@@ -42,7 +42,7 @@ USERS_API_BEFORE = textwrap.dedent(
         Properties:
           Runtime: provided.al2023
           Handler: bootstrap
-          CodeUri: ../target/lambda/users-api/
+          CodeUri: ./
           Tracing: Active
           Policies:
             - Version: "2012-10-17"
