@@ -282,6 +282,28 @@ impl Harness {
         .await
     }
 
+    /// An app of `tenant` that waits at ENVIRONMENT with its certificate made: its target group has no
+    /// targets, so it never becomes healthy.
+    pub async fn app_waiting_for_its_target(&self, tenant: &TestTenant, label: &str) -> WaitingApp {
+        let token = tenant.admin.as_str();
+        let target = serde_json::json!({"type": "alb", "listenerArn": self.stack.listener_arn,
+            "targetGroupArn": self.target_group("empty", false).await});
+        let target = self.grant(tenant, target).await;
+        let domain = fresh_domain(label);
+        let body = serde_json::json!({"name": "Tool", "domain": domain, "target": target});
+        let created = self.call(reqwest::Method::POST, "/apps", Some(token), Some(&body)).await;
+        assert_eq!(created.status, 202, "{}", created.text);
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let waiting = self
+            .app_until(token, &id, "the ENVIRONMENT step", |app| {
+                app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
+            })
+            .await;
+        assert_eq!(waiting["status"], "PROVISIONING", "{waiting}");
+        let certificate_arn = waiting["certificate"]["arn"].as_str().expect("a certificate").to_string();
+        WaitingApp { id, domain, certificate_arn }
+    }
+
     /// The status Step Functions describes for the execution `name` of `portcullis-<machine>`
     /// (`provision`, `deprovision`): `RUNNING`, `ABORTED`, …; `None` if there is no such execution.
     pub async fn execution_status(&self, machine: &str, name: &str) -> Option<String> {
@@ -551,6 +573,13 @@ impl Reply {
         assert!(!detail.is_empty(), "a problem needs a useful detail: {}", self.text);
         detail
     }
+}
+
+/// An app provisioning, waiting for its target: what it made so far.
+pub struct WaitingApp {
+    pub id: String,
+    pub domain: String,
+    pub certificate_arn: String,
 }
 
 /// The rules among `rules` that match `host`.

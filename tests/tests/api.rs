@@ -4,7 +4,7 @@
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, ExplicitAuthFlowsType};
 use std::time::Duration;
 
-use portcullis_e2e::{Harness, TestTenant, eventually, fresh_domain, rule_for_host, short_id};
+use portcullis_e2e::{Harness, TestTenant, WaitingApp, eventually, fresh_domain, rule_for_host, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -224,21 +224,7 @@ async fn deleting_while_provisioning_ends_deleted_with_nothing_left() {
     let h = Harness::new().await;
     let tenant = h.tenant().await;
     let token = tenant.admin.clone();
-    // A target group without targets never becomes healthy: the app waits at ENVIRONMENT.
-    let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn,
-        "targetGroupArn": h.target_group("empty", false).await});
-    let target = h.grant(&tenant, target).await;
-    let domain = fresh_domain("cancel");
-    let created = h.call(Method::POST, "/apps", Some(&token), Some(&app_body(&domain, &target))).await;
-    assert_eq!(created.status, 202, "{}", created.text);
-    let id = created.body["id"].as_str().unwrap().to_string();
-    let waiting = h
-        .app_until(&token, &id, "the ENVIRONMENT step", |app| {
-            app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
-        })
-        .await;
-    assert_eq!(waiting["status"], "PROVISIONING", "{waiting}");
-    let certificate_arn = waiting["certificate"]["arn"].as_str().expect("a certificate to undo").to_string();
+    let WaitingApp { id, domain, certificate_arn } = h.app_waiting_for_its_target(&tenant, "cancel").await;
 
     let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
     assert_eq!(reply.status, 202, "{}", reply.text);

@@ -1,7 +1,7 @@
 //! Provisioning end to end: API → Step Functions (the real ASL, run by the emulator) → the provisioner
 //! Lambda (under cargo lambda) → ACM, Cognito, ELBv2 and DynamoDB, asserted on the AWS side.
 
-use portcullis_e2e::{Harness, TEST_PASSWORD, forward, fresh_domain, rule_for_host, short_id};
+use portcullis_e2e::{Harness, TEST_PASSWORD, WaitingApp, forward, fresh_domain, rule_for_host, short_id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -409,20 +409,7 @@ async fn a_provisioning_run_stopped_behind_portculliss_back_fails_the_app_and_le
     let h = Harness::new().await;
     let tenant = h.tenant().await;
     let token = tenant.admin.clone();
-    // A target group without targets never becomes healthy: the app waits at ENVIRONMENT.
-    let target = json!({"type": "alb", "listenerArn": h.stack.listener_arn,
-        "targetGroupArn": h.target_group("empty", false).await});
-    let target = h.grant(&tenant, target).await;
-    let app =
-        create_app(&h, &token, &json!({"name": "Tool", "domain": fresh_domain("stopped"), "target": target})).await;
-    let id = app["id"].as_str().unwrap().to_string();
-    let waiting = h
-        .app_until(&token, &id, "the ENVIRONMENT step", |app| {
-            app["step"] == "ENVIRONMENT" || app["status"] != "PROVISIONING"
-        })
-        .await;
-    assert_eq!(waiting["status"], "PROVISIONING", "{waiting}");
-    let certificate_arn = waiting["certificate"]["arn"].as_str().expect("a certificate to undo").to_string();
+    let WaitingApp { id, certificate_arn, .. } = h.app_waiting_for_its_target(&tenant, "stopped").await;
 
     h.stop_execution("provision", &id).await;
 
