@@ -429,6 +429,59 @@ mod tests {
         assert!(apps.all()[0].dns_alias);
     }
 
+    /// The app repository while the stopped run's end is handled: the delete's first write of the app
+    /// meets a newer one, as the handler marked it FAILED (after undoing what the run made) first.
+    struct RunEndHandledFirst {
+        apps: Arc<MemoryApps>,
+        raced: Mutex<bool>,
+    }
+
+    #[async_trait::async_trait]
+    impl AppRepository for RunEndHandledFirst {
+        async fn create(&self, app: &App, event: &AppEvent) -> Result<()> {
+            self.apps.create(app, event).await
+        }
+        async fn get(&self, tenant_id: &str, app_id: &str) -> Result<Option<App>> {
+            self.apps.get(tenant_id, app_id).await
+        }
+        async fn list(&self, tenant_id: &str, limit: u32, next_token: Option<&str>) -> Result<crate::ports::Page<App>> {
+            self.apps.list(tenant_id, limit, next_token).await
+        }
+        async fn update(&self, app: &mut App) -> Result<()> {
+            if !std::mem::replace(&mut *self.raced.lock().unwrap(), true) {
+                let mut failed = self.apps.app(&app.id);
+                failed.status = AppStatus::Failed;
+                self.apps.update(&mut failed).await?;
+                return Err(Error::Conflict(format!("app {} was changed by someone else", app.id)));
+            }
+            self.apps.update(app).await
+        }
+        async fn release_domain(&self, domain: &str, app_id: &str) -> Result<()> {
+            self.apps.release_domain(domain, app_id).await
+        }
+        async fn count_live(&self, tenant_id: &str) -> Result<u32> {
+            self.apps.count_live(tenant_id).await
+        }
+        async fn domain_claimed(&self, domain: &str) -> Result<bool> {
+            self.apps.domain_claimed(domain).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delete_that_meets_the_stopped_runs_failure_deletes_the_failed_app() {
+        let memory = Arc::new(MemoryApps::default());
+        let id = stored(&memory, AppStatus::Provisioning, 3, None);
+        let workflow = Arc::new(Starter::running(&[&id]));
+        let mut api = api(workflow.clone(), memory.clone(), MemoryTenants::granting_the_fakes());
+        api.apps = Arc::new(RunEndHandledFirst { apps: memory.clone(), raced: Mutex::new(false) });
+        let body = accepted(&api, &delete_request(&id)).await;
+        assert_eq!(body["status"], "DELETING");
+        let app = memory.app(&id);
+        // Read again after the conflict: the FAILED app (version 4) is the one deleted.
+        assert_eq!((app.status, app.deletion_version), (AppStatus::Deleting, Some(4)));
+        assert_eq!(workflow.started(), vec![Execution::deprovision(&app, api.timing)]);
+    }
+
     #[tokio::test]
     async fn deleting_a_provisioning_app_stops_its_provisioning_then_deprovisions_it() {
         let apps = Arc::new(MemoryApps::default());
