@@ -310,3 +310,40 @@ async fn a_record_someone_else_made_at_the_apps_name_fails_the_alias_and_is_left
     assert!(h.records_at(&zone_id, &name).await.is_empty(), "the validation record {name} is removed");
     assert!(rule_for_host(&h.listener_rules(&h.stack.listener_arn).await, &domain).is_empty());
 }
+
+/// A record Portcullis wrote and someone changed afterwards is theirs now: Route 53 refuses a DELETE
+/// with the values Portcullis wrote (the local stack's patch does as Route 53), and the app is still
+/// deleted, with the changed record left where it is.
+#[tokio::test]
+async fn a_validation_record_changed_by_someone_else_is_left_alone_on_delete() {
+    let h = Harness::new().await;
+    let (zone_id, zone_name) = zone(&h).await;
+    let tenant = h.tenant_in_zone(&zone_id).await;
+    let target = h.alb_target(&tenant).await;
+    let id =
+        create(&h, &tenant, &json!({"name": "Wiki", "domain": format!("wiki.{zone_name}"), "target": target})).await;
+    let app = settled(&h, &tenant, &id).await;
+    assert_eq!(app["status"], "ACTIVE", "{app}");
+    let name = app["certificate"]["validationRecord"]["name"].as_str().unwrap().to_string();
+
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord};
+    let theirs = ResourceRecordSet::builder()
+        .name(&name)
+        .r#type(RrType::Cname)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value("someone.else.test").build().unwrap())
+        .build()
+        .unwrap();
+    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(theirs).build().unwrap();
+    h.aws
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+        .send()
+        .await
+        .expect("someone changes the record");
+
+    delete(&h, &tenant, &id).await;
+    assert_eq!(cname(&h, &zone_id, &name).await, Some(("someone.else.test".to_string(), 60)), "left alone");
+}

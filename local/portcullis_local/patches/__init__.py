@@ -15,6 +15,7 @@ from . import (
     cognito_temporary_password,
     dynamodb_atomic_writes,
     elasticbeanstalk,
+    route53_delete_values,
 )
 
 # cognito_temporary_password wraps what cognito_resend installed, so it comes after it.
@@ -24,6 +25,7 @@ PATCHES = (
     cognito_id_token_claims,
     elasticbeanstalk,
     dynamodb_atomic_writes,
+    route53_delete_values,
 )
 
 _applied = False
