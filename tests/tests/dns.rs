@@ -58,6 +58,22 @@ async fn cname(h: &Harness, zone_id: &str, name: &str) -> Option<(String, i64)> 
     })
 }
 
+/// Someone other than Portcullis writes a record (TTL 60) at `name` in the zone.
+async fn their_record(h: &Harness, zone_id: &str, name: &str, kind: RrType, value: &str) {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord};
+    let theirs = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(kind)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+        .build()
+        .unwrap();
+    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(theirs).build().unwrap();
+    let batch = ChangeBatch::builder().changes(change).build().unwrap();
+    let sent = h.aws.route53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).send().await;
+    sent.expect("someone writes a record");
+}
+
 #[tokio::test]
 async fn with_a_hosted_zone_the_validation_record_is_written_exactly_as_acm_gave_it_and_removed_on_delete() {
     let h = Harness::new().await;
@@ -264,29 +280,13 @@ async fn a_hosted_zone_that_does_not_cover_the_domain_fails_the_app_before_anyth
 
 #[tokio::test]
 async fn a_record_someone_else_made_at_the_apps_name_fails_the_alias_and_is_left_alone() {
-    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord};
     let h = Harness::new().await;
     let (zone_id, zone_name) = zone(&h).await;
     let tenant = h.tenant_in_zone(&zone_id).await;
     let target = h.alb_target(&tenant).await;
     let domain = format!("taken.{zone_name}");
     // The name already answers with an address of somebody's server.
-    let theirs = ResourceRecordSet::builder()
-        .name(&domain)
-        .r#type(RrType::A)
-        .ttl(60)
-        .resource_records(ResourceRecord::builder().value("192.0.2.10").build().unwrap())
-        .build()
-        .unwrap();
-    let change = Change::builder().action(ChangeAction::Create).resource_record_set(theirs).build().unwrap();
-    h.aws
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone_id)
-        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    their_record(&h, &zone_id, &domain, RrType::A, "192.0.2.10").await;
 
     let body = json!({"name": "Taken", "domain": domain, "target": target, "dnsAlias": true});
     let id = create(&h, &tenant, &body).await;
@@ -326,23 +326,7 @@ async fn a_validation_record_changed_by_someone_else_is_left_alone_on_delete() {
     assert_eq!(app["status"], "ACTIVE", "{app}");
     let name = app["certificate"]["validationRecord"]["name"].as_str().unwrap().to_string();
 
-    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord};
-    let theirs = ResourceRecordSet::builder()
-        .name(&name)
-        .r#type(RrType::Cname)
-        .ttl(60)
-        .resource_records(ResourceRecord::builder().value("someone.else.test").build().unwrap())
-        .build()
-        .unwrap();
-    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(theirs).build().unwrap();
-    h.aws
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone_id)
-        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
-        .send()
-        .await
-        .expect("someone changes the record");
+    their_record(&h, &zone_id, &name, RrType::Cname, "someone.else.test").await;
 
     delete(&h, &tenant, &id).await;
     assert_eq!(cname(&h, &zone_id, &name).await, Some(("someone.else.test".to_string(), 60)), "left alone");
