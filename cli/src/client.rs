@@ -73,11 +73,26 @@ impl Api {
     }
 
     /// Sends one request and returns the answer's body (`Null` when empty). Every POST carries an
-    /// `Idempotency-Key`, so the API can tell a retry from a second request.
+    /// `Idempotency-Key`, the same on each attempt, so a request that failed on the way or timed out is
+    /// sent again (twice at most) without the risk of doing the work twice.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Outcome<Value> {
+        let key = (method == Method::POST).then(|| uuid::Uuid::new_v4().to_string());
+        let mut attempt = 0;
+        loop {
+            match self.send(&method, path, body, key.as_deref()).await {
+                Err(Failure::Unavailable(_)) if attempt < 2 && (key.is_some() || method == Method::GET) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn send(&self, method: &Method, path: &str, body: Option<&Value>, key: Option<&str>) -> Outcome<Value> {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if method == Method::POST {
-            request = request.header("Idempotency-Key", uuid::Uuid::new_v4().to_string());
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
         }
         if let Some(body) = body {
             request = request.json(body);
