@@ -1,0 +1,149 @@
+//! The `portcullis` CLI against the local stack, as a script runs it: arguments and environment in,
+//! stdout, stderr and the exit code out.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use portcullis_e2e::{Harness, TestTenant, fresh_domain};
+use serde_json::Value;
+
+/// The CLI binary `cargo build --workspace` made next to this test's own directory.
+fn binary() -> PathBuf {
+    let test = std::env::current_exe().expect("the test's path");
+    let debug = test.parent().and_then(|deps| deps.parent()).expect("target/debug");
+    let cli = debug.join("portcullis");
+    assert!(cli.exists(), "{} is missing: build the workspace first (make test does)", cli.display());
+    cli
+}
+
+fn run(h: &Harness, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(binary());
+    command.args(args).env_clear().env("PORTCULLIS_API_URL", &h.stack.api_url);
+    if let Some(token) = token {
+        command.env("PORTCULLIS_TOKEN", token);
+    }
+    command.output().expect("the CLI runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn json_of(output: &Output) -> Value {
+    assert_eq!(output.status.code(), Some(0), "stdout: {}\nstderr: {}", stdout(output), stderr(output));
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
+}
+
+async fn active_app(h: &Harness, tenant: &TestTenant) -> String {
+    let target = h.alb_target(tenant).await;
+    let domain = fresh_domain("cli");
+    let (listener, group) = (target["listenerArn"].as_str().unwrap(), target["targetGroupArn"].as_str().unwrap());
+    let args = ["apps", "create", "--name", "Tool", "--domain", &domain, "--listener-arn", listener];
+    let args = [&args[..], &["--target-group-arn", group, "--wait", "--output", "json"]].concat();
+    let created = run(h, Some(&tenant.admin), &args);
+    let app = json_of(&created);
+    assert_eq!((app["status"].as_str(), app["domain"].as_str()), (Some("ACTIVE"), Some(domain.as_str())), "{app}");
+    // Without a terminal, --wait writes one line per change of status or step.
+    let progress = stderr(&created);
+    assert!(progress.lines().any(|l| l.starts_with("PROVISIONING")), "{progress}");
+    assert!(progress.lines().last().is_some_and(|l| l == "ACTIVE"), "{progress}");
+    app["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_script_protects_an_app_invites_imports_and_deletes_it() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let token = Some(tenant.admin.as_str());
+    let id = active_app(&h, &tenant).await;
+
+    let listed = json_of(&run(&h, token, &["apps", "list", "-o", "json"]));
+    assert!(listed.as_array().unwrap().iter().any(|a| a["id"] == id.as_str()), "{listed}");
+    let shown = run(&h, token, &["apps", "get", &id]);
+    assert!(stdout(&shown).contains("status: ACTIVE"), "{}", stdout(&shown));
+
+    let invited = json_of(&run(
+        &h,
+        token,
+        &["users", "invite", &id, "--email", "ann@example.com", "--name", "Ann", "-o", "json"],
+    ));
+    assert_eq!(invited["email"], "ann@example.com");
+    let username = invited["username"].as_str().unwrap().to_string();
+    json_of(&run(&h, token, &["users", "resend", &id, &username, "-o", "json"]));
+
+    // An import: a header, two new people, Ann again (exists) and a bad address (fails the import).
+    let csv =
+        tempfile_with("email,name\nbob@example.com,Bob\ncid@example.com,\nann@example.com,Ann\nnot-an-address,X\n");
+    let imported = run(&h, token, &["users", "import", &id, csv.to_str().unwrap()]);
+    assert_eq!(imported.status.code(), Some(6), "{}{}", stdout(&imported), stderr(&imported));
+    let lines: Vec<String> = stdout(&imported).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 4, "one line per row: {lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("bob@example.com invited")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("ann@example.com exists")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("not-an-address invalid")), "{lines:?}");
+
+    let users = json_of(&run(&h, token, &["users", "list", &id, "-o", "json"]));
+    assert_eq!(users.as_array().unwrap().len(), 3, "{users}");
+    json_of(&run(&h, token, &["users", "revoke", &id, &username, "-o", "json"]));
+    let users = json_of(&run(&h, token, &["users", "list", &id, "-o", "json"]));
+    assert_eq!(users.as_array().unwrap().len(), 2, "{users}");
+
+    let events = json_of(&run(&h, token, &["apps", "events", &id, "-o", "json"]));
+    assert!(events.as_array().unwrap().iter().any(|e| e["action"] == "app.active"), "{events}");
+
+    let deleted = json_of(&run(&h, token, &["apps", "delete", &id, "--wait", "-o", "json"]));
+    assert_eq!(deleted["status"], "DELETED", "{deleted}");
+}
+
+#[tokio::test]
+async fn exit_codes_tell_a_script_what_happened() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let token = Some(tenant.admin.as_str());
+
+    let no_token = run(&h, None, &["apps", "list"]);
+    assert_eq!(no_token.status.code(), Some(1), "{}", stderr(&no_token));
+    assert!(stderr(&no_token).contains("PORTCULLIS_TOKEN"), "{}", stderr(&no_token));
+
+    let bad_token = run(&h, Some("not-a-token"), &["apps", "list"]);
+    assert_eq!(bad_token.status.code(), Some(3), "{}", stderr(&bad_token));
+    assert!(stderr(&bad_token).contains("401"), "{}", stderr(&bad_token));
+
+    let missing = run(&h, token, &["apps", "get", "0190a0a0-0000-7000-8000-000000000000"]);
+    assert_eq!(missing.status.code(), Some(3), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("404"), "{}", stderr(&missing));
+
+    let usage = run(&h, token, &["apps", "create", "--name", "x"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+
+    // A domain outside the tenant's grant: the preflight prints its checks and exits 3.
+    let args = ["apps", "preflight", "--name", "X", "--domain", "x.elsewhere.test", "--environment-name", "none"];
+    let preflight = run(&h, token, &args);
+    assert_eq!(preflight.status.code(), Some(3), "{}{}", stdout(&preflight), stderr(&preflight));
+    assert!(stdout(&preflight).contains("domain.allowed"), "{}", stdout(&preflight));
+
+    let unreachable = Command::new(binary())
+        .args(["apps", "list"])
+        .env_clear()
+        .env("PORTCULLIS_API_URL", "http://127.0.0.1:9")
+        .env("PORTCULLIS_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(4), "{}", stderr(&unreachable));
+
+    let completions = run(&h, None, &["completions", "bash"]);
+    assert_eq!(completions.status.code(), Some(0));
+    assert!(stdout(&completions).contains("portcullis"), "a bash completion script");
+}
+
+/// A file in the system's temporary directory with `content`.
+fn tempfile_with(content: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("portcullis-cli-{}.csv", portcullis_e2e::short_id()));
+    std::fs::write(&path, content).unwrap();
+    path
+}
