@@ -1,7 +1,13 @@
-//! `TokenVerifier` for Cognito ID tokens: RS256 signature against the issuer's JWKS (fetched once and
-//! cached across invocations), expiry, issuer and audience. The tenant and role come from the claims.
+//! `TokenVerifier` for the operators' pool: RS256 signature against the issuer's JWKS (fetched once and
+//! cached across invocations), expiry and issuer, then by `token_use`:
+//! - an ID token of a person: its audience; the tenant and role come from the claims;
+//! - an access token of a service token (client credentials, no `aud`): its `client_id` must be a
+//!   recorded, unexpired service token, read from the registry on every request so that a revocation
+//!   takes effect at once; the tenant comes from that record, the scopes are those both the record and
+//!   the token hold.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -11,9 +17,9 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 
 use crate::config::TokenConfig;
-use crate::domain::{Caller, Claims};
+use crate::domain::{Caller, Claims, Scopes};
 use crate::error::{Error, Result};
-use crate::ports::TokenVerifier;
+use crate::ports::{ServiceTokenRecords, TokenVerifier};
 
 /// Keys are re-read this often even when every `kid` is known, to pick up rotations.
 const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -35,6 +41,15 @@ struct IdTokenClaims {
     groups: Vec<String>,
 }
 
+/// What tells the two kinds of token apart, and what an access token of a service token carries.
+#[derive(Debug, Deserialize)]
+struct TokenKind {
+    token_use: Option<String>,
+    client_id: Option<String>,
+    #[serde(default)]
+    scope: String,
+}
+
 struct CachedKeys {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Instant,
@@ -45,6 +60,7 @@ pub struct JwksTokenVerifier {
     config: TokenConfig,
     http: reqwest::Client,
     cache: RwLock<Option<CachedKeys>>,
+    service_tokens: Option<Arc<dyn ServiceTokenRecords>>,
 }
 
 impl JwksTokenVerifier {
@@ -53,7 +69,29 @@ impl JwksTokenVerifier {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        JwksTokenVerifier { config, http, cache: RwLock::new(None) }
+        JwksTokenVerifier { config, http, cache: RwLock::new(None), service_tokens: None }
+    }
+
+    /// Accepts access tokens of the service tokens these records know; without it, only ID tokens.
+    pub fn with_service_tokens(mut self, records: Arc<dyn ServiceTokenRecords>) -> Self {
+        self.service_tokens = Some(records);
+        self
+    }
+
+    /// The caller behind a verified access token: a recorded, unexpired service token.
+    async fn service_caller(&self, kind: TokenKind) -> Result<Caller> {
+        let bad = |why: &str| Error::Unauthenticated(format!("the bearer token is not valid: {why}"));
+        let records = self.service_tokens.as_ref().ok_or_else(|| bad("an ID token is required"))?;
+        let client_id = kind.client_id.ok_or_else(|| bad("the access token names no client_id"))?;
+        let token = records
+            .by_client(&client_id)
+            .await?
+            .ok_or_else(|| bad("the access token's client is not a service token (revoked, or never one)"))?;
+        if token.expired(time::OffsetDateTime::now_utc()) {
+            return Err(bad("the service token has expired"));
+        }
+        let granted: Scopes = token.scopes.iter().copied().collect();
+        Ok(Caller::service(&token, granted.and(Scopes::from_oauth_claim(&kind.scope))))
     }
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>> {
@@ -117,6 +155,13 @@ impl TokenVerifier for JwksTokenVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        // Access tokens carry no `aud`: first the signature, issuer and expiry, to learn the token's kind.
+        let mut any_audience = validation.clone();
+        any_audience.validate_aud = false;
+        let kind = decode::<TokenKind>(token, &key, &any_audience).map_err(|e| bad(e.to_string()))?.claims;
+        if kind.token_use.as_deref() == Some("access") {
+            return self.service_caller(kind).await;
+        }
         // Never empty (`TokenConfig::from_env` refuses that): without it, an ID token of any client of the
         // issuer's pool would do.
         validation.set_audience(&self.config.audiences);
