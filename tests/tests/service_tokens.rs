@@ -166,4 +166,13 @@ async fn bad_requests_are_problems_and_a_person_token_still_works_as_before() {
     let platform = h.platform().await;
     h.call(Method::GET, "/tenant/service-tokens", Some(&platform), None).await.assert_problem(403);
     assert_eq!(h.call(Method::GET, "/apps", Some(&tenant.admin), None).await.status, 200);
+
+    // A token must not outlive its tenant: the registry refuses to delete a tenant that holds one.
+    let created = create(&h, &tenant.admin, json!({"name": "ci", "scopes": ["apps:read"]})).await;
+    let path = format!("/tenants/{}", tenant.id);
+    let refused = h.call(Method::DELETE, &path, Some(&platform), None).await.assert_problem(409);
+    assert!(refused.contains("service tokens"), "{refused}");
+    let revoke = format!("/tenant/service-tokens/{}", created["clientId"].as_str().unwrap());
+    assert_eq!(h.call(Method::DELETE, &revoke, Some(&tenant.admin), None).await.status, 204);
+    assert_eq!(h.call(Method::DELETE, &path, Some(&platform), None).await.status, 204);
 }

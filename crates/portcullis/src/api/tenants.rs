@@ -170,13 +170,22 @@ impl TenantsApi {
         Ok(json_response(StatusCode::OK, &body))
     }
 
-    /// `DELETE /tenants/{tenantId}`: 204; 409 while the tenant has apps that are not DELETED.
+    /// `DELETE /tenants/{tenantId}`: 204; 409 while the tenant has apps that are not DELETED, or service
+    /// tokens.
     async fn delete(&self, caller: &Caller, tenant_id: &str) -> Result<ApiResponse> {
         let tenant = self.find(tenant_id).await?;
         let live = self.apps.count_live(&tenant.id).await?;
         if live > 0 {
             return Err(Error::Conflict(format!(
                 "tenant {} has {live} apps that are not DELETED; its admins delete them first",
+                tenant.id
+            )));
+        }
+        // A token outliving its tenant would still call the API as that tenant.
+        let tokens = self.service_tokens.records.list(&tenant.id).await?.len();
+        if tokens > 0 {
+            return Err(Error::Conflict(format!(
+                "tenant {} has {tokens} service tokens; its admins revoke them first",
                 tenant.id
             )));
         }
@@ -341,6 +350,27 @@ mod tests {
                 assert_eq!(answer.status(), 403, "{role:?} {method} {resource}: {}", answer.body());
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_holding_service_tokens_cannot_be_deleted() {
+        let (api, records, _) = token_api(None);
+        let token = ServiceToken {
+            client_id: "c1".into(),
+            tenant_id: fakes::TENANT.into(),
+            name: "ci".into(),
+            scopes: vec![Scope::AppsRead],
+            created_at: OffsetDateTime::now_utc(),
+            created_by: "x".into(),
+            expires_at: None,
+        };
+        records.put(&token).await.unwrap();
+        let delete = || request(Method::DELETE, "/tenants/{tenantId}", fakes::TENANT, "");
+        let refused = api.handle(&delete()).await;
+        assert_eq!(refused.status(), 409, "{}", refused.body());
+        assert!(refused.body().contains("service tokens"), "{}", refused.body());
+        records.delete(&token).await.unwrap();
+        assert_eq!(api.handle(&delete()).await.status(), 204);
     }
 
     #[tokio::test]
