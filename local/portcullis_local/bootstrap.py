@@ -157,6 +157,13 @@ def create_operators_pool(endpoint_url: str) -> dict[str, str]:
         ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]["ClientId"]
 
+    # Service tokens' scopes (on AWS, infra/template.yaml's ServiceTokenScopes makes the same).
+    cognito.create_resource_server(
+        UserPoolId=pool_id,
+        Identifier=c.SERVICE_TOKEN_RESOURCE_SERVER,
+        Name="Portcullis API",
+        Scopes=[{"ScopeName": name, "ScopeDescription": description} for name, description in c.SERVICE_TOKEN_SCOPES],
+    )
     for group in ("admin", "viewer", "platform"):
         cognito.create_group(UserPoolId=pool_id, GroupName=group)
     for email, group, tenant in (

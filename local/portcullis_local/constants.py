@@ -26,6 +26,13 @@ PROVISIONER_FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{PROV
 
 OPERATORS_POOL_NAME = "portcullis-operators"
 OPERATORS_CLIENT_NAME = "portcullis-local"
+# The operators' pool resource server whose scopes service tokens carry (crates/portcullis: RESOURCE_SERVER).
+SERVICE_TOKEN_RESOURCE_SERVER = "portcullis"
+SERVICE_TOKEN_SCOPES = (
+    ("apps:read", "Read apps, their events and users; run preflight checks"),
+    ("apps:write", "Create and delete apps"),
+    ("users:write", "Invite, re-invite and revoke users of apps"),
+)
 DEMO_TENANT = "demo"
 ADMIN_USER = "admin@demo.test"
 VIEWER_USER = "viewer@demo.test"

@@ -106,6 +106,10 @@ def functions_env(aws_endpoint: str, resources: dict, environ: dict[str, str] | 
         # …but signs tokens with the real-looking issuer, which is what the functions must expect.
         "PORTCULLIS_TOKEN_ISSUER": resources["tokenIssuer"],
         "PORTCULLIS_TOKEN_AUDIENCE": resources["userPoolClientId"],
+        # Service tokens: clients of the operators' pool, and the token endpoint the emulator serves for
+        # it (patches/cognito_client_credentials.py; on AWS, the pool domain's /oauth2/token).
+        "PORTCULLIS_OPERATORS_POOL_ID": pool_id,
+        "PORTCULLIS_SERVICE_TOKEN_URL": f"{aws_endpoint}/{pool_id}/oauth2/token",
     }
     for name, default in LOCAL_TIMING_DEFAULTS.items():
         env[name] = environ.get(name, default)

@@ -160,9 +160,17 @@ def test_functions_env(emulator, resources):
     assert env["PORTCULLIS_JWKS_URL"] == f"{emulator.url}/{resources['userPoolId']}/.well-known/jwks.json"
     assert env["PORTCULLIS_TOKEN_ISSUER"] == resources["tokenIssuer"]
     assert env["PORTCULLIS_TOKEN_AUDIENCE"] == resources["userPoolClientId"]
+    assert env["PORTCULLIS_OPERATORS_POOL_ID"] == resources["userPoolId"]
+    assert env["PORTCULLIS_SERVICE_TOKEN_URL"] == f"{emulator.url}/{resources['userPoolId']}/oauth2/token"
     assert (env["PORTCULLIS_CERT_POLL_SECONDS"], env["PORTCULLIS_ENV_POLL_SECONDS"]) == ("1", "3")
     assert (env["PORTCULLIS_CERT_DEADLINE_SECONDS"], env["PORTCULLIS_ENV_DEADLINE_SECONDS"]) == ("60", "30")
     assert (env["RUST_LOG"], env["RUST_BACKTRACE"]) == ("debug", "1")
+
+
+def test_the_operators_pool_has_the_service_token_scopes(aws, resources):
+    server = aws("cognito-idp").describe_resource_server(UserPoolId=resources["userPoolId"], Identifier="portcullis")
+    names = sorted(scope["ScopeName"] for scope in server["ResourceServer"]["Scopes"])
+    assert names == ["apps:read", "apps:write", "users:write"]
 
 
 def test_jwks_is_served_where_the_functions_look(emulator, resources):

@@ -56,6 +56,24 @@ impl TokenConfig {
     }
 }
 
+/// How tenants-api makes service tokens: clients of the operators' pool, and the URL that trades their
+/// credentials for access tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTokenConfig {
+    pub operators_pool_id: String,
+    /// None when unset: creating a service token then fails as a deployment fault.
+    pub token_url: Option<String>,
+}
+
+impl ServiceTokenConfig {
+    pub fn from_env() -> Result<Self> {
+        Ok(ServiceTokenConfig {
+            operators_pool_id: required("PORTCULLIS_OPERATORS_POOL_ID")?,
+            token_url: std::env::var("PORTCULLIS_SERVICE_TOKEN_URL").ok().filter(|u| !u.trim().is_empty()),
+        })
+    }
+}
+
 /// Comma-separated: the portal, scripts and CI may each sign in through their own client.
 fn audiences(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect()

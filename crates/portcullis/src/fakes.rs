@@ -10,13 +10,15 @@ use time::OffsetDateTime;
 use crate::domain::{
     AliasTarget, App, AppEvent, AppStatus, Caller, DnsRecord, DomainRule, EnvironmentState, FoundRecord, GrantedTarget,
     HostedZone, Invitation, ListenerDefault, ListenerProtocol, LoadBalancerView, Registration, Resources, Role,
-    RuleAction, SesConfig, Target, Tenant, TenantQuotas,
+    RuleAction, Scope, ServiceToken, SesConfig, Target, Tenant, TenantQuotas,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
     AppRepository, DnsZone, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page,
-    PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, Subject, TenantRegistry, TokenVerifier,
+    PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, ServiceCredentials, ServiceTokenRecords,
+    Subject, TenantRegistry, TokenVerifier,
 };
+use crate::ports::{ClientSecret, CreatedCredential};
 
 /// The tenant every fake caller belongs to.
 pub const TENANT: &str = "t";
@@ -451,5 +453,53 @@ impl Environments for NoEnvironments {
     }
     async fn load_balancer(&self, _: &str) -> Result<Option<String>> {
         Ok(None)
+    }
+}
+
+/// Service token records by client id.
+#[derive(Default)]
+pub struct MemoryServiceTokens {
+    pub tokens: Mutex<BTreeMap<String, ServiceToken>>,
+}
+
+#[async_trait]
+impl ServiceTokenRecords for MemoryServiceTokens {
+    async fn put(&self, token: &ServiceToken) -> Result<()> {
+        self.tokens.lock().unwrap().insert(token.client_id.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn by_client(&self, client_id: &str) -> Result<Option<ServiceToken>> {
+        Ok(self.tokens.lock().unwrap().get(client_id).cloned())
+    }
+
+    async fn list(&self, tenant_id: &str) -> Result<Vec<ServiceToken>> {
+        Ok(self.tokens.lock().unwrap().values().filter(|t| t.tenant_id == tenant_id).cloned().collect())
+    }
+
+    async fn delete(&self, token: &ServiceToken) -> Result<()> {
+        self.tokens.lock().unwrap().remove(&token.client_id);
+        Ok(())
+    }
+}
+
+/// Client-credentials clients by id, with their scopes; secrets are `secret-<id>`.
+#[derive(Default)]
+pub struct MemoryCredentials {
+    pub clients: Mutex<BTreeMap<String, Vec<Scope>>>,
+}
+
+#[async_trait]
+impl ServiceCredentials for MemoryCredentials {
+    async fn create(&self, _client_name: &str, scopes: &[Scope]) -> Result<CreatedCredential> {
+        let mut clients = self.clients.lock().unwrap();
+        let client_id = format!("client{}", clients.len() + 1);
+        clients.insert(client_id.clone(), scopes.to_vec());
+        Ok(CreatedCredential { client_secret: ClientSecret(format!("secret-{client_id}")), client_id })
+    }
+
+    async fn delete(&self, client_id: &str) -> Result<()> {
+        self.clients.lock().unwrap().remove(client_id);
+        Ok(())
     }
 }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, DnsRecord, EnvironmentState, FoundRecord,
-    HostedZone, Invitation, Invitee, ListenerDefault, ListenerProtocol, LoadBalancerView, SesConfig, SesIdentity,
-    Tenant, ValidationRecord,
+    HostedZone, Invitation, Invitee, ListenerDefault, ListenerProtocol, LoadBalancerView, Scope, ServiceToken,
+    SesConfig, SesIdentity, Tenant, ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -291,6 +291,45 @@ pub trait Workflow: Send + Sync {
     async fn stop(&self, execution: &Execution) -> Result<()>;
     /// Whether the execution is running now (false when it has ended or never started).
     async fn is_running(&self, execution: &Execution) -> Result<bool>;
+}
+
+/// The registry's record of service tokens: which tenant each client belongs to, its scopes and expiry.
+#[async_trait]
+pub trait ServiceTokenRecords: Send + Sync {
+    /// Records a new service token.
+    async fn put(&self, token: &ServiceToken) -> Result<()>;
+    /// The service token with this client id, of any tenant (what the token verifier asks).
+    async fn by_client(&self, client_id: &str) -> Result<Option<ServiceToken>>;
+    /// The tenant's service tokens (at most [`crate::domain::MAX_SERVICE_TOKENS`] or so), oldest first.
+    async fn list(&self, tenant_id: &str) -> Result<Vec<ServiceToken>>;
+    /// Forgets the token; none recorded is fine.
+    async fn delete(&self, token: &ServiceToken) -> Result<()>;
+}
+
+/// A client secret, shown once to the caller who created it: never logged (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(…)")
+    }
+}
+
+/// A client-credentials client, as the identity provider created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedCredential {
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+}
+
+/// The operators' pool's client-credentials clients behind service tokens (Cognito).
+#[async_trait]
+pub trait ServiceCredentials: Send + Sync {
+    /// Creates a client with a secret, the client-credentials grant and exactly these scopes.
+    async fn create(&self, client_name: &str, scopes: &[Scope]) -> Result<CreatedCredential>;
+    /// Deletes the client, so that it gets no more tokens; already gone is fine.
+    async fn delete(&self, client_id: &str) -> Result<()>;
 }
 
 /// Verifies bearer tokens and says who the caller is.

@@ -19,13 +19,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let api = AppsApi {
         apps: store.clone(),
         history: store.clone(),
-        tenants: store,
+        tenants: store.clone(),
         workflow: Arc::new(StepFunctionsWorkflow::from_config(
             &aws,
             required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,
             required("PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN")?,
         )),
-        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
+        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone())),
         timing: WorkflowTiming::from_env()?,
         load_balancer: Arc::new(ElbLoadBalancer::from_config(&aws)),
         environments: Arc::new(BeanstalkEnvironments::from_config(&aws)),

@@ -17,9 +17,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let api = UsersApi {
         apps: store.clone(),
         history: store.clone(),
-        invitations: store,
+        invitations: store.clone(),
         users: Arc::new(CognitoAppUsers::from_config(&aws)),
-        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
+        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone())),
         backoff: Backoff::default(),
     };
     serve_api(Arc::new(api)).await

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 from . import (
+    cognito_client_credentials,
     cognito_id_token_claims,
     cognito_resend,
     cognito_temporary_password,
@@ -23,6 +24,7 @@ PATCHES = (
     cognito_resend,
     cognito_temporary_password,
     cognito_id_token_claims,
+    cognito_client_credentials,
     elasticbeanstalk,
     dynamodb_atomic_writes,
     route53_delete_values,

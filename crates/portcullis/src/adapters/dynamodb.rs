@@ -11,6 +11,9 @@
 //! - `TENANT#t / META`: the SES identity written by hand before the registry (read, never written)
 //! - `APP#id / USER#username`: an invitation (who invited whom, when)
 //! - `DNSRECORD#zone#name / APP#id`: an app relying on a DNS record Portcullis wrote in a hosted zone
+//! - `SERVICETOKEN#clientId / SERVICETOKEN` and `TENANT#t / SERVICETOKEN#clientId`: a service token (the
+//!   first for the token verifier's lookup by client id, the second for the tenant's listing), written
+//!   and deleted together in one transaction
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,11 +28,11 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{App, AppEvent, AppStatus, Invitation, SesConfig, Tenant, domain_taken};
+use crate::domain::{App, AppEvent, AppStatus, Invitation, ServiceToken, SesConfig, Tenant, domain_taken};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppRepository, History, InvitationRecords, Page, PriorityReservations, RecordClaim, RecordClaims, Subject,
-    TenantRegistry,
+    AppRepository, History, InvitationRecords, Page, PriorityReservations, RecordClaim, RecordClaims,
+    ServiceTokenRecords, Subject, TenantRegistry,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -648,6 +651,84 @@ impl InvitationRecords for DynamoStore {
             .send()
             .await
             .map_err(|e| aws_failure("DynamoDB DeleteItem (invitation)", e).into_error())?;
+        Ok(())
+    }
+}
+
+/// The two keys of a service token: by client id, and in its tenant's partition.
+fn service_token_keys(token: &ServiceToken) -> [Item; 2] {
+    [
+        HashMap::from([
+            ("pk".to_string(), s(format!("SERVICETOKEN#{}", token.client_id))),
+            ("sk".to_string(), s("SERVICETOKEN")),
+        ]),
+        HashMap::from([
+            ("pk".to_string(), s(tenant_pk(&token.tenant_id))),
+            ("sk".to_string(), s(format!("SERVICETOKEN#{}", token.client_id))),
+        ]),
+    ]
+}
+
+#[async_trait]
+impl ServiceTokenRecords for DynamoStore {
+    async fn put(&self, token: &ServiceToken) -> Result<()> {
+        let record: Item =
+            serde_dynamo::to_item(token).map_err(|e| Error::internal_from("cannot write a service token item", e))?;
+        let mut writes = Vec::new();
+        for key in service_token_keys(token) {
+            let mut item = record.clone();
+            item.extend(key);
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| build_error("a service token", e))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_at(&err).is_some() => {
+                Err(Error::Conflict(format!("service token {} is already recorded", token.client_id)))
+            }
+            Err(err) => Err(aws_failure("DynamoDB TransactWriteItems (service token)", err).into_error()),
+        }
+    }
+
+    async fn by_client(&self, client_id: &str) -> Result<Option<ServiceToken>> {
+        let key = HashMap::from([
+            ("pk".to_string(), s(format!("SERVICETOKEN#{client_id}"))),
+            ("sk".to_string(), s("SERVICETOKEN")),
+        ]);
+        self.get_item(key, "DynamoDB GetItem (service token)").await?.map(from_item).transpose()
+    }
+
+    async fn list(&self, tenant_id: &str) -> Result<Vec<ServiceToken>> {
+        let pk = tenant_pk(tenant_id);
+        let items = all_pages(|token| {
+            let pk = &pk;
+            async move { self.query_page(pk, "SERVICETOKEN#", 100, token.as_deref(), false).await }
+        })
+        .await?;
+        items.into_iter().map(from_item).collect()
+    }
+
+    async fn delete(&self, token: &ServiceToken) -> Result<()> {
+        let mut writes = Vec::new();
+        for key in service_token_keys(token) {
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .build()
+                .map_err(|e| build_error("a service token deletion", e))?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB TransactWriteItems (service token)", e).into_error())?;
         Ok(())
     }
 }

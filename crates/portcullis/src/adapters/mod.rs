@@ -3,6 +3,7 @@
 
 mod acm;
 mod cognito;
+mod cognito_service_credentials;
 mod cognito_users;
 mod dynamodb;
 mod elasticbeanstalk;
@@ -13,6 +14,7 @@ mod stepfunctions;
 
 pub use acm::AcmCertificates;
 pub use cognito::CognitoUserPools;
+pub use cognito_service_credentials::CognitoServiceCredentials;
 pub use cognito_users::CognitoAppUsers;
 pub use dynamodb::DynamoStore;
 pub use elasticbeanstalk::BeanstalkEnvironments;

@@ -4,6 +4,8 @@
 
 mod apps;
 mod preflight;
+mod scopes;
+mod service_tokens;
 mod tenants;
 mod users;
 mod view;
@@ -19,6 +21,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
 pub use apps::AppsApi;
+pub use service_tokens::ServiceTokenManagement;
 pub use tenants::TenantsApi;
 pub use users::UsersApi;
 pub use view::AppView;
@@ -180,6 +183,7 @@ pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) ->
     let caller = verifier.verify(token).await?;
     let tenant = caller.tenant.as_ref().map(|(id, _)| id.as_str()).unwrap_or("(platform)");
     tracing::Span::current().record("tenant", tenant);
+    scopes::check(&caller, &request.method, &request.resource)?;
     Ok(caller)
 }
 

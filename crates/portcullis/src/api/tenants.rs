@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::service_tokens::ServiceTokenManagement;
 use super::{
     ApiRequest, ApiResponse, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
 };
@@ -22,6 +23,7 @@ pub struct TenantsApi {
     pub apps: Arc<dyn AppRepository>,
     pub history: Arc<dyn History>,
     pub verifier: Arc<dyn TokenVerifier>,
+    pub service_tokens: ServiceTokenManagement,
 }
 
 /// The operations, by openapi.yaml's `operationId`.
@@ -33,6 +35,9 @@ enum Route {
     DeleteTenant,
     ListTenantEvents,
     GetOwnTenant,
+    CreateServiceToken,
+    ListServiceTokens,
+    RevokeServiceToken,
 }
 
 impl Route {
@@ -44,13 +49,19 @@ impl Route {
             (&Method::DELETE, "/tenants/{tenantId}") => Route::DeleteTenant,
             (&Method::GET, "/tenants/{tenantId}/events") => Route::ListTenantEvents,
             (&Method::GET, "/tenant") => Route::GetOwnTenant,
+            (&Method::POST, "/tenant/service-tokens") => Route::CreateServiceToken,
+            (&Method::GET, "/tenant/service-tokens") => Route::ListServiceTokens,
+            (&Method::DELETE, "/tenant/service-tokens/{clientId}") => Route::RevokeServiceToken,
             _ => return None,
         })
     }
 
-    /// Everything but a tenant reading its own registration is for platform operators.
+    /// Everything but a tenant's own registration and service tokens is for platform operators.
     fn needs_platform(self) -> bool {
-        self != Route::GetOwnTenant
+        !matches!(
+            self,
+            Route::GetOwnTenant | Route::CreateServiceToken | Route::ListServiceTokens | Route::RevokeServiceToken
+        )
     }
 
     fn operation_id(self) -> &'static str {
@@ -61,6 +72,9 @@ impl Route {
             Route::DeleteTenant => "deleteTenant",
             Route::ListTenantEvents => "listTenantEvents",
             Route::GetOwnTenant => "getOwnTenant",
+            Route::CreateServiceToken => "createServiceToken",
+            Route::ListServiceTokens => "listServiceTokens",
+            Route::RevokeServiceToken => "revokeServiceToken",
         }
     }
 }
@@ -106,6 +120,14 @@ impl Operations for TenantsApi {
                 Route::DeleteTenant => self.delete(&caller, tenant_id).await,
                 Route::ListTenantEvents => self.events(tenant_id, request).await,
                 Route::GetOwnTenant => self.own(&caller).await,
+                Route::CreateServiceToken => {
+                    self.service_tokens.create(&caller, self.history.as_ref(), &request.body).await
+                }
+                Route::ListServiceTokens => self.service_tokens.list(&caller).await,
+                Route::RevokeServiceToken => {
+                    let client_id = request.path("clientId");
+                    self.service_tokens.revoke(&caller, self.history.as_ref(), client_id).await
+                }
             }
         })
         .await
@@ -148,13 +170,22 @@ impl TenantsApi {
         Ok(json_response(StatusCode::OK, &body))
     }
 
-    /// `DELETE /tenants/{tenantId}`: 204; 409 while the tenant has apps that are not DELETED.
+    /// `DELETE /tenants/{tenantId}`: 204; 409 while the tenant has apps that are not DELETED, or service
+    /// tokens.
     async fn delete(&self, caller: &Caller, tenant_id: &str) -> Result<ApiResponse> {
         let tenant = self.find(tenant_id).await?;
         let live = self.apps.count_live(&tenant.id).await?;
         if live > 0 {
             return Err(Error::Conflict(format!(
                 "tenant {} has {live} apps that are not DELETED; its admins delete them first",
+                tenant.id
+            )));
+        }
+        // A token outliving its tenant would still call the API as that tenant.
+        let tokens = self.service_tokens.records.list(&tenant.id).await?.len();
+        if tokens > 0 {
+            return Err(Error::Conflict(format!(
+                "tenant {} has {tokens} service tokens; its admins revoke them first",
                 tenant.id
             )));
         }
@@ -203,7 +234,9 @@ fn summary(tenant: &Tenant) -> String {
 mod tests {
     use super::*;
     use crate::domain::{AppStatus, Role};
-    use crate::fakes::{self, MemoryApps, MemoryHistory, MemoryTenants};
+    use crate::domain::{Scope, ServiceToken};
+    use crate::fakes::{self, MemoryApps, MemoryCredentials, MemoryHistory, MemoryServiceTokens, MemoryTenants};
+    use crate::ports::ServiceTokenRecords;
 
     /// Every token is a platform operator (or, with a role, a tenant caller of `fakes::TENANT`).
     struct As(Option<Role>);
@@ -221,7 +254,139 @@ mod tests {
     }
 
     fn api(role: Option<Role>, tenants: Arc<MemoryTenants>, apps: Arc<MemoryApps>) -> TenantsApi {
-        TenantsApi { tenants, apps, history: Arc::new(MemoryHistory::default()), verifier: Arc::new(As(role)) }
+        let service_tokens = ServiceTokenManagement {
+            records: Arc::new(MemoryServiceTokens::default()),
+            credentials: Arc::new(MemoryCredentials::default()),
+            token_url: Some("https://auth.example.test/oauth2/token".into()),
+        };
+        TenantsApi {
+            tenants,
+            apps,
+            history: Arc::new(MemoryHistory::default()),
+            verifier: Arc::new(As(role)),
+            service_tokens,
+        }
+    }
+
+    fn token_api(role: Option<Role>) -> (TenantsApi, Arc<MemoryServiceTokens>, Arc<MemoryCredentials>) {
+        let (records, credentials) = (Arc::new(MemoryServiceTokens::default()), Arc::new(MemoryCredentials::default()));
+        let mut api = api(role, Arc::new(MemoryTenants::granting_the_fakes()), Arc::new(MemoryApps::default()));
+        api.service_tokens = ServiceTokenManagement {
+            records: records.clone(),
+            credentials: credentials.clone(),
+            token_url: Some("https://auth.example.test/oauth2/token".into()),
+        };
+        (api, records, credentials)
+    }
+
+    fn token_request(method: Method, resource: &str, client_id: &str, body: &str) -> ApiRequest {
+        let mut request = request(method, resource, "", body);
+        request.path_parameters = [("clientId".to_string(), client_id.to_string())].into();
+        request
+    }
+
+    #[tokio::test]
+    async fn admins_create_list_and_revoke_service_tokens_with_a_history() {
+        let (api, records, credentials) = token_api(Some(Role::Admin));
+        let body = r#"{"name": "ci", "scopes": ["apps:read", "users:write"], "expiresInDays": 7}"#;
+        let created = api.handle(&token_request(Method::POST, "/tenant/service-tokens", "", body)).await;
+        assert_eq!(created.status(), 201, "{}", created.body());
+        let created: serde_json::Value = serde_json::from_str(created.body()).unwrap();
+        let client_id = created["clientId"].as_str().unwrap().to_string();
+        assert_eq!(created["clientSecret"], format!("secret-{client_id}"));
+        assert_eq!(created["tokenUrl"], "https://auth.example.test/oauth2/token");
+        assert_eq!(created["scopes"], serde_json::json!(["apps:read", "users:write"]));
+        assert!(created["expiresAt"].is_string());
+        assert_eq!(credentials.clients.lock().unwrap()[&client_id], [Scope::AppsRead, Scope::UsersWrite]);
+        assert_eq!(records.tokens.lock().unwrap()[&client_id].tenant_id, fakes::TENANT);
+
+        let listed = api.handle(&token_request(Method::GET, "/tenant/service-tokens", "", "")).await;
+        assert_eq!(listed.status(), 200);
+        assert!(!listed.body().contains("secret"), "{}", listed.body());
+        let listed: serde_json::Value = serde_json::from_str(listed.body()).unwrap();
+        assert_eq!(listed["items"][0]["clientId"], client_id.as_str());
+        assert_eq!(listed["items"][0]["expired"], false);
+
+        let resource = "/tenant/service-tokens/{clientId}";
+        let revoked = api.handle(&token_request(Method::DELETE, resource, &client_id, "")).await;
+        assert_eq!(revoked.status(), 204, "{}", revoked.body());
+        assert!(credentials.clients.lock().unwrap().is_empty() && records.tokens.lock().unwrap().is_empty());
+        assert_eq!(api.handle(&token_request(Method::DELETE, resource, &client_id, "")).await.status(), 404);
+
+        let events = api.history.list(Subject::Tenant(fakes::TENANT), 10, None).await.unwrap();
+        let actions: Vec<AuditAction> = events.items.iter().map(|e| e.action).collect();
+        assert_eq!(actions, [AuditAction::ServiceTokenRevoked, AuditAction::ServiceTokenCreated]);
+        assert!(events.items.iter().all(|e| !e.detail.contains("secret")));
+    }
+
+    #[tokio::test]
+    async fn another_tenants_token_is_not_found_and_viewers_and_operators_are_refused() {
+        let (api, records, _) = token_api(Some(Role::Admin));
+        let theirs = ServiceToken {
+            client_id: "theirs".into(),
+            tenant_id: "other".into(),
+            name: "ci".into(),
+            scopes: vec![Scope::AppsRead],
+            created_at: OffsetDateTime::now_utc(),
+            created_by: "x".into(),
+            expires_at: None,
+        };
+        records.put(&theirs).await.unwrap();
+        let resource = "/tenant/service-tokens/{clientId}";
+        assert_eq!(api.handle(&token_request(Method::DELETE, resource, "theirs", "")).await.status(), 404);
+        let listed = api.handle(&token_request(Method::GET, "/tenant/service-tokens", "", "")).await;
+        assert_eq!(listed.body(), r#"{"items":[]}"#);
+        assert!(records.tokens.lock().unwrap().contains_key("theirs"));
+
+        for role in [Some(Role::Viewer), None] {
+            let (api, _, _) = token_api(role);
+            let body = r#"{"name": "ci", "scopes": ["apps:read"]}"#;
+            for (method, resource, body) in [
+                (Method::POST, "/tenant/service-tokens", body),
+                (Method::GET, "/tenant/service-tokens", ""),
+                (Method::DELETE, resource, ""),
+            ] {
+                let answer = api.handle(&token_request(method.clone(), resource, "theirs", body)).await;
+                assert_eq!(answer.status(), 403, "{role:?} {method} {resource}: {}", answer.body());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_holding_service_tokens_cannot_be_deleted() {
+        let (api, records, _) = token_api(None);
+        let token = ServiceToken {
+            client_id: "c1".into(),
+            tenant_id: fakes::TENANT.into(),
+            name: "ci".into(),
+            scopes: vec![Scope::AppsRead],
+            created_at: OffsetDateTime::now_utc(),
+            created_by: "x".into(),
+            expires_at: None,
+        };
+        records.put(&token).await.unwrap();
+        let delete = || request(Method::DELETE, "/tenants/{tenantId}", fakes::TENANT, "");
+        let refused = api.handle(&delete()).await;
+        assert_eq!(refused.status(), 409, "{}", refused.body());
+        assert!(refused.body().contains("service tokens"), "{}", refused.body());
+        records.delete(&token).await.unwrap();
+        assert_eq!(api.handle(&delete()).await.status(), 204);
+    }
+
+    #[tokio::test]
+    async fn service_tokens_are_validated_and_limited() {
+        let (api, _, credentials) = token_api(Some(Role::Admin));
+        let bad = api.handle(&token_request(Method::POST, "/tenant/service-tokens", "", r#"{"name": "ci"}"#)).await;
+        assert_eq!(bad.status(), 400);
+        assert_eq!(bad.headers()[http::header::CONTENT_TYPE], "application/problem+json");
+        let body = r#"{"name": "ci", "scopes": ["apps:read"]}"#;
+        for _ in 0..crate::domain::MAX_SERVICE_TOKENS {
+            let created = api.handle(&token_request(Method::POST, "/tenant/service-tokens", "", body)).await;
+            assert_eq!(created.status(), 201);
+        }
+        let over = api.handle(&token_request(Method::POST, "/tenant/service-tokens", "", body)).await;
+        assert_eq!(over.status(), 422, "{}", over.body());
+        assert_eq!(credentials.clients.lock().unwrap().len(), 20);
     }
 
     fn request(method: Method, resource: &str, tenant: &str, body: &str) -> ApiRequest {

@@ -53,6 +53,10 @@ pub enum AuditAction {
     TenantUpdated,
     #[serde(rename = "tenant.deleted")]
     TenantDeleted,
+    #[serde(rename = "service-token.created")]
+    ServiceTokenCreated,
+    #[serde(rename = "service-token.revoked")]
+    ServiceTokenRevoked,
 }
 
 /// An entry in an app's history.
@@ -103,6 +107,8 @@ mod tests {
             (AuditAction::TenantRegistered, "tenant.registered"),
             (AuditAction::TenantUpdated, "tenant.updated"),
             (AuditAction::TenantDeleted, "tenant.deleted"),
+            (AuditAction::ServiceTokenCreated, "service-token.created"),
+            (AuditAction::ServiceTokenRevoked, "service-token.revoked"),
         ];
         for (action, name) in names {
             assert_eq!(serde_json::to_value(action).unwrap(), name);

@@ -1,5 +1,6 @@
 //! Who is calling: taken only from a verified token, never from a body or a path.
 
+use super::{Scope, Scopes, ServiceToken};
 use crate::error::{Error, Result};
 
 /// What a caller may do within their tenant.
@@ -9,6 +10,9 @@ pub enum Role {
     Admin,
     /// Reads only.
     Viewer,
+    /// A service token: only the routes its scopes cover (checked per route by `api::authenticate`, which
+    /// refuses it every other route), and never the management of service tokens.
+    Service(Scopes),
 }
 
 /// A verified caller.
@@ -70,13 +74,50 @@ impl Caller {
         })
     }
 
-    /// The caller's tenant, if the caller may change things in it (403 otherwise).
+    /// A service token's caller: its tenant is the registry's record of it, never a claim.
+    pub fn service(token: &ServiceToken, granted: Scopes) -> Self {
+        Caller {
+            actor: token.actor(),
+            tenant: Some((token.tenant_id.clone(), Role::Service(granted))),
+            platform: false,
+        }
+    }
+
+    /// The scopes of a service token's caller; none for a person.
+    pub fn service_scopes(&self) -> Option<Scopes> {
+        match self.tenant.as_ref().map(|(_, role)| *role) {
+            Some(Role::Service(scopes)) => Some(scopes),
+            _ => None,
+        }
+    }
+
+    /// 403 naming the scope unless the caller is a person, or a service token holding `scope`.
+    pub fn require_scope(&self, scope: Scope) -> Result<()> {
+        match self.service_scopes() {
+            Some(scopes) if !scopes.contains(scope) => Err(Error::Forbidden(format!(
+                "this service token lacks the scope '{}' this operation needs",
+                scope.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The caller's tenant, if the caller may change things in it (403 otherwise). A service token
+    /// passes: `api::authenticate` has already checked the route's scope.
     pub fn require_admin(&self) -> Result<&str> {
         let tenant_id = self.tenant_id()?;
         match self.tenant.as_ref().map(|(_, role)| *role) {
-            Some(Role::Admin) => Ok(tenant_id),
+            Some(Role::Admin | Role::Service(_)) => Ok(tenant_id),
             _ => Err(Error::Forbidden("viewers may read but not change anything; this needs the 'admin' group".into())),
         }
+    }
+
+    /// The caller's tenant, for a person in its `admin` group only: service tokens are managed by people.
+    pub fn require_person_admin(&self) -> Result<&str> {
+        if self.service_scopes().is_some() {
+            return Err(Error::Forbidden("a service token cannot manage service tokens".into()));
+        }
+        self.require_admin()
     }
 
     /// Fails with 403 unless the caller is a platform operator.
@@ -132,6 +173,28 @@ mod tests {
         assert!(c.tenant_id().is_err() && c.require_admin().is_err());
         let both = Caller::from_claims(claims(Some("t"), &["platform", "admin"])).unwrap();
         assert!(both.require_platform().is_ok() && both.require_admin().is_ok());
+    }
+
+    #[test]
+    fn a_service_token_has_its_scopes_and_cannot_manage_tokens() {
+        let token = ServiceToken {
+            client_id: "c1".into(),
+            tenant_id: "t".into(),
+            name: "ci".into(),
+            scopes: vec![Scope::AppsRead],
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            created_by: "sub-1".into(),
+            expires_at: None,
+        };
+        let c = Caller::service(&token, [Scope::AppsRead].into_iter().collect());
+        assert_eq!(c.tenant_id().unwrap(), "t");
+        assert!(c.require_scope(Scope::AppsRead).is_ok());
+        let err = c.require_scope(Scope::AppsWrite).unwrap_err();
+        assert!(err.to_string().contains("'apps:write'"), "{err}");
+        assert!(matches!(c.require_person_admin(), Err(Error::Forbidden(_))));
+        assert!(c.require_platform().is_err());
+        let person = Caller::from_claims(claims(Some("t"), &["admin"])).unwrap();
+        assert!(person.require_scope(Scope::UsersWrite).is_ok() && person.require_person_admin().is_ok());
     }
 
     #[test]

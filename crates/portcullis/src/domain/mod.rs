@@ -11,6 +11,7 @@ mod naming;
 mod poll;
 mod preflight;
 mod priority;
+mod service_token;
 mod tenant;
 mod users;
 mod validate;
@@ -34,6 +35,10 @@ pub use preflight::{
     Check, CheckName, CheckStatus, PreflightReport, certificate_headroom, domain_taken, rule_headroom,
 };
 pub use priority::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, lowest_free_priority};
+pub use service_token::{
+    ACCESS_TOKEN_MINUTES, MAX_EXPIRES_IN_DAYS, MAX_SERVICE_TOKENS, NewServiceToken, RESOURCE_SERVER, Scope, Scopes,
+    ServiceToken, validate_new_service_token,
+};
 pub use tenant::{
     DEFAULT_APP_QUOTA, DomainRule, GrantedTarget, Registration, SesConfig, Tenant, TenantQuotas, not_registered,
     validate_registration, validate_tenant_id,
