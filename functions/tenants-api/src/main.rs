@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use portcullis::adapters::{DynamoStore, JwksTokenVerifier, load_aws_config};
-use portcullis::api::TenantsApi;
+use portcullis::api::{Idempotent, TenantsApi};
 use portcullis::config::{TokenConfig, table_name};
 use portcullis::lambda::serve_api;
 
@@ -14,11 +14,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
     let aws = load_aws_config("portcullis-tenants-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
-    let api = TenantsApi {
-        tenants: store.clone(),
-        apps: store.clone(),
-        history: store,
-        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?)),
-    };
-    serve_api(Arc::new(api)).await
+    let verifier = Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?));
+    let api =
+        TenantsApi { tenants: store.clone(), apps: store.clone(), history: store.clone(), verifier: verifier.clone() };
+    serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }
