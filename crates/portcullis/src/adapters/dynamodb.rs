@@ -796,6 +796,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn idempotency_items_read_back_as_written() {
+        use crate::domain::{IdempotencyKey, KeyScope};
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let claim =
+            KeyClaim::new(KeyScope::Tenant("acme".into()), IdempotencyKey::parse(b"k#1").unwrap(), "f".into(), at);
+        let item = key_item(&claim, None).unwrap();
+        assert_eq!(item["pk"], s("IDEMPOTENCY#acme#k#1"));
+        assert_eq!(item["sk"], s("KEY"));
+        assert_eq!(item["expiresAt"], AttributeValue::N("1700086400".into()));
+        let record = key_record(&item).unwrap();
+        assert_eq!((record.state, record.holder.as_str()), (KeyState::InProgress, claim.holder.as_str()));
+        assert_eq!((record.expires_at, record.lease_until), (claim.expires_at, claim.lease_until));
+        let answer = StoredAnswer {
+            status: 202,
+            headers: vec![("location".into(), "/apps/1".into())],
+            body: "{\"id\":\"1\"}".into(),
+        };
+        let record = key_record(&key_item(&claim, Some(&answer)).unwrap()).unwrap();
+        assert_eq!((record.state, record.fingerprint.as_str()), (KeyState::Answered(answer), "f"));
+    }
+
+    #[test]
     fn page_tokens_round_trip_and_stay_in_their_partition() {
         let key: Item = HashMap::from([("pk".into(), s("TENANT#a")), ("sk".into(), s("APP#1"))]);
         let token = encode_token(Some(&key)).unwrap();
