@@ -503,3 +503,51 @@ impl ServiceCredentials for MemoryCredentials {
         Ok(())
     }
 }
+
+/// Idempotency records by (scope, key), with the store's conditional claim; `now` may be moved on.
+#[derive(Default)]
+pub struct MemoryKeys {
+    pub records: Mutex<HashMap<(String, String), crate::domain::KeyRecord>>,
+    /// Added to the clock, to see records expire.
+    pub later: Mutex<time::Duration>,
+}
+
+#[async_trait]
+impl crate::ports::IdempotencyStore for MemoryKeys {
+    async fn claim(&self, claim: &crate::domain::KeyClaim) -> Result<crate::domain::ClaimOutcome> {
+        use crate::domain::{ClaimOutcome, KeyRecord, KeyState};
+        let now = OffsetDateTime::now_utc() + *self.later.lock().unwrap();
+        let mut records = self.records.lock().unwrap();
+        let id = (claim.scope.label().to_string(), claim.key.as_str().to_string());
+        if let Some(held) = records.get(&id).filter(|r| !r.is_vacant(now)) {
+            return Ok(ClaimOutcome::Held(held.clone()));
+        }
+        let record = KeyRecord {
+            fingerprint: claim.fingerprint.clone(),
+            holder: claim.holder.clone(),
+            expires_at: claim.expires_at,
+            lease_until: claim.lease_until,
+            state: KeyState::InProgress,
+        };
+        records.insert(id, record);
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn answer(&self, claim: &crate::domain::KeyClaim, answer: &crate::domain::StoredAnswer) -> Result<()> {
+        let mut records = self.records.lock().unwrap();
+        let id = (claim.scope.label().to_string(), claim.key.as_str().to_string());
+        if let Some(record) = records.get_mut(&id).filter(|r| r.holder == claim.holder) {
+            record.state = crate::domain::KeyState::Answered(answer.clone());
+        }
+        Ok(())
+    }
+
+    async fn release(&self, claim: &crate::domain::KeyClaim) -> Result<()> {
+        let mut records = self.records.lock().unwrap();
+        let id = (claim.scope.label().to_string(), claim.key.as_str().to_string());
+        if records.get(&id).is_some_and(|r| r.holder == claim.holder) {
+            records.remove(&id);
+        }
+        Ok(())
+    }
+}

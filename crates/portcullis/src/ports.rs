@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, DnsRecord, EnvironmentState, FoundRecord,
-    HostedZone, Invitation, Invitee, ListenerDefault, ListenerProtocol, LoadBalancerView, Scope, ServiceToken,
-    SesConfig, SesIdentity, Tenant, ValidationRecord,
+    AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, ClaimOutcome, DnsRecord, EnvironmentState,
+    FoundRecord, HostedZone, Invitation, Invitee, KeyClaim, ListenerDefault, ListenerProtocol, LoadBalancerView, Scope,
+    ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant, ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -81,6 +81,18 @@ pub trait InvitationRecords: Send + Sync {
     async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
     /// Forgets an invitation; none recorded is fine.
     async fn delete(&self, app_id: &str, username: &str) -> Result<()>;
+}
+
+/// Idempotency keys and the answers given under them.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims the key for the request, unless a record that is not vacant (`KeyRecord::is_vacant`) holds
+    /// it: then `Held` with that record.
+    async fn claim(&self, claim: &KeyClaim) -> Result<ClaimOutcome>;
+    /// Keeps the answer of the request holding the claim (a no-op if it no longer holds it).
+    async fn answer(&self, claim: &KeyClaim, answer: &StoredAnswer) -> Result<()>;
+    /// Frees the key held by the claim, so a retry runs the request again (a no-op if it no longer holds it).
+    async fn release(&self, claim: &KeyClaim) -> Result<()>;
 }
 
 /// The tenant registry, run by platform operators.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use portcullis::adapters::{
     BeanstalkEnvironments, DynamoStore, ElbLoadBalancer, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config,
 };
-use portcullis::api::AppsApi;
+use portcullis::api::{AppsApi, Idempotent};
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
 use portcullis::lambda::serve_api;
 
@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
     let aws = load_aws_config("portcullis-apps-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
+    let verifier = Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone()));
     let api = AppsApi {
         apps: store.clone(),
         history: store.clone(),
@@ -25,10 +26,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,
             required("PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN")?,
         )),
-        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone())),
+        verifier: verifier.clone(),
         timing: WorkflowTiming::from_env()?,
         load_balancer: Arc::new(ElbLoadBalancer::from_config(&aws)),
         environments: Arc::new(BeanstalkEnvironments::from_config(&aws)),
     };
-    serve_api(Arc::new(api)).await
+    serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

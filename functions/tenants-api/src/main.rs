@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use portcullis::adapters::{CognitoServiceCredentials, DynamoStore, JwksTokenVerifier, load_aws_config};
-use portcullis::api::{ServiceTokenManagement, TenantsApi};
+use portcullis::api::{Idempotent, ServiceTokenManagement, TenantsApi};
 use portcullis::config::{ServiceTokenConfig, TokenConfig, table_name};
 use portcullis::lambda::serve_api;
 
@@ -16,16 +16,17 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = load_aws_config("portcullis-tenants-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let service = ServiceTokenConfig::from_env()?;
+    let verifier = Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone()));
     let api = TenantsApi {
         tenants: store.clone(),
         apps: store.clone(),
         history: store.clone(),
-        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone())),
+        verifier: verifier.clone(),
         service_tokens: ServiceTokenManagement {
-            records: store,
+            records: store.clone(),
             credentials: Arc::new(CognitoServiceCredentials::from_config(&aws, service.operators_pool_id)),
             token_url: service.token_url,
         },
     };
-    serve_api(Arc::new(api)).await
+    serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use portcullis::adapters::{CognitoAppUsers, DynamoStore, JwksTokenVerifier, load_aws_config};
-use portcullis::api::UsersApi;
+use portcullis::api::{Idempotent, UsersApi};
 use portcullis::config::{TokenConfig, table_name};
 use portcullis::lambda::serve_api;
 use portcullis::retry::Backoff;
@@ -14,13 +14,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     portcullis::telemetry::init();
     let aws = load_aws_config("portcullis-users-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
+    let verifier = Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone()));
     let api = UsersApi {
         apps: store.clone(),
         history: store.clone(),
         invitations: store.clone(),
         users: Arc::new(CognitoAppUsers::from_config(&aws)),
-        verifier: Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone())),
+        verifier: verifier.clone(),
         backoff: Backoff::default(),
     };
-    serve_api(Arc::new(api)).await
+    serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

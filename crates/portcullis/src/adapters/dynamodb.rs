@@ -1,5 +1,5 @@
 //! The store ports (`AppRepository`, `History`, `PriorityReservations`, `InvitationRecords`,
-//! `TenantRegistry`, `RecordClaims`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
+//! `TenantRegistry`, `RecordClaims`, `IdempotencyStore`) on one DynamoDB table (`pk`/`sk` strings). Item kinds:
 //! - `TENANT#t / APP#id`: an app (its fields, plus `version` for optimistic concurrency)
 //! - `DOMAIN#fqdn / DOMAIN`: the domain guard, written in the same transaction as the app
 //! - `APP#id / EVENT#<unix nanos>#<uuid>`: history, sortable by time
@@ -14,6 +14,7 @@
 //! - `SERVICETOKEN#clientId / SERVICETOKEN` and `TENANT#t / SERVICETOKEN#clientId`: a service token (the
 //!   first for the token verifier's lookup by client id, the second for the tenant's listing), written
 //!   and deleted together in one transaction
+//! - `IDEMPOTENCY#<tenant>#<key> / KEY`: a POST's idempotency key, its request's fingerprint and answer
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,10 +29,13 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{App, AppEvent, AppStatus, Invitation, ServiceToken, SesConfig, Tenant, domain_taken};
+use crate::domain::{
+    App, AppEvent, AppStatus, ClaimOutcome, Invitation, KeyClaim, KeyRecord, KeyState, ServiceToken, SesConfig,
+    StoredAnswer, Tenant, domain_taken,
+};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppRepository, History, InvitationRecords, Page, PriorityReservations, RecordClaim, RecordClaims,
+    AppRepository, History, IdempotencyStore, InvitationRecords, Page, PriorityReservations, RecordClaim, RecordClaims,
     ServiceTokenRecords, Subject, TenantRegistry,
 };
 
@@ -748,9 +752,151 @@ impl DynamoStore {
     }
 }
 
+/// `IDEMPOTENCY#<scope>#<key> / KEY`: a request's claim on its idempotency key, then the answer it got.
+/// `expiresAt` is the table's time-to-live attribute; its deletion is lazy, so claims treat an expired
+/// item as absent.
+fn idempotency_key(claim: &KeyClaim) -> Item {
+    let pk = format!("IDEMPOTENCY#{}#{}", claim.scope.label(), claim.key.as_str());
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s("KEY"))])
+}
+
+const KEY_IN_PROGRESS: &str = "IN_PROGRESS";
+const KEY_ANSWERED: &str = "ANSWERED";
+
+fn epoch_seconds(at: OffsetDateTime) -> AttributeValue {
+    AttributeValue::N(at.unix_timestamp().to_string())
+}
+
+fn key_item(claim: &KeyClaim, answer: Option<&StoredAnswer>) -> Result<Item> {
+    let mut item = idempotency_key(claim);
+    item.insert("fingerprint".into(), s(&claim.fingerprint));
+    item.insert("holder".into(), s(&claim.holder));
+    item.insert("expiresAt".into(), epoch_seconds(claim.expires_at));
+    item.insert("leaseUntil".into(), epoch_seconds(claim.lease_until));
+    item.insert("state".into(), s(if answer.is_some() { KEY_ANSWERED } else { KEY_IN_PROGRESS }));
+    if let Some(answer) = answer {
+        let json = serde_json::to_string(answer).map_err(|e| Error::internal_from("cannot write an answer", e))?;
+        item.insert("answer".into(), s(json));
+    }
+    Ok(item)
+}
+
+fn key_record(item: &Item) -> Result<KeyRecord> {
+    let unreadable = || Error::internal("an idempotency key item no longer reads");
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or_else(unreadable);
+    let time = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(|n| OffsetDateTime::from_unix_timestamp(n).ok())
+            .ok_or_else(unreadable)
+    };
+    let state = match text("state")?.as_str() {
+        KEY_IN_PROGRESS => KeyState::InProgress,
+        KEY_ANSWERED => KeyState::Answered(
+            serde_json::from_str(&text("answer")?)
+                .map_err(|e| Error::internal_from("a kept answer no longer reads", e))?,
+        ),
+        _ => return Err(unreadable()),
+    };
+    Ok(KeyRecord {
+        fingerprint: text("fingerprint")?,
+        holder: text("holder")?,
+        expires_at: time("expiresAt")?,
+        lease_until: time("leaseUntil")?,
+        state,
+    })
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoStore {
+    async fn claim(&self, claim: &KeyClaim) -> Result<ClaimOutcome> {
+        // A claim that meets an item which is gone or vacant by the time it is read tries again.
+        for _ in 0..3 {
+            let now = OffsetDateTime::now_utc();
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(key_item(claim, None)?))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR expiresAt <= :now OR (#state = :inProgress AND leaseUntil <= :now)",
+                )
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":now", epoch_seconds(now))
+                .expression_attribute_values(":inProgress", s(KEY_IN_PROGRESS))
+                .send()
+                .await
+                .map_err(|e| aws_failure("DynamoDB PutItem (idempotency key)", e));
+            if done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?.is_some() {
+                return Ok(ClaimOutcome::Claimed);
+            }
+            let held = self.get_item(idempotency_key(claim), "DynamoDB GetItem (idempotency key)").await?;
+            if let Some(record) = held.as_ref().map(key_record).transpose()?
+                && !record.is_vacant(OffsetDateTime::now_utc())
+            {
+                return Ok(ClaimOutcome::Held(record));
+            }
+        }
+        Err(Error::retryable("the idempotency key changed hands while it was claimed"))
+    }
+
+    async fn answer(&self, claim: &KeyClaim, answer: &StoredAnswer) -> Result<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(key_item(claim, Some(answer))?))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(&claim.holder))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB PutItem (idempotency answer)", e));
+        done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?;
+        Ok(())
+    }
+
+    async fn release(&self, claim: &KeyClaim) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(idempotency_key(claim)))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(&claim.holder))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB DeleteItem (idempotency key)", e));
+        done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_items_read_back_as_written() {
+        use crate::domain::{IdempotencyKey, KeyScope};
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let claim =
+            KeyClaim::new(KeyScope::Tenant("acme".into()), IdempotencyKey::parse(b"k#1").unwrap(), "f".into(), at);
+        let item = key_item(&claim, None).unwrap();
+        assert_eq!(item["pk"], s("IDEMPOTENCY#acme#k#1"));
+        assert_eq!(item["sk"], s("KEY"));
+        assert_eq!(item["expiresAt"], AttributeValue::N("1700086400".into()));
+        let record = key_record(&item).unwrap();
+        assert_eq!((record.state, record.holder.as_str()), (KeyState::InProgress, claim.holder.as_str()));
+        assert_eq!((record.expires_at, record.lease_until), (claim.expires_at, claim.lease_until));
+        let answer = StoredAnswer {
+            status: 202,
+            headers: vec![("location".into(), "/apps/1".into())],
+            body: "{\"id\":\"1\"}".into(),
+        };
+        let record = key_record(&key_item(&claim, Some(&answer)).unwrap()).unwrap();
+        assert_eq!((record.state, record.fingerprint.as_str()), (KeyState::Answered(answer), "f"));
+    }
 
     #[test]
     fn page_tokens_round_trip_and_stay_in_their_partition() {

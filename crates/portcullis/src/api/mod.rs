@@ -3,6 +3,7 @@
 //! become `application/problem+json` here and nowhere else, and are logged here, once.
 
 mod apps;
+mod idempotency;
 mod preflight;
 mod scopes;
 mod service_tokens;
@@ -21,6 +22,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
 pub use apps::AppsApi;
+pub use idempotency::{IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, Idempotent};
 pub use service_tokens::ServiceTokenManagement;
 pub use tenants::TenantsApi;
 pub use users::UsersApi;

@@ -7,6 +7,7 @@ mod certificate;
 mod dns;
 mod environment;
 mod exposure;
+mod idempotency;
 mod naming;
 mod poll;
 mod preflight;
@@ -28,6 +29,10 @@ pub use environment::{EnvironmentHealth, EnvironmentState, EnvironmentStatus, Li
 pub use exposure::{
     Closure, Entry, Exposure, ExposureKind, ListenerDefault, ListenerView, LoadBalancerView, ProtectedApp, RuleAction,
     RuleCondition, RuleView, closures, describe, exposed, exposures, host_matches, left_open,
+};
+pub use idempotency::{
+    CLAIM_LEASE, ClaimOutcome, IdempotencyKey, KEY_RETENTION, KeyClaim, KeyRecord, KeyScope, KeyState, KeyVerdict,
+    StoredAnswer, fingerprint, is_final, verdict,
 };
 pub use naming::{invitation_message, pool_domain_prefix};
 pub use poll::{Poll, PollPolicy};
