@@ -147,3 +147,43 @@ fn tempfile_with(content: &str) -> PathBuf {
     std::fs::write(&path, content).unwrap();
     path
 }
+
+/// A CI job with a service token: the CLI trades the client credentials itself and acts within the
+/// token's scopes.
+#[tokio::test]
+async fn a_ci_job_uses_service_token_credentials() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let body = serde_json::json!({"name": "ci", "scopes": ["apps:read"]});
+    let created = h.call(reqwest::Method::POST, "/tenant/service-tokens", Some(&tenant.admin), Some(&body)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let credentials = &created.body;
+    let with_client = |args: &[&str]| {
+        Command::new(binary())
+            .args(args)
+            .env_clear()
+            .env("PORTCULLIS_API_URL", &h.stack.api_url)
+            .env("PORTCULLIS_CLIENT_ID", credentials["clientId"].as_str().unwrap())
+            .env("PORTCULLIS_CLIENT_SECRET", credentials["clientSecret"].as_str().unwrap())
+            .env("PORTCULLIS_TOKEN_URL", credentials["tokenUrl"].as_str().unwrap())
+            .output()
+            .expect("the CLI runs")
+    };
+    let listed = json_of(&with_client(&["apps", "list", "-o", "json"]));
+    assert_eq!(listed, serde_json::json!([]), "the tenant has no apps yet");
+
+    // A write outside the token's scopes: refused, naming the scope.
+    let args = ["apps", "create", "--name", "X", "--domain", "x.demo.test", "--environment-name", "none"];
+    let refused = with_client(&args);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("apps:write"), "{}", stderr(&refused));
+
+    let mut wrong = Command::new(binary());
+    wrong.args(["apps", "list"]).env_clear().env("PORTCULLIS_API_URL", &h.stack.api_url);
+    wrong.env("PORTCULLIS_CLIENT_ID", credentials["clientId"].as_str().unwrap());
+    wrong.env("PORTCULLIS_CLIENT_SECRET", "not-the-secret");
+    wrong.env("PORTCULLIS_TOKEN_URL", credentials["tokenUrl"].as_str().unwrap());
+    let wrong = wrong.output().unwrap();
+    assert_eq!(wrong.status.code(), Some(3), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("refused the client credentials"), "{}", stderr(&wrong));
+}
