@@ -10,8 +10,10 @@ STAMP := $(VENV)/.installed
 LOCAL := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH="$(CURDIR)/local" $(PY) -m portcullis_local
 # `make token USER=viewer@demo.test`; the login name in $USER is not an email, so it means the admin.
 TOKEN_USER := $(if $(findstring @,$(USER)),$(USER),admin@demo.test)
-# Tests shorten the environment deadline so the failure path takes seconds, not half a minute.
-TEST_ENV := PORTCULLIS_ENV_DEADLINE_SECONDS=8 PORTCULLIS_CERT_DEADLINE_SECONDS=60
+# Tests shorten the environment deadline so the failure path takes seconds, not half a minute, and allow
+# one portal origin, which the CORS tests call from (tests/tests/cors.rs).
+TEST_ENV := PORTCULLIS_ENV_DEADLINE_SECONDS=8 PORTCULLIS_CERT_DEADLINE_SECONDS=60 \
+  PORTCULLIS_ALLOWED_ORIGINS=https://portal.test
 
 # AWS's tools get a venv of their own (the SAM CLI pins boto3 and cfn-lint apart from moto's):
 # local/tools/requirements.txt, the SAM CLI, cfn-lint and its serverless rules, for `make check-templates`;

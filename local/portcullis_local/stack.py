@@ -106,6 +106,8 @@ def functions_env(aws_endpoint: str, resources: dict, environ: dict[str, str] | 
         # …but signs tokens with the real-looking issuer, which is what the functions must expect.
         "PORTCULLIS_TOKEN_ISSUER": resources["tokenIssuer"],
         "PORTCULLIS_TOKEN_AUDIENCE": resources["userPoolClientId"],
+        # The template parameter AllowedOrigins: the portal's origins, none unless the launcher names some.
+        "PORTCULLIS_ALLOWED_ORIGINS": environ.get("PORTCULLIS_ALLOWED_ORIGINS", ""),
     }
     for name, default in LOCAL_TIMING_DEFAULTS.items():
         env[name] = environ.get(name, default)

@@ -163,6 +163,9 @@ def test_functions_env(emulator, resources):
     assert (env["PORTCULLIS_CERT_POLL_SECONDS"], env["PORTCULLIS_ENV_POLL_SECONDS"]) == ("1", "3")
     assert (env["PORTCULLIS_CERT_DEADLINE_SECONDS"], env["PORTCULLIS_ENV_DEADLINE_SECONDS"]) == ("60", "30")
     assert (env["RUST_LOG"], env["RUST_BACKTRACE"]) == ("debug", "1")
+    assert env["PORTCULLIS_ALLOWED_ORIGINS"] == ""  # none unless the launcher names some
+    portal = functions_env(emulator.url, resources, environ={"PORTCULLIS_ALLOWED_ORIGINS": "https://portal.test"})
+    assert portal["PORTCULLIS_ALLOWED_ORIGINS"] == "https://portal.test"
 
 
 def test_jwks_is_served_where_the_functions_look(emulator, resources):

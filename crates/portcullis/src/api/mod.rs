@@ -3,6 +3,7 @@
 //! become `application/problem+json` here and nowhere else, and are logged here, once.
 
 mod apps;
+mod cors;
 mod preflight;
 mod tenants;
 mod users;
@@ -19,6 +20,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
 pub use apps::AppsApi;
+pub use cors::{AllowedOrigins, Cors};
 pub use tenants::TenantsApi;
 pub use users::UsersApi;
 pub use view::AppView;
