@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -108,6 +109,8 @@ def functions_env(aws_endpoint: str, resources: dict, environ: dict[str, str] | 
         "PORTCULLIS_TOKEN_AUDIENCE": resources["userPoolClientId"],
         # The template parameter AllowedOrigins: the portal's origins, none unless the launcher names some.
         "PORTCULLIS_ALLOWED_ORIGINS": environ.get("PORTCULLIS_ALLOWED_ORIGINS", ""),
+        # The template parameter PageTokenKey: seals page tokens; a fresh one per stack unless given.
+        "PORTCULLIS_PAGE_TOKEN_KEY": environ.get("PORTCULLIS_PAGE_TOKEN_KEY") or secrets.token_urlsafe(32),
     }
     for name, default in LOCAL_TIMING_DEFAULTS.items():
         env[name] = environ.get(name, default)

@@ -166,6 +166,9 @@ def test_functions_env(emulator, resources):
     assert env["PORTCULLIS_ALLOWED_ORIGINS"] == ""  # none unless the launcher names some
     portal = functions_env(emulator.url, resources, environ={"PORTCULLIS_ALLOWED_ORIGINS": "https://portal.test"})
     assert portal["PORTCULLIS_ALLOWED_ORIGINS"] == "https://portal.test"
+    # A page token key of its own for every stack, long enough for the functions to accept.
+    assert len(env["PORTCULLIS_PAGE_TOKEN_KEY"]) >= 32
+    assert env["PORTCULLIS_PAGE_TOKEN_KEY"] != portal["PORTCULLIS_PAGE_TOKEN_KEY"]
 
 
 def test_jwks_is_served_where_the_functions_look(emulator, resources):

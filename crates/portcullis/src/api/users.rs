@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use super::apps::find_app;
 use super::{
-    ApiRequest, ApiResponse, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_route,
+    respond,
 };
 use crate::domain::{
     App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, Invitee, InviteeBody, MAX_BATCH,
@@ -173,7 +174,8 @@ impl UsersApi {
 
     /// `GET /apps/{id}/users`: the pool's users with Portcullis's invitation records.
     async fn list(&self, caller: &Caller, app_id: &str, request: &ApiRequest) -> Result<ApiResponse> {
-        let page = PageRequest::from_query(&request.query)?;
+        let scope = PageScope::users(app_id);
+        let page = PageRequest::from_query(&request.query, &scope)?;
         let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         let Some(pool_id) = app.resources.user_pool_id.as_deref() else {
             return Ok(json_response(StatusCode::OK, &Listing::<AppUser> { items: vec![], next_token: None }));
@@ -192,7 +194,7 @@ impl UsersApi {
                 user
             })
             .collect();
-        Ok(json_response(StatusCode::OK, &Listing { items, next_token: users.next_token }))
+        Ok(json_response(StatusCode::OK, &Listing::sealed(items, users.next_token, &scope)?))
     }
 
     /// `POST /apps/{id}/users/{username}/resend`: a new temporary password and a fresh 7 days.
