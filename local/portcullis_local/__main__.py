@@ -11,6 +11,7 @@ Ports: PORTCULLIS_API_PORT (4000), PORTCULLIS_AWS_PORT (4566), PORTCULLIS_LAMBDA
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -153,6 +154,32 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """Schemathesis against the running stack (test-run's), as the demo tenant's admin: every operation
+    of openapi.yaml, every phase (examples, coverage, fuzzing, stateful), every check."""
+    from .bootstrap import id_token
+
+    stack_file = os.environ.get("PORTCULLIS_STACK_FILE")
+    stack = json.loads(Path(stack_file).read_text()) if stack_file else load_stack_file(_state_dir(None, ".local"))
+    token = id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], c.ADMIN_USER, c.LOCAL_PASSWORD)
+    if not args.schemathesis.exists():
+        print(f"fuzz: {args.schemathesis} not found (make test installs it)", file=sys.stderr)
+        return 2
+    command = [
+        str(args.schemathesis), "--config-file", str(REPO_ROOT / "local/schemathesis.toml"), "run", str(args.openapi),
+        "--url", stack["apiUrl"],
+        "--header", f"Authorization: Bearer {token}",
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--checks", "all",
+        "--max-examples", str(args.max_examples),
+        "--seed", str(args.seed),
+        "--workers", "2",
+        "--request-timeout", "60",
+        "--report", "ndjson", "--report-dir", str(REPO_ROOT / "target/schemathesis"),
+    ]  # fmt: skip
+    return subprocess.call(command, cwd=REPO_ROOT)
+
+
 def cmd_iam_check(args: argparse.Namespace) -> int:
     from . import iam_check
 
@@ -199,6 +226,13 @@ def parser() -> argparse.ArgumentParser:
     iam.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
     iam.add_argument("--strict", action="store_true", help="also fail on granted actions that no test exercised")
     iam.set_defaults(run=cmd_iam_check)
+
+    fuzz = commands.add_parser("fuzz", help="schemathesis against the running stack (run it under test-run)")
+    fuzz.add_argument("--openapi", type=Path, default=REPO_ROOT / "openapi.yaml")
+    fuzz.add_argument("--schemathesis", type=Path, default=REPO_ROOT / ".local/schemathesis/bin/st")
+    fuzz.add_argument("--max-examples", type=int, default=20, help="per operation and phase (default: 20)")
+    fuzz.add_argument("--seed", type=int, default=9, help="the same requests every run (default: 9)")
+    fuzz.set_defaults(run=cmd_fuzz)
 
     token = commands.add_parser("token", help="print an operator's ID token")
     token.add_argument("--user", default=c.ADMIN_USER)
