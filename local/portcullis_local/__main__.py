@@ -155,29 +155,32 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    """Schemathesis against the running stack (test-run's), as the demo tenant's admin: every operation
-    of openapi.yaml, every phase (examples, coverage, fuzzing, stateful), every check."""
+    """Schemathesis against the running stack (test-run's): every operation of openapi.yaml, every phase
+    (coverage, fuzzing, stateful), every check, as the demo tenant's admin. The token reaches
+    local/schemathesis.toml through the environment, not the command line."""
     from .bootstrap import id_token
 
     stack_file = os.environ.get("PORTCULLIS_STACK_FILE")
     stack = json.loads(Path(stack_file).read_text()) if stack_file else load_stack_file(_state_dir(None, ".local"))
-    token = id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], c.ADMIN_USER, c.LOCAL_PASSWORD)
     if not args.schemathesis.exists():
         print(f"fuzz: {args.schemathesis} not found (make test installs it)", file=sys.stderr)
         return 2
+
+    def token(user: str) -> str:
+        return id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], user, c.LOCAL_PASSWORD)
+
+    env = dict(os.environ, PORTCULLIS_FUZZ_ADMIN_TOKEN=token(c.ADMIN_USER))
     command = [
         str(args.schemathesis), "--config-file", str(REPO_ROOT / "local/schemathesis.toml"), "run", str(args.openapi),
         "--url", stack["apiUrl"],
-        "--header", f"Authorization: Bearer {token}",
         "--phases", "examples,coverage,fuzzing,stateful",
         "--checks", "all",
         "--max-examples", str(args.max_examples),
         "--seed", str(args.seed),
-        "--workers", "2",
         "--request-timeout", "60",
         "--report", "ndjson", "--report-dir", str(REPO_ROOT / "target/schemathesis"),
     ]  # fmt: skip
-    return subprocess.call(command, cwd=REPO_ROOT)
+    return subprocess.call(command, env=env, cwd=REPO_ROOT)
 
 
 def cmd_iam_check(args: argparse.Namespace) -> int:
