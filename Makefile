@@ -10,8 +10,10 @@ STAMP := $(VENV)/.installed
 LOCAL := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH="$(CURDIR)/local" $(PY) -m portcullis_local
 # `make token USER=viewer@demo.test`; the login name in $USER is not an email, so it means the admin.
 TOKEN_USER := $(if $(findstring @,$(USER)),$(USER),admin@demo.test)
-# Tests shorten the environment deadline so the failure path takes seconds, not half a minute.
-TEST_ENV := PORTCULLIS_ENV_DEADLINE_SECONDS=8 PORTCULLIS_CERT_DEADLINE_SECONDS=60
+# Tests shorten the environment deadline so the failure path takes seconds, not half a minute, and allow
+# one portal origin, which the CORS tests call from (tests/tests/cors.rs).
+TEST_ENV := PORTCULLIS_ENV_DEADLINE_SECONDS=8 PORTCULLIS_CERT_DEADLINE_SECONDS=60 \
+  PORTCULLIS_ALLOWED_ORIGINS=https://portal.test
 
 # AWS's tools get a venv of their own (the SAM CLI pins boto3 and cfn-lint apart from moto's):
 # local/tools/requirements.txt, the SAM CLI, cfn-lint and its serverless rules, for `make check-templates`;
@@ -19,6 +21,10 @@ TEST_ENV := PORTCULLIS_ENV_DEADLINE_SECONDS=8 PORTCULLIS_CERT_DEADLINE_SECONDS=6
 SAM_VENV := .local/sam
 SAM_STAMP := $(SAM_VENV)/.installed
 ZIG_STAMP := $(SAM_VENV)/.installed-zig
+# Schemathesis, for the contract run at the end of `make test`: a venv of its own (it wants a newer pytest
+# than local/requirements.txt pins).
+ST_VENV := .local/schemathesis
+ST_STAMP := $(ST_VENV)/.installed
 # asl-validator and Spectral, exactly as local/tools/package-lock.json says.
 NODE_TOOLS := local/tools/node_modules
 NODE_STAMP := $(NODE_TOOLS)/.installed
@@ -37,12 +43,14 @@ LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
 dev: tools build
 	@$(LOCAL) dev
 
-## test: the template checks, unit tests, the local stack's own tests, then black-box tests against a fresh stack
-test: tools check-templates
+## test: the template checks, unit tests, the local stack's own tests, then black-box tests and Schemathesis's
+## run of openapi.yaml (local/schemathesis.toml) against one fresh stack
+test: tools $(ST_STAMP) check-templates
 	cargo build --workspace --all-targets --locked
 	$(PY) -m pytest local/tests -q
 	cargo test --workspace --lib --bins --locked
-	$(TEST_ENV) $(LOCAL) test-run -- cargo test --locked -p portcullis-e2e --tests
+	$(TEST_ENV) $(LOCAL) test-run -- $(SHELL) -c \
+	  'cargo test --locked -p portcullis-e2e --tests && $(PY) -m portcullis_local fuzz'
 	$(LOCAL) iam-check --calls target/iam/calls.json --template infra/template.yaml
 
 ## token: print an ID token for admin@demo.test (or USER=…) of the running `make dev` stack
@@ -94,6 +102,11 @@ $(STAMP): local/requirements.txt
 $(SAM_STAMP): local/tools/requirements.txt
 	test -x $(SAM_VENV)/bin/python || python3 -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/tools/requirements.txt
+	touch $@
+
+$(ST_STAMP): local/tools/requirements-schemathesis.txt
+	test -x $(ST_VENV)/bin/python || python3 -m venv $(ST_VENV)
+	$(ST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r local/tools/requirements-schemathesis.txt
 	touch $@
 
 $(ZIG_STAMP): local/tools/requirements-zig.txt

@@ -11,6 +11,7 @@ Ports: PORTCULLIS_API_PORT (4000), PORTCULLIS_AWS_PORT (4566), PORTCULLIS_LAMBDA
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -153,6 +154,71 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """Schemathesis against the running stack (test-run's): every operation of openapi.yaml, every phase
+    (coverage, fuzzing, stateful), every check, as the demo tenant's admin. The token reaches
+    local/schemathesis.toml through the environment, not the command line."""
+    from .bootstrap import id_token
+
+    stack_file = os.environ.get("PORTCULLIS_STACK_FILE")
+    stack = json.loads(Path(stack_file).read_text()) if stack_file else load_stack_file(_state_dir(None, ".local"))
+    if not args.schemathesis.exists():
+        print(f"fuzz: {args.schemathesis} not found (make test installs it)", file=sys.stderr)
+        return 2
+
+    def token(user: str) -> str:
+        return id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], user, c.LOCAL_PASSWORD)
+
+    admin = token(c.ADMIN_USER)
+    app_id, username = _fuzz_app(stack, admin)
+    env = dict(
+        os.environ, PORTCULLIS_FUZZ_ADMIN_TOKEN=admin, PORTCULLIS_FUZZ_APP_ID=app_id, PORTCULLIS_FUZZ_USERNAME=username
+    )
+    command = [
+        str(args.schemathesis), "--config-file", str(REPO_ROOT / "local/schemathesis.toml"), "run", str(args.openapi),
+        "--url", stack["apiUrl"],
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--checks", "all",
+        # An app deleted is DELETED, and still readable (local/schemathesis.toml).
+        "--exclude-checks", "use_after_free",
+        "--max-examples", str(args.max_examples),
+        "--seed", str(args.seed),
+        "--request-timeout", "60",
+        "--report", "ndjson", "--report-dir", str(REPO_ROOT / "target/schemathesis"),
+    ]  # fmt: skip
+    return subprocess.call(command, env=env, cwd=REPO_ROOT)
+
+
+def _fuzz_app(stack: dict, token: str, deadline_seconds: float = 90) -> tuple[str, str]:
+    """An ACTIVE app of the demo tenant on the demo ALB, with one invited user, for the operations on
+    /apps/{id}… to reach their logic rather than 404: its id and the user's name."""
+    import time
+    import urllib.request
+    import uuid
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            stack["apiUrl"] + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return json.load(answer)
+
+    target = {"type": "alb", "listenerArn": stack["listenerArn"], "targetGroupArn": stack["targetGroupArn"]}
+    domain = f"fuzz-{uuid.uuid4().hex[:8]}.demo.test"
+    app = call("POST", "/apps", {"name": "Fuzz", "domain": domain, "target": target})
+    deadline = time.monotonic() + deadline_seconds
+    while app["status"] != "ACTIVE":
+        if app["status"] == "FAILED" or time.monotonic() > deadline:
+            raise StackError(f"fuzz: the app for the contract run did not become ACTIVE: {app}")
+        time.sleep(1)
+        app = call("GET", f"/apps/{app['id']}")
+    user = call("POST", f"/apps/{app['id']}/users", {"email": "fuzz@demo.test", "name": "Fuzz"})
+    return app["id"], user["username"]
+
+
 def cmd_iam_check(args: argparse.Namespace) -> int:
     from . import iam_check
 
@@ -199,6 +265,13 @@ def parser() -> argparse.ArgumentParser:
     iam.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
     iam.add_argument("--strict", action="store_true", help="also fail on granted actions that no test exercised")
     iam.set_defaults(run=cmd_iam_check)
+
+    fuzz = commands.add_parser("fuzz", help="schemathesis against the running stack (run it under test-run)")
+    fuzz.add_argument("--openapi", type=Path, default=REPO_ROOT / "openapi.yaml")
+    fuzz.add_argument("--schemathesis", type=Path, default=REPO_ROOT / ".local/schemathesis/bin/st")
+    fuzz.add_argument("--max-examples", type=int, default=20, help="per operation and phase (default: 20)")
+    fuzz.add_argument("--seed", type=int, default=9, help="the same requests every run (default: 9)")
+    fuzz.set_defaults(run=cmd_fuzz)
 
     token = commands.add_parser("token", help="print an operator's ID token")
     token.add_argument("--user", default=c.ADMIN_USER)

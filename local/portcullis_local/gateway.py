@@ -14,8 +14,9 @@ function through cargo lambda's Invoke API, and the function's proxy response be
 response.  Gateway-level errors follow API Gateway where it matters to callers: a failed function is
 a 502, a timed-out one a 504, and an unknown path API Gateway's MISSING_AUTHENTICATION_TOKEN answer,
 each worded by the contract's ``x-amazon-apigateway-gateway-responses`` (``GatewayResponses``), as on
-AWS.  An unknown method answers ``405 application/problem+json`` with ``Allow`` (API Gateway treats it
-as an unknown path), so that tests can tell a routing mistake from an auth failure.
+AWS.  An unknown method (any token, TRACE and CONNECT included) answers ``405 application/problem+json``
+with ``Allow`` (API Gateway treats it as an unknown path), so that tests can tell a routing mistake
+from an auth failure; a request that does not parse is a problem+json 400 too.
 """
 
 from __future__ import annotations
@@ -489,6 +490,29 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     do_GET = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_HEAD = do_PATCH = _serve
+
+    def __getattr__(self, name: str):
+        # Any other method (TRACE, CONNECT, PROPFIND, …) is routed too, and so answered as the API
+        # answers an undeclared method (405 problem+json with Allow) or path (404), never with
+        # BaseHTTPRequestHandler's HTML 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # A request that does not parse (bad request line, header too long): problem+json as well.
+        status = HTTPStatus(code)
+        body = json.dumps(
+            {"type": "about:blank", "title": status.phrase, "status": code, "detail": message or status.description}
+        ).encode()
+        self.close_connection = True
+        self.send_response(code)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(body)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # The default also logs the request; _serve logs once, with the timing.

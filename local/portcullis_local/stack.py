@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -110,6 +111,10 @@ def functions_env(aws_endpoint: str, resources: dict, environ: dict[str, str] | 
         # it (patches/cognito_client_credentials.py; on AWS, the pool domain's /oauth2/token).
         "PORTCULLIS_OPERATORS_POOL_ID": pool_id,
         "PORTCULLIS_SERVICE_TOKEN_URL": f"{aws_endpoint}/{pool_id}/oauth2/token",
+        # The template parameter AllowedOrigins: the portal's origins, none unless the launcher names some.
+        "PORTCULLIS_ALLOWED_ORIGINS": environ.get("PORTCULLIS_ALLOWED_ORIGINS", ""),
+        # The template parameter PageTokenKey: seals page tokens; a fresh one per stack unless given.
+        "PORTCULLIS_PAGE_TOKEN_KEY": environ.get("PORTCULLIS_PAGE_TOKEN_KEY") or secrets.token_urlsafe(32),
     }
     for name, default in LOCAL_TIMING_DEFAULTS.items():
         env[name] = environ.get(name, default)

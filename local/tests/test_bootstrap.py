@@ -165,6 +165,12 @@ def test_functions_env(emulator, resources):
     assert (env["PORTCULLIS_CERT_POLL_SECONDS"], env["PORTCULLIS_ENV_POLL_SECONDS"]) == ("1", "3")
     assert (env["PORTCULLIS_CERT_DEADLINE_SECONDS"], env["PORTCULLIS_ENV_DEADLINE_SECONDS"]) == ("60", "30")
     assert (env["RUST_LOG"], env["RUST_BACKTRACE"]) == ("debug", "1")
+    assert env["PORTCULLIS_ALLOWED_ORIGINS"] == ""  # none unless the launcher names some
+    portal = functions_env(emulator.url, resources, environ={"PORTCULLIS_ALLOWED_ORIGINS": "https://portal.test"})
+    assert portal["PORTCULLIS_ALLOWED_ORIGINS"] == "https://portal.test"
+    # A page token key of its own for every stack, long enough for the functions to accept.
+    assert len(env["PORTCULLIS_PAGE_TOKEN_KEY"]) >= 32
+    assert env["PORTCULLIS_PAGE_TOKEN_KEY"] != portal["PORTCULLIS_PAGE_TOKEN_KEY"]
 
 
 def test_the_operators_pool_has_the_service_token_scopes(aws, resources):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import textwrap
 from pathlib import Path
 
@@ -300,6 +301,26 @@ def test_wrong_method_is_405_problem(gateway):
     assert dict(headers)["Allow"] == "GET"
     problem = json.loads(body)
     assert (problem["type"], problem["title"], problem["status"]) == ("about:blank", "Method Not Allowed", 405)
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "FOO", "PUT", "HEAD"])
+def test_any_undeclared_method_is_405_problem(gateway, method):
+    status, headers, body = _request(gateway, method, "/custom")
+    assert status == 405
+    assert dict(headers)["Allow"] == "GET"
+    assert dict(headers)["Content-Type"] == "application/problem+json"
+    if method != "HEAD":
+        assert json.loads(body)["status"] == 405
+
+
+def test_a_request_that_does_not_parse_is_a_problem(gateway):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as connection:
+        headers = b"".join(b"X-%d: y\r\n" % n for n in range(101))  # more than http.server takes
+        connection.sendall(b"GET /custom HTTP/1.1\r\n" + headers + b"\r\n")
+        answer = connection.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ") and b"application/problem+json" in head
+    assert json.loads(body)["status"] == 431
 
 
 def test_requests_are_logged_one_line_each(gateway, caplog):

@@ -340,3 +340,16 @@ async fn apps_stay_inside_the_tenants_grants() {
     let second = h.call(Method::POST, "/apps", Some(&tenant.admin), Some(&app_body(&fresh_domain("q"), &target))).await;
     assert!(second.assert_problem(422).contains("quotas.apps = 1"), "{}", second.text);
 }
+
+#[tokio::test]
+async fn an_undeclared_method_is_405_and_an_undeclared_path_404_both_problems() {
+    let h = Harness::new().await;
+    for method in ["TRACE", "DELETE", "PUT", "PATCH", "PROPFIND"] {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let reply = h.call(method.clone(), "/apps", None, None).await;
+        reply.assert_problem(405);
+        assert_eq!(reply.headers["allow"], "GET, OPTIONS, POST", "{method}");
+    }
+    h.call(Method::GET, "/nowhere", None, None).await.assert_problem(404);
+    h.call(Method::from_bytes(b"TRACE").unwrap(), "/apps/x/nowhere", None, None).await.assert_problem(404);
+}

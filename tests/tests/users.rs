@@ -127,6 +127,16 @@ async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
         h.call(Method::GET, &format!("{users}?limit=1&nextToken={}", urlencode(&next)), Some(&admin), None).await;
     assert_eq!(page2.status, 200, "{}", page2.text);
     assert_ne!(page1.body["items"][0]["username"], page2.body["items"][0]["username"]);
+    // Page tokens are sealed by Portcullis: a forged, altered or another listing's token is the caller's
+    // 400, never Cognito's error (a 5xx) nor another page.
+    let altered = format!("{}{}", &next[..next.len() - 2], if next.ends_with("AA") { "AB" } else { "AA" });
+    for (listing, token) in [(&users, "garbage".to_string()), (&users, altered), (&format!("/apps/{id}/events"), next)]
+    {
+        let reply = h
+            .call(Method::GET, &format!("{listing}?limit=1&nextToken={}", urlencode(&token)), Some(&admin), None)
+            .await;
+        assert!(reply.assert_problem(400).contains("nextToken"), "{listing} {token}");
+    }
 
     // Revoke: 204, gone from Cognito, gone from the list; a second revoke is 404.
     h.call(Method::DELETE, &format!("{users}/{username}"), Some(&viewer), None).await.assert_problem(403);

@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::api::{ApiRequest, ApiResponse, Operations};
+use crate::api::{AllowedOrigins, ApiRequest, ApiResponse, Cors, Operations, PageSeal};
 use crate::workflow::{FailureName, Provisioner, RunEnded, StepFailure, StepInput, StepOutput};
 
 /// Turns API Gateway's request into the API's. The route is API Gateway's resource template, so a
@@ -48,8 +48,11 @@ pub fn lambda_response(response: ApiResponse) -> Response<Body> {
     response.map(|body| if body.is_empty() { Body::Empty } else { Body::Text(body) })
 }
 
-/// Runs the Lambda event loop of an HTTP function until the runtime stops it.
+/// Runs the Lambda event loop of an HTTP function until the runtime stops it, with CORS for the origins
+/// in `PORTCULLIS_ALLOWED_ORIGINS` around its operations. A missing page token key stops the cold start.
 pub async fn serve_api(operations: Arc<dyn Operations>) -> Result<(), lambda_http::Error> {
+    PageSeal::install()?;
+    let operations: Arc<dyn Operations> = Arc::new(Cors { operations, origins: AllowedOrigins::from_env()? });
     lambda_http::run(lambda_http::service_fn(move |request: Request| {
         let operations = operations.clone();
         async move {

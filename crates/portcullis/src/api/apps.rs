@@ -6,8 +6,8 @@ use http::{Method, StatusCode};
 use time::OffsetDateTime;
 
 use super::{
-    ApiRequest, ApiResponse, AppView, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
-    with_location,
+    ApiRequest, ApiResponse, AppView, Listing, Operations, PageRequest, PageScope, authenticate, json_response,
+    no_route, respond, with_location,
 };
 use crate::config::WorkflowTiming;
 use crate::domain::{
@@ -157,9 +157,11 @@ impl AppsApi {
 
     /// `GET /apps`: the caller's tenant's apps, a page at a time.
     async fn list(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
-        let page = PageRequest::from_query(&request.query)?;
-        let apps = self.apps.list(caller.tenant_id()?, page.limit, page.next_token.as_deref()).await?;
-        let body = Listing { items: apps.items.iter().map(AppView::from).collect(), next_token: apps.next_token };
+        let tenant_id = caller.tenant_id()?;
+        let scope = PageScope::apps(tenant_id);
+        let page = PageRequest::from_query(&request.query, &scope)?;
+        let apps = self.apps.list(tenant_id, page.limit, page.next_token.as_deref()).await?;
+        let body = Listing::sealed(apps.items.iter().map(AppView::from).collect(), apps.next_token, &scope)?;
         Ok(json_response(StatusCode::OK, &body))
     }
 
@@ -171,10 +173,11 @@ impl AppsApi {
 
     /// `GET /apps/{id}/events`: the app's history, newest first.
     async fn events(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
-        let page = PageRequest::from_query(&request.query)?;
+        let scope = PageScope::app_events(request.path("id"));
+        let page = PageRequest::from_query(&request.query, &scope)?;
         let app = find_app(self.apps.as_ref(), caller, request.path("id")).await?;
         let events = self.history.list(Subject::App(&app.id), page.limit, page.next_token.as_deref()).await?;
-        Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
+        Ok(json_response(StatusCode::OK, &Listing::sealed(events.items, events.next_token, &scope)?))
     }
 
     /// `DELETE /apps/{id}`: 202, and the app ends DELETED. Provisioning is cancelled first; a deletion

@@ -3,7 +3,9 @@
 //! become `application/problem+json` here and nowhere else, and are logged here, once.
 
 mod apps;
+mod cors;
 mod idempotency;
+mod page_token;
 mod preflight;
 mod scopes;
 mod service_tokens;
@@ -22,7 +24,9 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
 pub use apps::AppsApi;
+pub use cors::{AllowedOrigins, Cors};
 pub use idempotency::{IDEMPOTENCY_KEY, IDEMPOTENCY_REPLAYED, Idempotent};
+pub use page_token::{PageScope, PageSeal};
 pub use service_tokens::ServiceTokenManagement;
 pub use tenants::TenantsApi;
 pub use users::UsersApi;
@@ -189,7 +193,8 @@ pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) ->
     Ok(caller)
 }
 
-/// Listing parameters: `limit` (1–100, default 20) and the opaque `nextToken`.
+/// Listing parameters: `limit` (1–100, default 20) and the opaque `nextToken`, opened: the store's
+/// position, from a token this listing sealed (`PageSeal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
     pub limit: u32,
@@ -197,7 +202,7 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, Error> {
+    pub fn from_query(query: &HashMap<String, String>, scope: &PageScope) -> Result<Self, Error> {
         let limit = match query.get("limit") {
             None => 20,
             Some(l) => l
@@ -206,7 +211,10 @@ impl PageRequest {
                 .filter(|l| (1..=100).contains(l))
                 .ok_or_else(|| Error::Invalid(format!("limit '{l}' must be a whole number from 1 to 100")))?,
         };
-        let next_token = query.get("nextToken").filter(|t| !t.is_empty()).cloned();
+        let next_token = match query.get("nextToken").filter(|t| !t.is_empty()) {
+            None => None,
+            Some(token) => Some(PageSeal::get()?.open(scope, token)?),
+        };
         Ok(PageRequest { limit, next_token })
     }
 }
@@ -218,6 +226,17 @@ pub struct Listing<T: Serialize> {
     pub items: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+impl<T: Serialize> Listing<T> {
+    /// The page, its store position sealed for this listing only.
+    pub fn sealed(items: Vec<T>, position: Option<String>, scope: &PageScope) -> Result<Self, Error> {
+        let next_token = match position {
+            None => None,
+            Some(position) => Some(PageSeal::get()?.seal(scope, &position)),
+        };
+        Ok(Listing { items, next_token })
+    }
 }
 
 /// The answer for a method or path the function does not serve (API Gateway routes only known ones).
@@ -255,12 +274,22 @@ mod tests {
     }
 
     #[test]
-    fn page_requests_are_bounded() {
+    fn page_requests_are_bounded_and_open_only_their_listings_tokens() {
         let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
-        assert_eq!(PageRequest::from_query(&HashMap::new()).unwrap().limit, 20);
-        assert_eq!(PageRequest::from_query(&q("limit", "100")).unwrap().limit, 100);
-        assert!(PageRequest::from_query(&q("limit", "0")).is_err());
-        assert!(PageRequest::from_query(&q("limit", "x")).is_err());
-        assert_eq!(PageRequest::from_query(&q("nextToken", "abc")).unwrap().next_token.as_deref(), Some("abc"));
+        let scope = PageScope::apps("t1");
+        assert_eq!(PageRequest::from_query(&HashMap::new(), &scope).unwrap().limit, 20);
+        assert_eq!(PageRequest::from_query(&q("limit", "100"), &scope).unwrap().limit, 100);
+        assert!(PageRequest::from_query(&q("limit", "0"), &scope).is_err());
+        assert!(PageRequest::from_query(&q("limit", "x"), &scope).is_err());
+        let listing = Listing::sealed(vec![1], Some("abc".into()), &scope).unwrap();
+        let token = listing.next_token.unwrap();
+        assert_ne!(token, "abc");
+        assert_eq!(
+            PageRequest::from_query(&q("nextToken", &token), &scope).unwrap().next_token.as_deref(),
+            Some("abc")
+        );
+        let foreign = PageRequest::from_query(&q("nextToken", &token), &PageScope::apps("t2")).unwrap_err();
+        assert_eq!(problem(&foreign).status(), 400);
+        assert_eq!(problem(&PageRequest::from_query(&q("nextToken", "abc"), &scope).unwrap_err()).status(), 400);
     }
 }

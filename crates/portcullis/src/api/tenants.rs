@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use super::service_tokens::ServiceTokenManagement;
 use super::{
-    ApiRequest, ApiResponse, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_route,
+    respond,
 };
 use crate::domain::{
     AppEvent, AuditAction, Caller, Registration, Tenant, not_registered, validate_registration, validate_tenant_id,
@@ -163,10 +164,10 @@ impl TenantsApi {
 
     /// `GET /tenants`: registered tenants by id, a page at a time.
     async fn list(&self, request: &ApiRequest) -> Result<ApiResponse> {
-        let page = PageRequest::from_query(&request.query)?;
+        let scope = PageScope::tenants();
+        let page = PageRequest::from_query(&request.query, &scope)?;
         let tenants = self.tenants.list(page.limit, page.next_token.as_deref()).await?;
-        let body =
-            Listing { items: tenants.items.iter().map(TenantView::from).collect(), next_token: tenants.next_token };
+        let body = Listing::sealed(tenants.items.iter().map(TenantView::from).collect(), tenants.next_token, &scope)?;
         Ok(json_response(StatusCode::OK, &body))
     }
 
@@ -199,10 +200,11 @@ impl TenantsApi {
     /// `GET /tenants/{tenantId}/events`: the registration's history, newest first. Also for a deleted
     /// tenant: the history outlives the registration.
     async fn events(&self, tenant_id: &str, request: &ApiRequest) -> Result<ApiResponse> {
-        let page = PageRequest::from_query(&request.query)?;
+        let scope = PageScope::tenant_events(tenant_id);
+        let page = PageRequest::from_query(&request.query, &scope)?;
         let tenant_id = validate_tenant_id(tenant_id)?;
         let events = self.history.list(Subject::Tenant(tenant_id), page.limit, page.next_token.as_deref()).await?;
-        Ok(json_response(StatusCode::OK, &Listing { items: events.items, next_token: events.next_token }))
+        Ok(json_response(StatusCode::OK, &Listing::sealed(events.items, events.next_token, &scope)?))
     }
 
     /// `GET /tenant`: the caller's own tenant, for any tenant role.

@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use super::apps::find_app;
 use super::{
-    ApiRequest, ApiResponse, Listing, Operations, PageRequest, authenticate, json_response, no_route, respond,
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_route,
+    respond,
 };
 use crate::domain::{
     App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, Invitee, InviteeBody, MAX_BATCH,
@@ -73,7 +74,8 @@ impl Route {
 
 #[derive(Debug, Deserialize)]
 struct BatchBody {
-    users: Option<Vec<InviteeBody>>,
+    /// Objects only: serde would also read `[email, name]` as an entry.
+    users: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// One line of a batch's answer.
@@ -173,7 +175,8 @@ impl UsersApi {
 
     /// `GET /apps/{id}/users`: the pool's users with Portcullis's invitation records.
     async fn list(&self, caller: &Caller, app_id: &str, request: &ApiRequest) -> Result<ApiResponse> {
-        let page = PageRequest::from_query(&request.query)?;
+        let scope = PageScope::users(app_id);
+        let page = PageRequest::from_query(&request.query, &scope)?;
         let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         let Some(pool_id) = app.resources.user_pool_id.as_deref() else {
             return Ok(json_response(StatusCode::OK, &Listing::<AppUser> { items: vec![], next_token: None }));
@@ -192,7 +195,7 @@ impl UsersApi {
                 user
             })
             .collect();
-        Ok(json_response(StatusCode::OK, &Listing { items, next_token: users.next_token }))
+        Ok(json_response(StatusCode::OK, &Listing::sealed(items, users.next_token, &scope)?))
     }
 
     /// `POST /apps/{id}/users/{username}/resend`: a new temporary password and a fresh 7 days.
@@ -258,14 +261,15 @@ impl UsersApi {
 
 /// The batch's entries: 1 to `MAX_BATCH` of them.
 fn parse_batch(body: &str) -> Result<Vec<InviteeBody>> {
-    let entries = serde_json::from_str::<BatchBody>(body)
-        .ok()
-        .and_then(|b| b.users)
-        .ok_or_else(|| Error::Invalid("the body must be {\"users\": [{\"email\": …, \"name\": …}, …]}".into()))?;
+    let shape = || Error::Invalid("the body must be {\"users\": [{\"email\": …, \"name\": …}, …]}".into());
+    let entries = serde_json::from_str::<BatchBody>(body).ok().and_then(|b| b.users).ok_or_else(shape)?;
     if entries.is_empty() || entries.len() > MAX_BATCH {
         return Err(Error::Invalid(format!("'users' must hold 1 to {MAX_BATCH} entries, not {}", entries.len())));
     }
-    Ok(entries)
+    entries
+        .into_iter()
+        .map(|entry| serde_json::from_value(serde_json::Value::Object(entry)).map_err(|_| shape()))
+        .collect()
 }
 
 /// Validates every entry first, so that an invalid one or a repeat within the batch is answered
@@ -297,6 +301,15 @@ mod tests {
     use crate::domain::{Role, UserStatus};
     use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory, MemoryInvitations, active_app};
     use crate::ports::Page;
+
+    #[test]
+    fn a_batch_entry_is_an_object_or_the_body_is_refused() {
+        let entries = parse_batch(r#"{"users": [{"email": 3}, {"email": "a@b.test", "x": 1}]}"#).unwrap();
+        assert_eq!(entries.len(), 2);
+        for body in [r#"{"users": [[null, null]]}"#, r#"{"users": [1]}"#, r#"{"users": []}"#, "[]"] {
+            assert_eq!(parse_batch(body).unwrap_err().kind(), crate::error::ErrorKind::Invalid, "{body}");
+        }
+    }
 
     /// A pool whose every invitation takes `delay` (virtual time) and succeeds.
     struct SlowPool {

@@ -123,14 +123,22 @@ pub fn validate_email(email: &str) -> Result<String> {
     if local.is_empty() || local.len() > 64 {
         return Err(invalid("the part before '@' must be 1 to 64 characters"));
     }
-    let local_ok = local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
-        && !local.starts_with('.')
+    // What Cognito takes as an email user name: letters, digits and '._%+-', starting with a letter,
+    // digit or '_'; dots only between other characters.
+    let local_ok = local.chars().all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
+        && local.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         && !local.ends_with('.')
         && !local.contains("..");
     if !local_ok {
-        return Err(invalid("the part before '@' has characters mail servers do not accept"));
+        return Err(invalid(
+            "the part before '@' takes letters, digits and '._%+-', starting with a letter, digit or '_'",
+        ));
     }
     validate_host(host).map_err(|_| invalid("the part after '@' is not a host name"))?;
+    let top_level = host.rsplit('.').next().unwrap_or_default();
+    if top_level.len() < 2 || !top_level.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(invalid("the host name must end in a top-level domain of two or more letters"));
+    }
     Ok(email)
 }
 
@@ -177,6 +185,12 @@ mod tests {
             "a..b@example.com",
             "a b@example.com",
             "alice@exa_mple.com",
+            "o'brien@example.com",
+            "-alice@example.com",
+            "alice.@example.com",
+            "alice@example.c",
+            "alice@example.c0m",
+            "0@0.a",
         ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
