@@ -282,6 +282,17 @@ impl Harness {
         .await
     }
 
+    /// The users of an app pool with this email.
+    pub async fn users_with_email(
+        &self,
+        pool: &str,
+        email: &str,
+    ) -> Vec<aws_sdk_cognitoidentityprovider::types::UserType> {
+        let found =
+            self.aws.cognito.list_users().user_pool_id(pool).filter(format!("email = \"{email}\"")).send().await;
+        found.expect("list_users").users.unwrap_or_default()
+    }
+
     /// An app of `tenant` that waits at ENVIRONMENT with its certificate made: its target group has no
     /// targets, so it never becomes healthy.
     pub async fn app_waiting_for_its_target(&self, tenant: &TestTenant, label: &str) -> WaitingApp {

@@ -10,19 +10,6 @@ fn attribute<'a>(user: &'a UserType, name: &str) -> Option<&'a str> {
     user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value())
 }
 
-async fn users_with_email(h: &Harness, pool: &str, email: &str) -> Vec<UserType> {
-    let out = h
-        .aws
-        .cognito
-        .list_users()
-        .user_pool_id(pool)
-        .filter(format!("email = \"{email}\""))
-        .send()
-        .await
-        .expect("list_users");
-    out.users.unwrap_or_default()
-}
-
 #[tokio::test]
 async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
     let h = Harness::new().await;
@@ -52,7 +39,7 @@ async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
     assert!(invited.body["invitedAt"].is_string());
     let user = h.aws.cognito.admin_get_user().user_pool_id(pool).username(&username).send().await.unwrap();
     assert_eq!(user.user_status().unwrap().as_str(), "FORCE_CHANGE_PASSWORD");
-    let found = users_with_email(&h, pool, &alice).await;
+    let found = h.users_with_email(pool, &alice).await;
     assert_eq!(found.len(), 1);
     assert_eq!(attribute(&found[0], "email_verified"), Some("true"));
     assert_eq!(attribute(&found[0], "name"), Some("Alice"));
@@ -71,7 +58,7 @@ async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
     let resent = h.call(Method::POST, &format!("{users}/{username}/resend"), Some(&admin), None).await;
     assert_eq!(resent.status, 202, "{}", resent.text);
     answers.push(resent.text.clone());
-    let after = users_with_email(&h, pool, &alice).await;
+    let after = h.users_with_email(pool, &alice).await;
     assert_eq!(after.len(), 1, "resend keeps one user");
     assert_eq!(after[0].username(), Some(username.as_str()));
     assert_eq!(attribute(&after[0], "sub"), Some(sub.as_str()));
@@ -144,7 +131,7 @@ async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
     assert_eq!(revoked.status, 204, "{}", revoked.text);
     let gone = h.aws.cognito.admin_get_user().user_pool_id(pool).username(&username).send().await;
     assert!(gone.is_err(), "the user no longer exists in the app's pool");
-    assert!(users_with_email(&h, pool, &alice).await.is_empty());
+    assert!(h.users_with_email(pool, &alice).await.is_empty());
     let listed = h.call(Method::GET, &users, Some(&admin), None).await;
     assert!(!listed.text.contains(&username));
     h.call(Method::DELETE, &format!("{users}/{username}"), Some(&admin), None).await.assert_problem(404);
@@ -278,9 +265,9 @@ async fn a_batch_invites_each_address_on_its_own() {
     );
     assert!(reply.body["results"][2]["detail"].as_str().unwrap().contains("not a valid address"));
     for email in [&one, &two, &existing] {
-        assert_eq!(users_with_email(&h, pool, email).await.len(), 1, "{email}");
+        assert_eq!(h.users_with_email(pool, email).await.len(), 1, "{email}");
     }
-    assert!(users_with_email(&h, pool, "not an address").await.is_empty());
+    assert!(h.users_with_email(pool, "not an address").await.is_empty());
 
     for bad in [json!({"users": []}), json!({"users": vec![json!({"email": "x@example.com"}); 101]}), json!([1])] {
         h.call(Method::POST, &batch, Some(&admin), Some(&bad)).await.assert_problem(400);
