@@ -40,6 +40,7 @@ pub fn api_request(request: Request) -> ApiRequest {
         query,
         headers: parts.headers,
         body,
+        verified: None,
     }
 }
 

@@ -44,6 +44,9 @@ impl<O: Operations> Operations for Idempotent<O> {
         let Ok(caller) = authenticate(self.verifier.as_ref(), request).await else {
             return self.operations.handle(request).await;
         };
+        // The operation takes the caller verified here rather than verifying the token again (for a
+        // service token, that is a read of its record).
+        let request = &ApiRequest { verified: Some(caller.clone()), ..request.clone() };
         let key = match IdempotencyKey::parse(raw_key.as_bytes()) {
             Ok(key) => key,
             Err(err) => return refused(problem(&err)),

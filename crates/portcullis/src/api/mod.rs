@@ -55,6 +55,9 @@ pub struct ApiRequest {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: String,
+    /// The caller, once a wrapper in front of the operations (`Idempotent`) has verified this request's
+    /// token, so the operation does not verify it again. Never set from what the request carries.
+    pub(crate) verified: Option<Caller>,
 }
 
 impl ApiRequest {
@@ -174,6 +177,18 @@ pub async fn respond(
 
 /// Verifies the request's bearer token and returns the caller; the request's span gets the tenant.
 pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) -> Result<Caller, Error> {
+    let caller = match &request.verified {
+        Some(caller) => caller.clone(),
+        None => verifier.verify(bearer_token(request)?).await?,
+    };
+    let tenant = caller.tenant.as_ref().map(|(id, _)| id.as_str()).unwrap_or("(platform)");
+    tracing::Span::current().record("tenant", tenant);
+    scopes::check(&caller, &request.method, &request.resource)?;
+    Ok(caller)
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_token(request: &ApiRequest) -> Result<&str, Error> {
     let header = request
         .headers
         .get(AUTHORIZATION)
@@ -186,11 +201,7 @@ pub async fn authenticate(verifier: &dyn TokenVerifier, request: &ApiRequest) ->
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <ID token>'".into()))?;
-    let caller = verifier.verify(token).await?;
-    let tenant = caller.tenant.as_ref().map(|(id, _)| id.as_str()).unwrap_or("(platform)");
-    tracing::Span::current().record("tenant", tenant);
-    scopes::check(&caller, &request.method, &request.resource)?;
-    Ok(caller)
+    Ok(token)
 }
 
 /// Listing parameters: `limit` (1–100, default 20) and the opaque `nextToken`, opened: the store's
