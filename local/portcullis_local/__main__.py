@@ -155,9 +155,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    """Schemathesis against the running stack (test-run's): every operation of openapi.yaml, every phase
-    (coverage, fuzzing, stateful), every check, as the demo tenant's admin. The token reaches
-    local/schemathesis.toml through the environment, not the command line."""
+    """Schemathesis against the running stack (test-run's): every phase (coverage, fuzzing, stateful) and
+    every check, twice: every operation of openapi.yaml as the demo tenant's admin, then the tenant
+    registry (/tenants…) as the platform operator. Tokens reach local/schemathesis.toml through the
+    environment, not the command line."""
     from .bootstrap import id_token
 
     stack_file = os.environ.get("PORTCULLIS_STACK_FILE")
@@ -169,43 +170,64 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     def token(user: str) -> str:
         return id_token(stack["awsEndpoint"], stack["userPoolId"], stack["userPoolClientId"], user, c.LOCAL_PASSWORD)
 
-    admin = token(c.ADMIN_USER)
+    admin, platform = token(c.ADMIN_USER), token(c.PLATFORM_USER)
     app_id, username = _fuzz_app(stack, admin)
+    _api_call(stack, platform, "PUT", f"/tenants/{FUZZ_TENANT}", {"allowedDomains": ["*.fuzz.test"], "targets": []})
     env = dict(
-        os.environ, PORTCULLIS_FUZZ_ADMIN_TOKEN=admin, PORTCULLIS_FUZZ_APP_ID=app_id, PORTCULLIS_FUZZ_USERNAME=username
+        os.environ,
+        PORTCULLIS_FUZZ_APP_ID=app_id,
+        PORTCULLIS_FUZZ_USERNAME=username,
+        PORTCULLIS_FUZZ_TENANT_ID=FUZZ_TENANT,
     )
-    command = [
-        str(args.schemathesis), "--config-file", str(REPO_ROOT / "local/schemathesis.toml"), "run", str(args.openapi),
-        "--url", stack["apiUrl"],
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--checks", "all",
-        # An app deleted is DELETED, and still readable; a create replayed under a reused Idempotency-Key
-        # may name what was removed since (local/schemathesis.toml).
-        "--exclude-checks", "use_after_free,ensure_resource_availability",
-        "--max-examples", str(args.max_examples),
-        "--seed", str(args.seed),
-        "--request-timeout", "60",
-        "--report", "ndjson", "--report-dir", str(REPO_ROOT / "target/schemathesis"),
-    ]  # fmt: skip
-    return subprocess.call(command, env=env, cwd=REPO_ROOT)
+
+    def run(caller: str, token: str, *only: str) -> int:
+        print(f"fuzz: as {caller}", file=sys.stderr, flush=True)
+        command = [
+            str(args.schemathesis), "--config-file", str(REPO_ROOT / "local/schemathesis.toml"), "run",
+            str(args.openapi), *only,
+            "--url", stack["apiUrl"],
+            "--phases", "examples,coverage,fuzzing,stateful",
+            "--checks", "all",
+            # An app deleted is DELETED, and still readable; a create replayed under a reused Idempotency-Key
+            # may name what was removed since (local/schemathesis.toml).
+            "--exclude-checks", "use_after_free,ensure_resource_availability",
+            "--max-examples", str(args.max_examples),
+            "--seed", str(args.seed),
+            "--request-timeout", "60",
+            "--report", "ndjson", "--report-dir", str(REPO_ROOT / "target/schemathesis" / caller),
+        ]  # fmt: skip
+        return subprocess.call(command, env=dict(env, PORTCULLIS_FUZZ_TOKEN=token), cwd=REPO_ROOT)
+
+    admin_run = run("admin", admin)
+    platform_run = run("platform", platform, "--include-path-regex", "^/tenants(/|$)")
+    return admin_run or platform_run
+
+
+# A tenant the platform operator's contract run registers, replaces, reads and deletes (no apps, no grants).
+FUZZ_TENANT = "fuzz-registry"
+
+
+def _api_call(stack: dict, token: str, method: str, path: str, body: dict | None = None) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(
+        stack["apiUrl"] + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return json.load(answer)
 
 
 def _fuzz_app(stack: dict, token: str, deadline_seconds: float = 90) -> tuple[str, str]:
     """An ACTIVE app of the demo tenant on the demo ALB, with one invited user, for the operations on
     /apps/{id}… to reach their logic rather than 404: its id and the user's name."""
     import time
-    import urllib.request
     import uuid
 
     def call(method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            stack["apiUrl"] + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return json.load(answer)
+        return _api_call(stack, token, method, path, body)
 
     target = {"type": "alb", "listenerArn": stack["listenerArn"], "targetGroupArn": stack["targetGroupArn"]}
     domain = f"fuzz-{uuid.uuid4().hex[:8]}.demo.test"

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::validate::{parse_target, validate_host};
+use super::validate::{is_account, is_partition, is_region, parse_target, plain_text, validate_host};
 use super::{SesIdentity, Target};
 use crate::error::{Error, Result};
 
@@ -31,6 +31,12 @@ impl DomainRule {
         let invalid = |why: String| {
             Error::Invalid(format!("allowedDomains entry '{rule}' must be a host name or *.suffix: {why}"))
         };
+        if rule.chars().any(char::is_whitespace) {
+            return Err(invalid("white space is not allowed".into()));
+        }
+        if rule.len() > 253 {
+            return Err(invalid("longer than 253 characters".into()));
+        }
         match rule.strip_prefix("*.") {
             Some(suffix) => Ok(DomainRule::Suffix(validate_host(suffix).map_err(|e| invalid(e.to_string()))?)),
             None => Ok(DomainRule::Exact(validate_host(rule).map_err(|e| invalid(e.to_string()))?)),
@@ -246,40 +252,49 @@ pub fn validate_registration(body: &str) -> Result<Registration> {
 fn optional_text(value: Option<&serde_json::Value>, field: &str, max: usize) -> Result<Option<String>> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s))
-            if !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control) =>
-        {
-            Ok(Some(s.trim().to_string()))
-        }
-        Some(_) => Err(Error::Invalid(format!("'{field}' must be 1 to {max} characters without control characters"))),
+        Some(serde_json::Value::String(s)) => plain_text(s, field, max).map(Some),
+        Some(_) => Err(Error::Invalid(format!("'{field}' must be a string or null"))),
     }
 }
 
 fn hosted_zone(value: Option<&serde_json::Value>) -> Result<Option<String>> {
-    let zone = optional_text(value, "hostedZoneId", 32)?;
-    match zone {
-        Some(z) if !z.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) => {
-            Err(Error::Invalid(format!("hostedZoneId '{z}' is not a Route 53 hosted zone id (e.g. Z0123456789ABC)")))
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(zone))
+            if (1..=32).contains(&zone.len()) && zone.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+        {
+            Ok(Some(zone.clone()))
         }
-        zone => Ok(zone),
+        Some(other) => Err(Error::Invalid(format!(
+            "hostedZoneId {other} is not a Route 53 hosted zone id (1 to 32 upper-case letters and digits, \
+             e.g. Z0123456789ABC)"
+        ))),
     }
 }
 
 fn ses(value: Option<&serde_json::Value>) -> Result<Option<SesConfig>> {
     let shape = "ses must be {\"sourceArn\": \"arn:aws:ses:REGION:ACCOUNT:identity/…\", \"from\"?: \"Name <address>\"}";
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
-    let config: SesConfig = serde_json::from_value(value.clone()).map_err(|_| Error::Invalid(shape.into()))?;
-    let parts: Vec<&str> = config.source_arn.splitn(6, ':').collect();
+    let object = value.as_object().ok_or_else(|| Error::Invalid(shape.into()))?;
+    if object.keys().any(|k| k != "sourceArn" && k != "from") {
+        return Err(Error::Invalid(shape.into()));
+    }
+    let source_arn = object.get("sourceArn").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let parts: Vec<&str> = source_arn.splitn(6, ':').collect();
     let arn_ok = parts.len() == 6
         && parts[0] == "arn"
-        && parts[1].starts_with("aws")
+        && is_partition(parts[1])
         && parts[2] == "ses"
-        && parts[5].starts_with("identity/");
+        && is_region(parts[3])
+        && is_account(parts[4])
+        && parts[5].strip_prefix("identity/").is_some_and(|identity| {
+            !identity.is_empty() && identity.chars().all(|c| c.is_ascii_alphanumeric() || "._%+@-".contains(c))
+        });
     if !arn_ok {
         return Err(Error::Invalid(shape.into()));
     }
-    let from = optional_text(value.get("from"), "ses.from", 256)?;
-    Ok(Some(SesConfig { source_arn: config.source_arn, from }))
+    let from = optional_text(object.get("from"), "ses.from", 256)?;
+    Ok(Some(SesConfig { source_arn: source_arn.to_string(), from }))
 }
 
 fn quotas(value: Option<&serde_json::Value>) -> Result<TenantQuotas> {
@@ -415,6 +430,148 @@ mod tests {
         assert_eq!(json["targets"][0]["targetGroupArn"], GROUP);
         assert_eq!(json["quotas"]["apps"], 3);
         assert_eq!(serde_json::from_value::<Tenant>(json).unwrap(), tenant);
+    }
+
+    /// A schema in openapi.yaml's components, by name.
+    fn contract_schema(name: &str) -> serde_json::Value {
+        let contract: serde_json::Value = serde_norway::from_str(include_str!("../../../../openapi.yaml")).unwrap();
+        contract["components"]["schemas"][name].clone()
+    }
+
+    /// True if `value` meets a string schema's pattern and maxLength (openapi.yaml's rule).
+    fn meets(schema: &serde_json::Value, value: &str) -> bool {
+        let pattern = regex_lite::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        let fits = schema["maxLength"].as_u64().is_none_or(|max| value.chars().count() as u64 <= max);
+        pattern.is_match(value) && fits
+    }
+
+    #[test]
+    fn the_registration_refuses_exactly_what_openapi_yaml_refuses() {
+        let registration_schema = contract_schema("Registration");
+        let fields = &registration_schema["properties"];
+        let accepted = |field: &str, value: serde_json::Value| {
+            let mut body = registration();
+            body[field] = value;
+            validate_registration(&body.to_string()).is_ok()
+        };
+        let long_host = format!("{}.{}.{}.{}.example", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(53));
+        let cases: [(&str, &serde_json::Value, Vec<String>); 4] = [
+            (
+                "allowedDomains",
+                &fields["allowedDomains"]["items"],
+                [
+                    "a.example.com",
+                    "*.example.com",
+                    "A.Example.COM.",
+                    "x.1-1",
+                    "*.*.example.com",
+                    "a*.example.com",
+                    "example",
+                    "1.2.3.4",
+                    "-a.example.com",
+                    "a-.example.com",
+                    " a.example.com",
+                    "*. a.example.com",
+                    "a..example.com",
+                    "*.",
+                    "a.example.com..",
+                    &long_host,
+                    &format!("{long_host}x"),
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            (
+                "displayName",
+                &fields["displayName"],
+                ["Demo", "Démo ÉQUIPE", "a", "", " ", "x\u{7}", "tab\tinside", &"n".repeat(128), &"n".repeat(129)]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            (
+                "hostedZoneId",
+                &fields["hostedZoneId"],
+                ["Z0123", "z0123", "Z-1", "", &"Z".repeat(33)].map(String::from).to_vec(),
+            ),
+            (
+                "ses.sourceArn",
+                &fields["ses"]["properties"]["sourceArn"],
+                [
+                    "arn:aws:ses:us-east-1:123456789012:identity/demo.test",
+                    "arn:aws-us-gov:ses:us-gov-west-1:123456789012:identity/it@demo.test",
+                    "arn:aws:ses:us-east-1:123456789012:identity/",
+                    "arn:aws:ses:us-east-1:12345678901:identity/demo.test",
+                    "arn:aws:ses:US-EAST-1:123456789012:identity/demo.test",
+                    "arn:aws:sns:us-east-1:123456789012:identity/demo.test",
+                    "arn:aws:ses:us-east-1:123456789012:identity/demo test",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+        ];
+        for (field, schema, samples) in cases {
+            for sample in samples {
+                let value = serde_json::Value::String(sample.clone());
+                let code = match field {
+                    "allowedDomains" => accepted(field, serde_json::json!([value])),
+                    "ses.sourceArn" => accepted("ses", serde_json::json!({"sourceArn": value})),
+                    _ => accepted(field, value),
+                };
+                assert_eq!(code, meets(schema, &sample), "{field} {sample:?}: the API and openapi.yaml disagree");
+            }
+        }
+        for field in ["displayName", "hostedZoneId", "ses", "quotas"] {
+            assert_eq!(fields[field]["nullable"], true, "{field} takes null");
+            assert!(accepted(field, serde_json::Value::Null));
+        }
+        for field in ["ses", "quotas"] {
+            assert_eq!(fields[field]["additionalProperties"], false, "{field} has no other keys");
+        }
+        assert!(!accepted(
+            "ses",
+            serde_json::json!({"sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/d.test", "x": 1})
+        ));
+        assert!(!accepted("quotas", serde_json::json!({"apps": 3, "x": 1})));
+    }
+
+    #[test]
+    fn granted_targets_refuse_exactly_what_openapi_yaml_refuses() {
+        let schemas =
+            [contract_schema("ListenerArn"), contract_schema("TargetGroupArn"), contract_schema("EnvironmentName")];
+        let granted = |target: serde_json::Value| {
+            let mut body = registration();
+            body["targets"] = serde_json::json!([target]);
+            validate_registration(&body.to_string()).is_ok()
+        };
+        let listeners = [
+            LISTENER,
+            "arn:aws-cn:elasticloadbalancing:cn-north-1:123456789012:listener/app/a/1/2",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/net/a/1/2",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a_b/1/2",
+            "arn:aws:elasticloadbalancing::123456789012:listener/app/a/1/2",
+            "arn:awsx:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2",
+        ];
+        for listener in listeners {
+            let target =
+                serde_json::json!({"id": "t", "type": "alb", "listenerArn": listener, "targetGroupArn": GROUP});
+            assert_eq!(granted(target), meets(&schemas[0], listener), "{listener}");
+        }
+        for group in [
+            GROUP,
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/",
+            "arn:aws:elasticloadbalancing:us-east-1:1234:targetgroup/a/1",
+        ] {
+            let target =
+                serde_json::json!({"id": "t", "type": "alb", "listenerArn": LISTENER, "targetGroupArn": group});
+            assert_eq!(granted(target), meets(&schemas[1], group), "{group}");
+        }
+        for name in ["demo-env", "abc", "-abcd", "abcd-", &"e".repeat(40), &"e".repeat(41), "de_mo"] {
+            let target = serde_json::json!({"id": "t", "type": "elasticbeanstalk", "environmentName": name});
+            assert_eq!(granted(target), meets(&schemas[2], name), "{name}");
+        }
+        let extra = serde_json::json!({"id": "t", "type": "elasticbeanstalk", "environmentName": "demo-env", "x": 1});
+        assert!(!granted(extra), "a target has no other keys");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::validate::validate_host;
+use super::validate::{plain_text, validate_host};
 use crate::error::{Error, Result};
 
 /// A user of an app's pool, as Cognito reports it plus Portcullis's invitation record.
@@ -102,7 +102,7 @@ impl InviteeBody {
         };
         let name = match &self.name {
             None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(validate_person_name(s)?),
+            Some(serde_json::Value::String(s)) => Some(plain_text(s, "name", 128)?),
             Some(_) => return Err(Error::Invalid("'name' must be a string".into())),
         };
         Ok(Invitee { email, name })
@@ -140,15 +140,6 @@ pub fn validate_email(email: &str) -> Result<String> {
         return Err(invalid("the host name must end in a top-level domain of two or more letters"));
     }
     Ok(email)
-}
-
-/// A display name: free text without control characters.
-fn validate_person_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(Error::Invalid("name must be 1 to 128 characters without control characters".into()));
-    }
-    Ok(name.to_string())
 }
 
 /// How an app's pool sends its invitations.

@@ -105,7 +105,8 @@ pub(crate) fn validate_app_domain(domain: &str) -> Result<String> {
 
 /// A host name (lower-cased, no trailing dot): no wildcards, no IP literals, at least two labels.
 pub(crate) fn validate_host(domain: &str) -> Result<String> {
-    let fqdn = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let trimmed = domain.trim();
+    let fqdn = trimmed.strip_suffix('.').unwrap_or(trimmed).to_ascii_lowercase();
     let invalid = |why: &str| Error::Invalid(format!("domain '{domain}' is not a valid host name: {why}"));
     if fqdn.len() > 253 {
         return Err(invalid("longer than 253 characters"));
@@ -166,13 +167,39 @@ fn check_elb_arn(arn: &str, resource_prefix: &str, field: &str, what: &str) -> R
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let ok = parts.len() == 6
         && parts[0] == "arn"
-        && parts[1].starts_with("aws")
+        && is_partition(parts[1])
         && parts[2] == "elasticloadbalancing"
-        && !parts[3].is_empty()
-        && parts[4].len() == 12
-        && parts[4].chars().all(|c| c.is_ascii_digit())
-        && parts[5].starts_with(resource_prefix);
+        && is_region(parts[3])
+        && is_account(parts[4])
+        && parts[5].strip_prefix(resource_prefix).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || "/-".contains(c))
+        });
     if ok { Ok(()) } else { Err(Error::Invalid(format!("{field} '{arn}' is not the ARN of {what}"))) }
+}
+
+/// Free text such as a display name: surrounding white space dropped, then 1 to `max` characters
+/// without control characters (openapi.yaml's pattern for such fields).
+pub(crate) fn plain_text(text: &str, field: &str, max: usize) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!("{field} must be 1 to {max} characters without control characters")));
+    }
+    Ok(text.to_string())
+}
+
+/// An ARN's partition, as openapi.yaml's patterns state it: `aws[a-z-]*`.
+pub(crate) fn is_partition(part: &str) -> bool {
+    part.strip_prefix("aws").is_some_and(|rest| rest.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+}
+
+/// An ARN's region: `[a-z0-9-]+`.
+pub(crate) fn is_region(part: &str) -> bool {
+    !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// An ARN's account: 12 digits.
+pub(crate) fn is_account(part: &str) -> bool {
+    part.len() == 12 && part.chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
