@@ -151,6 +151,37 @@ impl Harness {
         email
     }
 
+    /// Trades a service token's client id and secret (`created`, the answer of `POST
+    /// /tenant/service-tokens`) at its token URL, as a script would: the status and the JSON answer.
+    pub async fn exchange(&self, created: &Value) -> (u16, Value) {
+        let answer = self
+            .http
+            .post(created["tokenUrl"].as_str().expect("a tokenUrl"))
+            .basic_auth(created["clientId"].as_str().unwrap(), created["clientSecret"].as_str())
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("the token endpoint answers");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A service token's access token, from the credentials `created`.
+    pub async fn access_token(&self, created: &Value) -> String {
+        let (status, body) = self.exchange(created).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().expect("an access_token").to_string()
+    }
+
+    /// A new service token of the admin's tenant with `scopes`: its credentials, and an access token.
+    pub async fn service_token(&self, admin: &str, scopes: &[&str]) -> (Value, String) {
+        let body = serde_json::json!({"name": format!("token-{}", short_id()), "scopes": scopes});
+        let created = self.call(reqwest::Method::POST, "/tenant/service-tokens", Some(admin), Some(&body)).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let token = self.access_token(&created.body).await;
+        (created.body, token)
+    }
+
     /// Calls the API; returns the status, the content type and the body (JSON, or Null when empty).
     pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
         let mut request = self.http.request(method, format!("{}{}", self.stack.api_url, path));

@@ -6,26 +6,6 @@ use portcullis_e2e::{Harness, Reply, TABLE_NAME, TEST_PASSWORD, fresh_domain};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Trades the client credentials at the token URL, as a script would; the status and the JSON answer.
-async fn exchange(h: &Harness, created: &Value) -> (u16, Value) {
-    let answer = h
-        .http
-        .post(created["tokenUrl"].as_str().expect("a tokenUrl"))
-        .basic_auth(created["clientId"].as_str().unwrap(), created["clientSecret"].as_str())
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("the token endpoint answers");
-    let status = answer.status().as_u16();
-    (status, answer.json().await.unwrap_or(Value::Null))
-}
-
-async fn access_token(h: &Harness, created: &Value) -> String {
-    let (status, body) = exchange(h, created).await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().expect("an access_token").to_string()
-}
-
 async fn create(h: &Harness, admin: &str, body: Value) -> Value {
     let created = h.call(Method::POST, "/tenant/service-tokens", Some(admin), Some(&body)).await;
     assert_eq!(created.status, 201, "{}", created.text);
@@ -57,7 +37,7 @@ async fn a_service_token_reads_its_tenants_apps_within_its_scopes_until_it_is_re
     let secret = created["clientSecret"].as_str().unwrap().to_string();
     assert_eq!(created["scopes"], json!(["apps:read"]));
     assert!(created["expiresAt"].is_string() && created["expired"] == false, "{created}");
-    let token = access_token(&h, &created).await;
+    let token = h.access_token(&created).await;
 
     // Its tenant's apps, and only those.
     let listed = h.call(Method::GET, "/apps", Some(&token), None).await;
@@ -95,7 +75,7 @@ async fn a_service_token_reads_its_tenants_apps_within_its_scopes_until_it_is_re
     let revoked = h.call(Method::DELETE, &path, Some(&tenant.admin), None).await;
     assert_eq!(revoked.status, 204, "{}", revoked.text);
     h.call(Method::GET, "/apps", Some(&token), None).await.assert_problem(401);
-    let (status, answer) = exchange(&h, &created).await;
+    let (status, answer) = h.exchange(&created).await;
     assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_client")), "{answer}");
     h.call(Method::DELETE, &path, Some(&tenant.admin), None).await.assert_problem(404);
 
@@ -115,7 +95,7 @@ async fn a_writing_token_creates_apps_and_invites_as_itself_and_an_expired_one_i
     let tenant = h.tenant().await;
     let created = create(&h, &tenant.admin, json!({"name": "deployer", "scopes": ["apps:write", "users:write"]})).await;
     assert!(created.get("expiresAt").is_none(), "{created}");
-    let token = access_token(&h, &created).await;
+    let token = h.access_token(&created).await;
     let client_id = created["clientId"].as_str().unwrap();
 
     // apps:write without apps:read: it creates, but may not read back.
@@ -144,7 +124,7 @@ async fn a_writing_token_creates_apps_and_invites_as_itself_and_an_expired_one_i
         .send()
         .await
         .expect("update_item");
-    let fresh = access_token(&h, &created).await;
+    let fresh = h.access_token(&created).await;
     let detail = h.call(Method::POST, "/apps", Some(&fresh), Some(&body)).await.assert_problem(401);
     assert!(detail.contains("expired"), "{detail}");
 }
