@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    AliasTarget, App, AppEvent, AppStatus, Caller, DnsRecord, DomainRule, EnvironmentState, FoundRecord, GrantedTarget,
-    HostedZone, Invitation, ListenerDefault, ListenerProtocol, LoadBalancerView, Registration, Resources, Role,
-    RuleAction, Scope, ServiceToken, SesConfig, Target, Tenant, TenantQuotas,
+    AliasTarget, App, AppEvent, AppStatus, Caller, CertificateStatus, DnsRecord, DomainRule, EnvironmentState,
+    FoundRecord, GrantedTarget, HostedZone, Invitation, ListenerDefault, ListenerProtocol, LoadBalancerView,
+    Registration, Resources, Role, RuleAction, Scope, ServiceToken, SesConfig, Target, Tenant, TenantQuotas,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -18,7 +18,10 @@ use crate::ports::{
     PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, ServiceCredentials, ServiceTokenRecords,
     Subject, TenantRegistry, TokenVerifier,
 };
-use crate::ports::{ClientSecret, CreatedCredential};
+use crate::ports::{
+    CertificateAuthority, CertificateState, ClientSecret, ClientSpec, CreatedCredential, CreatedPool, FoundPool,
+    PoolSpec, UserPools,
+};
 
 /// The tenant every fake caller belongs to.
 pub const TENANT: &str = "t";
@@ -284,6 +287,8 @@ pub struct MemoryListener {
     /// What `snapshot` answers; `set_default` changes it and is recorded.
     pub view: Mutex<Option<LoadBalancerView>>,
     pub defaults_set: Mutex<Vec<(String, ListenerDefault)>>,
+    /// The app id each rule is tagged with, by rule ARN (`create_rule` tags the rules it makes).
+    pub rule_tags: Mutex<HashMap<String, String>>,
 }
 
 #[async_trait]
@@ -319,7 +324,9 @@ impl LoadBalancer for MemoryListener {
             return Err(Error::PriorityInUse(format!("priority {} is in use", rule.priority)));
         }
         self.created.lock().unwrap().push(rule.clone());
-        Ok(format!("arn:rule/{}", rule.priority))
+        let arn = format!("arn:rule/{}", rule.priority);
+        self.rule_tags.lock().unwrap().insert(arn.clone(), rule.app_id.clone());
+        Ok(arn)
     }
     async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
         self.deleted.lock().unwrap().push(rule_arn.into());
@@ -344,6 +351,132 @@ impl LoadBalancer for MemoryListener {
     }
     async fn alias_target(&self, _: &str) -> Result<Option<AliasTarget>> {
         Ok(Some(load_balancer_alias()))
+    }
+    async fn app_rules(&self, _: &str, app_id: &str) -> Result<Vec<ListenerRule>> {
+        let tags = self.rule_tags.lock().unwrap();
+        let rules = self.rules.lock().unwrap();
+        Ok(rules.iter().filter(|r| tags.get(&r.arn).is_some_and(|tagged| tagged == app_id)).cloned().collect())
+    }
+}
+
+/// Certificates by ARN: (domain, app id tag, status); deletes are recorded.
+#[derive(Default)]
+pub struct MemoryCertificates {
+    pub certificates: Mutex<BTreeMap<String, (String, String, CertificateStatus)>>,
+    pub requested: Mutex<Vec<String>>,
+    pub deleted: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl CertificateAuthority for MemoryCertificates {
+    async fn request(&self, domain: &str, token: &str, app_id: &str) -> Result<String> {
+        let arn = format!("arn:certificate/{token}-{}", self.requested.lock().unwrap().len());
+        self.requested.lock().unwrap().push(arn.clone());
+        let certificate = (domain.to_string(), app_id.to_string(), CertificateStatus::PendingValidation);
+        self.certificates.lock().unwrap().insert(arn.clone(), certificate);
+        Ok(arn)
+    }
+    async fn describe(&self, arn: &str) -> Result<CertificateState> {
+        let status = self.certificates.lock().unwrap().get(arn).map(|c| c.2).unwrap_or(CertificateStatus::Unknown);
+        Ok(CertificateState { status, validation_record: None })
+    }
+    async fn delete(&self, arn: &str) -> Result<()> {
+        self.deleted.lock().unwrap().push(arn.into());
+        self.certificates.lock().unwrap().remove(arn);
+        Ok(())
+    }
+    async fn find(&self, domain: &str, app_id: &str) -> Result<Vec<String>> {
+        let certificates = self.certificates.lock().unwrap();
+        Ok(certificates
+            .iter()
+            .filter(|(_, (d, a, _))| d == domain && a == app_id)
+            .map(|(arn, _)| arn.clone())
+            .collect())
+    }
+}
+
+/// User pools by id: (name, app id tag, domain prefix, clients by id → name); deletes are recorded.
+#[derive(Default)]
+pub struct MemoryPools {
+    pub pools: Mutex<BTreeMap<String, MemoryPool>>,
+    pub created: Mutex<Vec<String>>,
+    pub deleted: Mutex<Vec<String>>,
+}
+
+/// One pool of [`MemoryPools`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPool {
+    pub name: String,
+    pub app_id: String,
+    pub domain_prefix: Option<String>,
+    pub clients: BTreeMap<String, String>,
+}
+
+impl MemoryPools {
+    /// Adds a pool as a step that died after creating it left it.
+    pub fn put(&self, id: &str, pool: MemoryPool) {
+        self.pools.lock().unwrap().insert(id.into(), pool);
+    }
+
+    pub fn pool(&self, id: &str) -> Option<MemoryPool> {
+        self.pools.lock().unwrap().get(id).cloned()
+    }
+}
+
+#[async_trait]
+impl UserPools for MemoryPools {
+    async fn create_pool(&self, spec: &PoolSpec) -> Result<CreatedPool> {
+        let id = format!("pool-{}", self.created.lock().unwrap().len() + 1);
+        self.created.lock().unwrap().push(id.clone());
+        self.put(&id, MemoryPool { name: spec.pool_name.clone(), app_id: spec.app_id.clone(), ..Default::default() });
+        Ok(CreatedPool { arn: format!("arn:{id}"), id })
+    }
+    async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String> {
+        let mut pools = self.pools.lock().unwrap();
+        let pool = pools.get_mut(pool_id).ok_or_else(|| Error::Invalid(format!("no pool {pool_id}")))?;
+        let id = format!("{pool_id}-client-{}", pool.clients.len() + 1);
+        pool.clients.insert(id.clone(), spec.client_name.clone());
+        Ok(id)
+    }
+    async fn create_domain(&self, pool_id: &str, prefix: &str) -> Result<String> {
+        let mut pools = self.pools.lock().unwrap();
+        let pool = pools.get_mut(pool_id).ok_or_else(|| Error::Invalid(format!("no pool {pool_id}")))?;
+        pool.domain_prefix = Some(prefix.into());
+        Ok(format!("{prefix}.auth.us-east-1.amazoncognito.com"))
+    }
+    async fn delete_domain(&self, pool_id: &str, _: &str) -> Result<()> {
+        if let Some(pool) = self.pools.lock().unwrap().get_mut(pool_id) {
+            pool.domain_prefix = None;
+        }
+        Ok(())
+    }
+    async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()> {
+        if let Some(pool) = self.pools.lock().unwrap().get_mut(pool_id) {
+            pool.clients.remove(client_id);
+        }
+        Ok(())
+    }
+    async fn delete_pool(&self, pool_id: &str) -> Result<()> {
+        self.deleted.lock().unwrap().push(pool_id.into());
+        self.pools.lock().unwrap().remove(pool_id);
+        Ok(())
+    }
+    async fn find_pools(&self, app_id: &str) -> Result<Vec<FoundPool>> {
+        let pools = self.pools.lock().unwrap();
+        Ok(pools
+            .iter()
+            .filter(|(_, p)| p.app_id == app_id && crate::domain::is_pool_name_of(&p.name, app_id))
+            .map(|(id, p)| FoundPool {
+                id: id.clone(),
+                arn: format!("arn:{id}"),
+                domain_prefix: p.domain_prefix.clone(),
+            })
+            .collect())
+    }
+    async fn find_client(&self, pool_id: &str, client_name: &str) -> Result<Option<String>> {
+        let pools = self.pools.lock().unwrap();
+        let clients = pools.get(pool_id).map(|p| p.clients.clone()).unwrap_or_default();
+        Ok(clients.into_iter().find(|(_, name)| name == client_name).map(|(id, _)| id))
     }
 }
 

@@ -128,6 +128,10 @@ pub trait CertificateAuthority: Send + Sync {
     async fn describe(&self, certificate_arn: &str) -> Result<CertificateState>;
     /// Deletes the certificate; already gone is fine. `Retryable` while it is still in use.
     async fn delete(&self, certificate_arn: &str) -> Result<()>;
+
+    // Finding what an app owns without its record (a step that died after a create).
+    /// The certificates for the domain tagged with the app id, whatever the app recorded.
+    async fn find(&self, domain: &str, app_id: &str) -> Result<Vec<String>>;
 }
 
 /// A rule on a listener, as the wiring needs to see it.
@@ -186,6 +190,10 @@ pub trait LoadBalancer: Send + Sync {
     /// Where an alias record for an app on this listener points: the DNS name of the listener's load
     /// balancer and the zone that serves it. `None` if there is no such listener.
     async fn alias_target(&self, listener_arn: &str) -> Result<Option<AliasTarget>>;
+
+    // Finding what an app owns without its record (a step that died after a create).
+    /// The listener's rules tagged with the app id, whatever the app recorded.
+    async fn app_rules(&self, listener_arn: &str, app_id: &str) -> Result<Vec<ListenerRule>>;
 }
 
 /// What deleting a record came to.
@@ -265,6 +273,15 @@ pub struct CreatedPool {
     pub arn: String,
 }
 
+/// A user pool found by the app id it is tagged with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPool {
+    pub id: String,
+    pub arn: String,
+    /// The prefix of its hosted domain, if it has one.
+    pub domain_prefix: Option<String>,
+}
+
 /// App user pools (Cognito): created and deleted by the workflow.
 #[async_trait]
 pub trait UserPools: Send + Sync {
@@ -277,6 +294,12 @@ pub trait UserPools: Send + Sync {
     async fn delete_domain(&self, pool_id: &str, prefix: &str) -> Result<()>;
     async fn delete_client(&self, pool_id: &str, client_id: &str) -> Result<()>;
     async fn delete_pool(&self, pool_id: &str) -> Result<()>;
+
+    // Finding what an app owns without its record (a step that died after a create).
+    /// The pools named for the app (see [`crate::domain::pool_name`]) and tagged with its id.
+    async fn find_pools(&self, app_id: &str) -> Result<Vec<FoundPool>>;
+    /// The id of the pool's client of this name, if there is one.
+    async fn find_client(&self, pool_id: &str, client_name: &str) -> Result<Option<String>>;
 }
 
 /// The users of an app's pool (Cognito): invited, listed and revoked by the app's admins.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_acm::Client;
 use aws_sdk_acm::types::{CertificateStatus as AcmStatus, Tag, ValidationMethod};
 
-use super::{APP_ID_TAG, aws_failure, build_error, done_if};
+use super::{APP_ID_TAG, all_pages, aws_failure, build_error, done_if};
 use crate::domain::{CertificateStatus, ValidationRecord};
 use crate::error::{Error, Result};
 use crate::ports::{CertificateAuthority, CertificateState};
@@ -76,6 +76,44 @@ impl CertificateAuthority for AcmCertificates {
             }
             Err(failure) => Err(failure.into_error()),
         }
+    }
+
+    async fn find(&self, domain: &str, app_id: &str) -> Result<Vec<String>> {
+        // ACM filters by status and key, not by tag: list the domain's certificates, then read their tags.
+        let for_domain = all_pages(|token| async move {
+            let out = self
+                .client
+                .list_certificates()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_failure("ACM ListCertificates", e).into_error())?;
+            let arns = out
+                .certificate_summary_list()
+                .iter()
+                .filter(|c| c.domain_name().is_some_and(|d| d.eq_ignore_ascii_case(domain)))
+                .filter_map(|c| c.certificate_arn().map(str::to_string))
+                .collect();
+            Ok((arns, out.next_token))
+        })
+        .await?;
+        let mut tagged = Vec::new();
+        for arn in for_domain {
+            let result = self.client.list_tags_for_certificate().certificate_arn(&arn).send().await;
+            // Deleted since the listing: not there to find.
+            let Some(out) = done_if(
+                result.map_err(|e| aws_failure("ACM ListTagsForCertificate", e)),
+                &["ResourceNotFoundException"],
+            )
+            .map_err(|f| f.into_error())?
+            else {
+                continue;
+            };
+            if out.tags().iter().any(|t| t.key() == APP_ID_TAG && t.value() == Some(app_id)) {
+                tagged.push(arn);
+            }
+        }
+        Ok(tagged)
     }
 }
 

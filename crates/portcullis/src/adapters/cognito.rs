@@ -8,10 +8,10 @@ use aws_sdk_cognitoidentityprovider::types::{
     UsernameAttributeType, VerifiedAttributeType,
 };
 
-use super::{APP_ID_TAG, AwsFailure, aws_failure, build_error, done_if};
-use crate::domain::SesIdentity;
+use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
+use crate::domain::{SesIdentity, is_pool_name_of};
 use crate::error::{Error, Result};
-use crate::ports::{ClientSpec, CreatedPool, PoolSpec, UserPools};
+use crate::ports::{ClientSpec, CreatedPool, FoundPool, PoolSpec, UserPools};
 
 /// The Cognito-backed user pool port.
 #[derive(Debug, Clone)]
@@ -174,5 +174,57 @@ impl UserPools for CognitoUserPools {
                 .await
                 .map_err(|e| aws_failure("Cognito DeleteUserPool", e)),
         )
+    }
+
+    async fn find_pools(&self, app_id: &str) -> Result<Vec<FoundPool>> {
+        // Pools cannot be listed by tag: find them by the app id in their name, then confirm by the tag.
+        let named = all_pages(|token| async move {
+            let out = self
+                .client
+                .list_user_pools()
+                .max_results(60)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_failure("Cognito ListUserPools", e).into_error())?;
+            let ids = out
+                .user_pools()
+                .iter()
+                .filter(|p| p.name().is_some_and(|name| is_pool_name_of(name, app_id)))
+                .filter_map(|p| p.id().map(str::to_string))
+                .collect();
+            Ok((ids, out.next_token))
+        })
+        .await?;
+        let mut found = Vec::new();
+        for id in named {
+            let result = self.client.describe_user_pool().user_pool_id(&id).send().await;
+            let described =
+                done_if(result.map_err(|e| aws_failure("Cognito DescribeUserPool", e)), &["ResourceNotFoundException"])
+                    .map_err(AwsFailure::into_error)?;
+            let Some(pool) = described.and_then(|d| d.user_pool) else { continue };
+            let tagged = pool.user_pool_tags().and_then(|tags| tags.get(APP_ID_TAG)).is_some_and(|v| v == app_id);
+            if let (true, Some(arn)) = (tagged, pool.arn()) {
+                found.push(FoundPool { arn: arn.to_string(), domain_prefix: pool.domain().map(str::to_string), id });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn find_client(&self, pool_id: &str, client_name: &str) -> Result<Option<String>> {
+        let clients = all_pages(|token| async move {
+            let out = self
+                .client
+                .list_user_pool_clients()
+                .user_pool_id(pool_id)
+                .max_results(60)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_failure("Cognito ListUserPoolClients", e).into_error())?;
+            Ok((out.user_pool_clients().to_vec(), out.next_token))
+        })
+        .await?;
+        Ok(clients.into_iter().find(|c| c.client_name() == Some(client_name)).and_then(|c| c.client_id))
     }
 }

@@ -137,21 +137,7 @@ impl LoadBalancer for ElbLoadBalancer {
 
     async fn rules(&self, listener_arn: &str) -> Result<Vec<ListenerRule>> {
         let rules = self.describe_rules(listener_arn).await?;
-        // The default rule's priority is "default"; it does not parse and is skipped.
-        Ok(rules
-            .iter()
-            .filter_map(|r| {
-                Some(ListenerRule {
-                    arn: r.rule_arn()?.to_string(),
-                    priority: r.priority()?.parse().ok()?,
-                    hosts: host_values(r.conditions().iter().filter(|c| c.field() == Some("host-header"))),
-                    cognito_client_id: r
-                        .actions()
-                        .iter()
-                        .find_map(|a| a.authenticate_cognito_config()?.user_pool_client_id().map(str::to_string)),
-                })
-            })
-            .collect())
+        Ok(rules.iter().filter_map(listener_rule).collect())
     }
 
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
@@ -273,6 +259,20 @@ impl LoadBalancer for ElbLoadBalancer {
         Ok(())
     }
 
+    async fn app_rules(&self, listener_arn: &str, app_id: &str) -> Result<Vec<ListenerRule>> {
+        let rules: Vec<ListenerRule> =
+            self.describe_rules(listener_arn).await?.iter().filter_map(listener_rule).collect();
+        let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
+        let tagged: Vec<String> = self
+            .rule_tags(&arns)
+            .await?
+            .into_iter()
+            .filter(|(_, tags)| tags.iter().any(|t| t.key() == Some(APP_ID_TAG) && t.value() == Some(app_id)))
+            .map(|(arn, _)| arn)
+            .collect();
+        Ok(rules.into_iter().filter(|r| tagged.contains(&r.arn)).collect())
+    }
+
     async fn alias_target(&self, listener_arn: &str) -> Result<Option<AliasTarget>> {
         let Some(load_balancer) = self.describe_listener(listener_arn).await?.and_then(|l| l.load_balancer_arn) else {
             return Ok(None);
@@ -291,6 +291,33 @@ impl LoadBalancer for ElbLoadBalancer {
 }
 
 impl ElbLoadBalancer {
+    /// The tags of each rule, by ARN (DescribeTags takes at most 20 resources).
+    async fn rule_tags(&self, rule_arns: &[String]) -> Result<Vec<(String, Vec<Tag>)>> {
+        let mut tags = Vec::with_capacity(rule_arns.len());
+        for chunk in rule_arns.chunks(20) {
+            let result = self.client.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await;
+            // A rule deleted since the listing makes the whole call fail; read one by one then.
+            let out = match done_if(result.map_err(|e| aws_failure("ELB DescribeTags", e)), &["RuleNotFound"])
+                .map_err(elb_error)?
+            {
+                Some(out) => out,
+                None if chunk.len() > 1 => {
+                    for arn in chunk {
+                        tags.extend(Box::pin(self.rule_tags(std::slice::from_ref(arn))).await?);
+                    }
+                    continue;
+                }
+                None => continue,
+            };
+            for description in out.tag_descriptions() {
+                if let Some(arn) = description.resource_arn() {
+                    tags.push((arn.to_string(), description.tags().to_vec()));
+                }
+            }
+        }
+        Ok(tags)
+    }
+
     /// The listener, or `None` if there is no such listener.
     async fn describe_listener(&self, listener_arn: &str) -> Result<Option<Listener>> {
         let result = self.client.describe_listeners().listener_arns(listener_arn).send().await;
@@ -322,6 +349,19 @@ fn protocol_of(listener: &Listener) -> ListenerProtocol {
         Some(ProtocolEnum::Http) => ListenerProtocol::Http,
         other => ListenerProtocol::Other(other.map(|p| p.as_str().to_string()).unwrap_or_default()),
     }
+}
+
+/// A rule as the wiring sees it; `None` for the default rule, whose priority is "default".
+fn listener_rule(r: &Rule) -> Option<ListenerRule> {
+    Some(ListenerRule {
+        arn: r.rule_arn()?.to_string(),
+        priority: r.priority()?.parse().ok()?,
+        hosts: host_values(r.conditions().iter().filter(|c| c.field() == Some("host-header"))),
+        cognito_client_id: r
+            .actions()
+            .iter()
+            .find_map(|a| a.authenticate_cognito_config()?.user_pool_client_id().map(str::to_string)),
+    })
 }
 
 /// The values of host-header conditions, in the structured form or the older flat `Values`.

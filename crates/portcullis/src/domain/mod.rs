@@ -34,7 +34,7 @@ pub use idempotency::{
     CLAIM_LEASE, ClaimOutcome, IdempotencyKey, KEY_RETENTION, KeyClaim, KeyRecord, KeyScope, KeyState, KeyVerdict,
     StoredAnswer, fingerprint, is_final, verdict,
 };
-pub use naming::{invitation_message, pool_domain_prefix};
+pub use naming::{certificate_token, client_name, invitation_message, is_pool_name_of, pool_domain_prefix, pool_name};
 pub use poll::{Poll, PollPolicy};
 pub use preflight::{
     Check, CheckName, CheckStatus, PreflightReport, certificate_headroom, domain_taken, rule_headroom,

@@ -19,6 +19,30 @@ pub fn pool_domain_prefix(app_name: &str, app_id: &str) -> String {
     if slug.is_empty() { format!("pc-{suffix}") } else { format!("pc-{slug}-{suffix}") }
 }
 
+/// The name of the app's user pool: `portcullis-<name>-<app id>`. Cognito pools cannot be listed by tag,
+/// so the id in the name is how a retried step or a teardown finds a pool whose creation was not recorded
+/// (the tag `portcullis:app-id` then confirms it).
+pub fn pool_name(app_name: &str, app_id: &str) -> String {
+    format!("portcullis-{}-{app_id}", app_name.replace(' ', "-"))
+}
+
+/// True when the pool name is one [`pool_name`] gives to the app.
+pub fn is_pool_name_of(pool_name: &str, app_id: &str) -> bool {
+    pool_name.starts_with("portcullis-") && pool_name.ends_with(&format!("-{app_id}"))
+}
+
+/// The name of the app's client in its pool (clients have no tags; the pool is the app's alone). Cognito
+/// allows 128 characters; a domain may have 253.
+pub fn client_name(domain: &str) -> String {
+    format!("portcullis-{domain}").chars().take(128).collect()
+}
+
+/// The certificate request's idempotency token: the app id without dashes (ACM allows 32 word
+/// characters). ACM answers the same token, within an hour, with the same certificate.
+pub fn certificate_token(app_id: &str) -> String {
+    app_id.replace('-', "")
+}
+
 /// The invitation email's subject and body. Cognito requires `{username}` and `{####}` (the temporary
 /// password) in the body; both are filled in by Cognito, so the password never passes through us.
 pub fn invitation_message(app_name: &str, app_url: &str) -> (String, String) {
@@ -50,6 +74,26 @@ mod tests {
         let (a, b) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
         assert_eq!(a[..8], b[..8], "same time, same head");
         assert_ne!(pool_domain_prefix("Grafana", &a), pool_domain_prefix("Grafana", &b));
+    }
+
+    #[test]
+    fn pool_names_carry_the_app_id_and_are_found_by_it() {
+        let id = "0190f3a2-7c1d-7000-8000-000000000000";
+        let name = pool_name("My App", id);
+        assert_eq!(name, format!("portcullis-My-App-{id}"));
+        assert!(is_pool_name_of(&name, id));
+        assert!(!is_pool_name_of(&name, "0190f3a2-7c1d-7000-8000-000000000001"));
+        assert!(!is_pool_name_of(&format!("other-{id}"), id));
+        assert!(pool_name(&"x".repeat(64), id).len() <= 128, "Cognito's limit");
+    }
+
+    #[test]
+    fn client_names_and_tokens_are_deterministic_and_within_limits() {
+        assert_eq!(client_name("a.example.com"), "portcullis-a.example.com");
+        assert_eq!(client_name(&"d".repeat(253)).len(), 128);
+        let token = certificate_token("0190f3a2-7c1d-7000-8000-000000000000");
+        assert_eq!(token.len(), 32);
+        assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
     }
 
     #[test]

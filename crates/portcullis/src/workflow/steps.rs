@@ -13,16 +13,16 @@ use super::{
 use crate::domain::{
     App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, DnsRecord, EmailSending, Exposure,
     HostedZone, LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Placement, Poll, ProtectedApp,
-    RecordState, Resources, Step, Target, Tenant, WORKFLOW_ACTOR, ZoneRecord, closures, exposed, exposures,
-    invitation_message, left_open, lowest_free_priority, not_registered, placement, pool_domain_prefix, zone_covers,
-    zone_problem,
+    RecordState, Resources, Step, Target, Tenant, WORKFLOW_ACTOR, ZoneRecord, certificate_token, client_name, closures,
+    exposed, exposures, invitation_message, left_open, lowest_free_priority, not_registered, placement,
+    pool_domain_prefix, pool_name, zone_covers, zone_problem,
 };
 use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
 use crate::ports::{
-    AppRepository, CertificateAuthority, ClientSpec, DnsZone, Environments, History, ListenerRule, LoadBalancer,
-    PoolSpec, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, Subject, TenantRegistry,
-    UserPools,
+    AppRepository, CertificateAuthority, ClientSpec, CreatedPool, DnsZone, Environments, FoundPool, History,
+    ListenerRule, LoadBalancer, PoolSpec, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal,
+    Subject, TenantRegistry, UserPools,
 };
 
 type StepResult<T = StepOutput> = Result<T, StepFailure>;
@@ -161,11 +161,13 @@ impl Provisioner {
     }
 
     /// RequestCertificate: ask for a DNS-validated certificate (idempotent on the app id) and show its
-    /// validation record.
+    /// validation record. One tagged with the app id but not recorded (the answer was lost) is adopted.
     async fn request_certificate(&self, app: &mut App) -> StepResult {
         if app.resources.certificate_arn.is_none() {
-            let token = app.id.replace('-', "");
-            let arn = self.certificates.request(&app.domain, &token, &app.id).await?;
+            let arn = match self.certificates.find(&app.domain, &app.id).await?.into_iter().next() {
+                Some(found) => found,
+                None => self.certificates.request(&app.domain, &certificate_token(&app.id), &app.id).await?,
+            };
             app.resources.certificate_arn = Some(arn.clone());
             self.apps.update(app).await?;
             self.record(app, AuditAction::CertificateRequested, arn).await?;
@@ -401,7 +403,8 @@ impl Provisioner {
     }
 
     /// CreateAuth: the app's own user pool (admins invite; nobody signs up), its OAuth client and its
-    /// hosted domain. Each is recorded as soon as it exists.
+    /// hosted domain. Each is recorded as soon as it exists; each made before a lost answer is found by the
+    /// app id (pool tag and name, client name, domain prefix) and adopted, not made twice.
     async fn create_auth(&self, app: &mut App) -> StepResult {
         app.step = Some(Step::Auth);
         if app.resources.user_pool_id.is_none() {
@@ -409,13 +412,16 @@ impl Provisioner {
         }
         let pool_id = app.resources.pool()?.id.to_string();
         if app.resources.client_id.is_none() {
-            let spec = ClientSpec {
-                // Cognito allows 128 characters; a domain may have 253.
-                client_name: format!("portcullis-{}", app.domain).chars().take(128).collect(),
-                callback_url: app.callback_url(),
-                logout_url: app.url(),
+            let name = client_name(&app.domain);
+            let client_id = match self.user_pools.find_client(&pool_id, &name).await? {
+                Some(found) => found,
+                None => {
+                    let spec =
+                        ClientSpec { client_name: name, callback_url: app.callback_url(), logout_url: app.url() };
+                    self.user_pools.create_client(&pool_id, &spec).await?
+                }
             };
-            app.resources.client_id = Some(self.user_pools.create_client(&pool_id, &spec).await?);
+            app.resources.client_id = Some(client_id);
             self.apps.update(app).await?;
         }
         if app.resources.pool_domain_host.is_none() {
@@ -438,14 +444,19 @@ impl Provisioner {
             None => self.tenants.legacy_ses(&app.tenant_id).await?.map(|c| c.identity()),
         };
         let email_sending = if ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
-        let spec = PoolSpec {
-            pool_name: format!("portcullis-{}-{}", app.name.replace(' ', "-"), app.id),
-            app_id: app.id.clone(),
-            invitation_subject,
-            invitation_body,
-            ses,
+        let pool = match self.user_pools.find_pools(&app.id).await?.into_iter().next() {
+            Some(found) => CreatedPool { id: found.id, arn: found.arn },
+            None => {
+                let spec = PoolSpec {
+                    pool_name: pool_name(&app.name, &app.id),
+                    app_id: app.id.clone(),
+                    invitation_subject,
+                    invitation_body,
+                    ses,
+                };
+                self.user_pools.create_pool(&spec).await?
+            }
         };
-        let pool = self.user_pools.create_pool(&spec).await?;
         app.resources.email_sending = Some(email_sending);
         app.resources.user_pool_id = Some(pool.id);
         app.resources.user_pool_arn = Some(pool.arn);
@@ -463,7 +474,7 @@ impl Provisioner {
             return Ok(StepOutput::Done);
         }
         let rules = self.load_balancer.rules(&listener).await?;
-        if let Some(ours) = existing_rule_for_host(app, &listener, &rules)? {
+        if let Some(ours) = self.existing_rule_for_host(app, &listener, &rules).await? {
             app.resources.rule_priority = Some(ours.priority);
             app.resources.listener_rule_arn = Some(ours.arn.clone());
             return self.record_wired(app).await;
@@ -474,6 +485,34 @@ impl Provisioner {
         };
         self.create_rule(app, &listener, priority).await?;
         self.record_wired(app).await
+    }
+
+    /// The listener's rule for the app's host, if there is one, when it is ours: it carries the app's tag
+    /// or signs in with this app's client (we made it before a lost answer). Any other would route the host
+    /// around the login, or shadow ours: refuse, and leave it alone.
+    async fn existing_rule_for_host<'a>(
+        &self,
+        app: &App,
+        listener: &str,
+        rules: &'a [ListenerRule],
+    ) -> StepResult<Option<&'a ListenerRule>> {
+        let Some(existing) = rules.iter().find(|rule| rule.hosts.contains(&app.domain)) else {
+            return Ok(None);
+        };
+        if existing.cognito_client_id.is_some() && existing.cognito_client_id == app.resources.client_id {
+            return Ok(Some(existing));
+        }
+        if self.load_balancer.app_rules(listener, &app.id).await?.iter().any(|r| r.arn == existing.arn) {
+            return Ok(Some(existing));
+        }
+        Err(StepFailure::new(
+            FailureName::InvalidTarget,
+            format!(
+                "listener {listener} already has rule {} for {} that Portcullis did not make; \
+                 remove it and create the app again",
+                existing.arn, app.domain
+            ),
+        ))
     }
 
     /// The tenant may still use the app's target: a grant withdrawn during the (long) waits stops the app
@@ -662,10 +701,13 @@ impl Provisioner {
         Ok(StepOutput::Done)
     }
 
-    /// Teardown: remove everything recorded, newest first. Every removal treats "already gone" as done,
-    /// so compensation and deletion can both run it, as often as needed.
+    /// Teardown: remove everything recorded, and everything that carries the app's id without having been
+    /// recorded (a step that died after a create), newest first. Every removal treats "already gone" as done,
+    /// so compensation and deletion can both run it, as often as needed. Only what carries the app's own tag
+    /// or name is found: nothing of another app or anyone else.
     async fn teardown(&self, app: &mut App) -> StepResult {
         let r = app.resources.clone();
+        let found = self.unrecorded(app).await?;
         // First, so the name stops leading to the load balancer before its login goes.
         if let Some(alias) = &r.alias_dns {
             self.remove_placed(app, alias, RecordSlot::Alias).await?;
@@ -681,6 +723,11 @@ impl Provisioner {
         if let Some(rule) = r.listener_rule_arn.as_deref().filter(|a| !a.is_empty()) {
             self.load_balancer.delete_rule(rule).await?;
         }
+        for rule in &found.rules {
+            self.load_balancer.delete_rule(rule).await?;
+        }
+        let certificates: Vec<&str> =
+            r.certificate().into_iter().chain(found.certificates.iter().map(String::as_str)).collect();
         if let Ok(listener) = r.listener() {
             // Every reservation this app holds, also one whose recording was lost.
             for (priority, holder) in self.priorities.reserved(listener).await? {
@@ -688,9 +735,16 @@ impl Provisioner {
                     self.priorities.release(listener, priority, &app.id).await?;
                 }
             }
-            if let Ok(certificate) = r.certificate() {
+            for certificate in &certificates {
                 self.load_balancer.detach_certificate(listener, certificate).await?;
             }
+        }
+        for pool in &found.pools {
+            if let Some(prefix) = &pool.domain_prefix {
+                self.user_pools.delete_domain(&pool.id, prefix).await?;
+            }
+            // Its clients go with it.
+            self.user_pools.delete_pool(&pool.id).await?;
         }
         if let Some(pool) = r.user_pool_id.as_deref().filter(|p| !p.is_empty()) {
             if let Ok(prefix) = r.pool_domain() {
@@ -704,16 +758,39 @@ impl Provisioner {
         if let Some(validation) = &r.validation_dns {
             self.remove_placed(app, validation, RecordSlot::Validation).await?;
         }
-        if let Ok(certificate) = r.certificate() {
+        for certificate in &certificates {
             self.certificates.delete(certificate).await?;
         }
         // What was found (listener, target group) stays; what was made is gone.
         app.resources =
             Resources { listener_arn: r.listener_arn, target_group_arn: r.target_group_arn, ..Default::default() };
         self.apps.update(app).await?;
-        let detail = "rule, listener certificate, pool, client, domain, certificate";
+        let mut detail = "rule, listener certificate, pool, client, domain, certificate".to_string();
+        if !found.is_empty() {
+            detail.push_str(&format!("; also, found by the app id without a record: {found}"));
+        }
         self.record(app, AuditAction::ResourcesRemoved, detail).await?;
         Ok(StepOutput::Done)
+    }
+
+    /// What carries the app's id at AWS but is not recorded: made by a step that died before recording it.
+    async fn unrecorded(&self, app: &App) -> StepResult<Unrecorded> {
+        let r = &app.resources;
+        let rules = match r.listener() {
+            Ok(listener) => self.load_balancer.app_rules(listener, &app.id).await?,
+            Err(_) => Vec::new(),
+        };
+        let certificates = self.certificates.find(&app.domain, &app.id).await?;
+        let pools = self.user_pools.find_pools(&app.id).await?;
+        Ok(Unrecorded {
+            rules: rules
+                .into_iter()
+                .map(|rule| rule.arn)
+                .filter(|arn| r.listener_rule_arn.as_ref() != Some(arn))
+                .collect(),
+            certificates: certificates.into_iter().filter(|arn| r.certificate_arn.as_ref() != Some(arn)).collect(),
+            pools: pools.into_iter().filter(|pool| r.user_pool_id.as_ref() != Some(&pool.id)).collect(),
+        })
     }
 
     /// Removes a record the app placed, exactly as recorded, unless someone else made it or another live
@@ -803,28 +880,25 @@ fn restored(closure: &Closure) -> String {
     format!("listener {} (port {}): default {} again", closure.listener_arn, closure.port, closure.original)
 }
 
-/// The listener's rule for the app's host, if there is one, when it is ours: it signs in with this
-/// app's client (we made it before a lost write). Any other would route the host around the login, or
-/// shadow ours: refuse, and leave it alone.
-fn existing_rule_for_host<'a>(
-    app: &App,
-    listener: &str,
-    rules: &'a [ListenerRule],
-) -> StepResult<Option<&'a ListenerRule>> {
-    let Some(existing) = rules.iter().find(|rule| rule.hosts.contains(&app.domain)) else {
-        return Ok(None);
-    };
-    if existing.cognito_client_id.is_some() && existing.cognito_client_id == app.resources.client_id {
-        return Ok(Some(existing));
+/// What a teardown found carrying the app's id that the app did not record.
+struct Unrecorded {
+    rules: Vec<String>,
+    certificates: Vec<String>,
+    pools: Vec<FoundPool>,
+}
+
+impl Unrecorded {
+    fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.certificates.is_empty() && self.pools.is_empty()
     }
-    Err(StepFailure::new(
-        FailureName::InvalidTarget,
-        format!(
-            "listener {listener} already has rule {} for {} that Portcullis did not make; \
-             remove it and create the app again",
-            existing.arn, app.domain
-        ),
-    ))
+}
+
+impl std::fmt::Display for Unrecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pools = self.pools.iter().map(|p| p.id.as_str());
+        let all: Vec<&str> = self.rules.iter().chain(&self.certificates).map(String::as_str).chain(pools).collect();
+        f.write_str(&all.join(", "))
+    }
 }
 
 /// Where an app records each kind of record it places in a zone.

@@ -34,6 +34,9 @@ impl CertificateAuthority for Quiet {
     async fn delete(&self, _: &str) -> Result<()> {
         Ok(())
     }
+    async fn find(&self, _: &str, _: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 #[async_trait]
@@ -65,6 +68,12 @@ impl UserPools for Quiet {
     }
     async fn delete_pool(&self, _: &str) -> Result<()> {
         Ok(())
+    }
+    async fn find_pools(&self, _: &str) -> Result<Vec<FoundPool>> {
+        Ok(Vec::new())
+    }
+    async fn find_client(&self, _: &str, _: &str) -> Result<Option<String>> {
+        unreachable!()
     }
 }
 
@@ -671,6 +680,9 @@ impl CertificateAuthority for InUse {
     async fn delete(&self, _: &str) -> Result<()> {
         Err(crate::error::Error::retryable("the certificate is in use"))
     }
+    async fn find(&self, _: &str, _: &str) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 #[tokio::test]
@@ -754,4 +766,121 @@ async fn a_deletion_that_timed_out_fails_the_app_and_keeps_its_resources_for_the
     assert_eq!(app.status, AppStatus::Failed);
     assert_eq!(app.error.unwrap().code, "States.Timeout");
     assert_eq!(app.resources.certificate_arn.as_deref(), Some("arn:cert"), "kept for the next delete");
+}
+
+// A step that died after AWS made something and before it was recorded: the retry adopts it, a teardown
+// finds it by the app id; another app's resources are never touched.
+
+use crate::domain::{CertificateStatus as Status, client_name, pool_name};
+use fakes::{MemoryCertificates, MemoryPool, MemoryPools};
+
+/// A pool as a step of `app_id` that died after CreateUserPool (and after CreateUserPoolClient) left it.
+fn unrecorded_pool(app_id: &str, client: Option<&str>) -> MemoryPool {
+    MemoryPool {
+        name: pool_name("Grafana", app_id),
+        app_id: app_id.into(),
+        domain_prefix: Some(format!("pc-grafana-{app_id}")),
+        clients: client.map(|id| (id.to_string(), client_name("grafana.example.com"))).into_iter().collect(),
+    }
+}
+
+#[tokio::test]
+async fn a_pool_and_client_made_before_a_lost_answer_are_adopted_not_made_twice() {
+    let mut w = world(fakes::app("app-1", AppStatus::Provisioning));
+    let pools = Arc::new(MemoryPools::default());
+    pools.put("pool-lost", unrecorded_pool("app-1", Some("client-lost")));
+    pools.put("pool-of-app-2", unrecorded_pool("app-2", Some("client-2")));
+    w.provisioner.user_pools = pools.clone();
+    w.provisioner.run(StepInput::CreateAuth(app_ref())).await.unwrap();
+    let r = w.apps.app("app-1").resources;
+    assert_eq!(r.user_pool_id.as_deref(), Some("pool-lost"));
+    assert_eq!(r.user_pool_arn.as_deref(), Some("arn:pool-lost"));
+    assert_eq!(r.client_id.as_deref(), Some("client-lost"));
+    assert!(pools.created.lock().unwrap().is_empty(), "no second pool");
+    assert_eq!(pools.pool("pool-lost").unwrap().clients.len(), 1, "no second client");
+    assert_eq!(pools.pool("pool-of-app-2").unwrap().clients.len(), 1, "another app's pool is untouched");
+}
+
+#[tokio::test]
+async fn a_client_made_before_a_lost_answer_is_adopted_in_the_recorded_pool() {
+    let mut app = fakes::app("app-1", AppStatus::Provisioning);
+    app.resources.user_pool_id = Some("pool-1".into());
+    app.resources.user_pool_arn = Some("arn:pool-1".into());
+    let mut w = world(app);
+    let pools = Arc::new(MemoryPools::default());
+    pools.put("pool-1", unrecorded_pool("app-1", Some("client-lost")));
+    w.provisioner.user_pools = pools.clone();
+    w.provisioner.run(StepInput::CreateAuth(app_ref())).await.unwrap();
+    assert_eq!(w.apps.app("app-1").resources.client_id.as_deref(), Some("client-lost"));
+    assert_eq!(pools.pool("pool-1").unwrap().clients.len(), 1);
+}
+
+#[tokio::test]
+async fn a_certificate_requested_before_a_lost_answer_is_adopted() {
+    let mut w = world(fakes::app("app-1", AppStatus::Provisioning));
+    let certificates = Arc::new(MemoryCertificates::default());
+    let lost = ("grafana.example.com".to_string(), "app-1".to_string(), Status::PendingValidation);
+    certificates.certificates.lock().unwrap().insert("arn:certificate/lost".into(), lost);
+    let other = ("grafana.example.com".to_string(), "app-2".to_string(), Status::Issued);
+    certificates.certificates.lock().unwrap().insert("arn:certificate/app-2".into(), other);
+    w.provisioner.certificates = certificates.clone();
+    w.provisioner.run(StepInput::RequestCertificate(app_ref())).await.unwrap();
+    assert_eq!(w.apps.app("app-1").resources.certificate_arn.as_deref(), Some("arn:certificate/lost"));
+    assert!(certificates.requested.lock().unwrap().is_empty(), "no second certificate");
+}
+
+#[tokio::test]
+async fn a_rule_for_the_host_tagged_with_the_app_id_is_adopted_and_one_tagged_for_another_app_is_refused() {
+    // Made just before a crash, with a client the app no longer records (the teardown of a compensation
+    // that could not see it would otherwise leave it refusing the host for ever).
+    let w = world(app_ready_for_wiring());
+    w.listener.rules.lock().unwrap().push(rule("arn:lost", 7, "grafana.example.com", Some("client-old")));
+    w.listener.rule_tags.lock().unwrap().insert("arn:lost".into(), "app-1".into());
+    w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
+    let r = w.apps.app("app-1").resources;
+    assert_eq!((r.listener_rule_arn.as_deref(), r.rule_priority), (Some("arn:lost"), Some(7)));
+    assert!(w.listener.created.lock().unwrap().is_empty());
+
+    let w = world(app_ready_for_wiring());
+    w.listener.rules.lock().unwrap().push(rule("arn:theirs", 7, "grafana.example.com", Some("client-2")));
+    w.listener.rule_tags.lock().unwrap().insert("arn:theirs".into(), "app-2".into());
+    let err = w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap_err();
+    assert_eq!(err.name, FailureName::InvalidTarget, "{err}");
+    assert!(w.listener.created.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn teardown_removes_what_carries_the_app_id_without_a_record_and_leaves_other_apps_alone() {
+    let mut app = fakes::app("app-1", AppStatus::Provisioning);
+    app.resources.listener_arn = Some(LISTENER.into());
+    let mut w = world(app);
+    for (arn, owner) in [("arn:rule/lost", "app-1"), ("arn:rule/app-2", "app-2")] {
+        w.listener.rules.lock().unwrap().push(rule(arn, 1, "x.example.com", None));
+        w.listener.rule_tags.lock().unwrap().insert(arn.into(), owner.into());
+    }
+    let certificates = Arc::new(MemoryCertificates::default());
+    for (arn, owner) in [("arn:certificate/lost", "app-1"), ("arn:certificate/app-2", "app-2")] {
+        let certificate = ("grafana.example.com".to_string(), owner.to_string(), Status::Issued);
+        certificates.certificates.lock().unwrap().insert(arn.into(), certificate);
+        w.listener.certificates.lock().unwrap().push(arn.into());
+    }
+    let pools = Arc::new(MemoryPools::default());
+    pools.put("pool-lost", unrecorded_pool("app-1", Some("client-lost")));
+    pools.put("pool-of-app-2", unrecorded_pool("app-2", None));
+    w.provisioner.certificates = certificates.clone();
+    w.provisioner.user_pools = pools.clone();
+
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(w.listener.deleted.lock().unwrap().as_slice(), ["arn:rule/lost"]);
+    assert_eq!(w.listener.certificates.lock().unwrap().as_slice(), ["arn:certificate/app-2"]);
+    assert_eq!(certificates.deleted.lock().unwrap().as_slice(), ["arn:certificate/lost"]);
+    assert_eq!(pools.deleted.lock().unwrap().as_slice(), ["pool-lost"]);
+    assert!(pools.pool("pool-of-app-2").is_some());
+    let removed = actions(&w).into_iter().find(|(a, _)| *a == AuditAction::ResourcesRemoved).unwrap();
+    assert!(removed.1.contains("found by the app id without a record"), "{removed:?}");
+    assert!(removed.1.contains("pool-lost") && !removed.1.contains("app-2"), "{removed:?}");
+
+    // Again (a retried teardown): nothing of the app is left to find.
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    assert_eq!(pools.deleted.lock().unwrap().len(), 1);
 }
