@@ -487,9 +487,10 @@ impl Provisioner {
         self.record_wired(app).await
     }
 
-    /// The listener's rule for the app's host, if there is one, when it is ours: it carries the app's tag
-    /// or signs in with this app's client (we made it before a lost answer). Any other would route the host
-    /// around the login, or shadow ours: refuse, and leave it alone.
+    /// The listener's rule for the app's host, if there is one, when it is ours: it signs in with this
+    /// app's client (we made it before a lost answer). One that carries the app's tag but signs in with
+    /// another client was made by an earlier attempt: it is removed, and a right one made. Any other would
+    /// route the host around the login, or shadow ours: refuse, and leave it alone.
     async fn existing_rule_for_host<'a>(
         &self,
         app: &App,
@@ -503,7 +504,8 @@ impl Provisioner {
             return Ok(Some(existing));
         }
         if self.load_balancer.app_rules(listener, &app.id).await?.iter().any(|r| r.arn == existing.arn) {
-            return Ok(Some(existing));
+            self.load_balancer.delete_rule(&existing.arn).await?;
+            return Ok(None);
         }
         Err(StepFailure::new(
             FailureName::InvalidTarget,

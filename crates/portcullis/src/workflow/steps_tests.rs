@@ -830,16 +830,25 @@ async fn a_certificate_requested_before_a_lost_answer_is_adopted() {
 }
 
 #[tokio::test]
-async fn a_rule_for_the_host_tagged_with_the_app_id_is_adopted_and_one_tagged_for_another_app_is_refused() {
-    // Made just before a crash, with a client the app no longer records (the teardown of a compensation
-    // that could not see it would otherwise leave it refusing the host for ever).
+async fn a_rule_for_the_host_tagged_with_the_app_id_is_the_apps_and_one_tagged_for_another_app_is_refused() {
+    // Made just before a lost answer: adopted (it signs in with the app's client).
     let w = world(app_ready_for_wiring());
-    w.listener.rules.lock().unwrap().push(rule("arn:lost", 7, "grafana.example.com", Some("client-old")));
+    w.listener.rules.lock().unwrap().push(rule("arn:lost", 7, "grafana.example.com", Some("client-1")));
     w.listener.rule_tags.lock().unwrap().insert("arn:lost".into(), "app-1".into());
     w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
     let r = w.apps.app("app-1").resources;
     assert_eq!((r.listener_rule_arn.as_deref(), r.rule_priority), (Some("arn:lost"), Some(7)));
     assert!(w.listener.created.lock().unwrap().is_empty());
+
+    // Made by an earlier attempt with a client the app no longer has: the app's own, so not refused as
+    // foreign (for ever), but not right either: removed, and a right one made.
+    let w = world(app_ready_for_wiring());
+    w.listener.rules.lock().unwrap().push(rule("arn:stale", 7, "grafana.example.com", Some("client-old")));
+    w.listener.rule_tags.lock().unwrap().insert("arn:stale".into(), "app-1".into());
+    w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
+    assert_eq!(w.listener.deleted.lock().unwrap().as_slice(), ["arn:stale"]);
+    let created = w.listener.created.lock().unwrap().clone();
+    assert_eq!((created.len(), created[0].client_id.as_str()), (1, "client-1"));
 
     let w = world(app_ready_for_wiring());
     w.listener.rules.lock().unwrap().push(rule("arn:theirs", 7, "grafana.example.com", Some("client-2")));
