@@ -501,15 +501,7 @@ impl Harness {
             .unwrap();
         let group_arn = group.target_groups()[0].target_group_arn().unwrap().to_string();
         if healthy {
-            let health = elb.describe_target_health().target_group_arn(&self.stack.target_group_arn).send().await;
-            let health = health.unwrap();
-            let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
-            elb.register_targets()
-                .target_group_arn(&group_arn)
-                .targets(elbv2::TargetDescription::builder().id(instance).build())
-                .send()
-                .await
-                .unwrap();
+            self.make_healthy(&group_arn).await;
         }
         group_arn
     }
@@ -669,3 +661,106 @@ where
 pub fn forward(target_group_arn: &str) -> elbv2::Action {
     elbv2::Action::builder().r#type(elbv2::ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
 }
+
+/// What a step that died after AWS made something, before Portcullis recorded it, leaves behind: made
+/// here with the real SDK, carrying the app's tag and name as Portcullis gives them, and not recorded.
+impl Harness {
+    /// Registers the demo app's (healthy) instance in the target group.
+    pub async fn make_healthy(&self, target_group_arn: &str) {
+        let elb = &self.aws.elb;
+        let health = elb.describe_target_health().target_group_arn(&self.stack.target_group_arn).send().await;
+        let health = health.unwrap();
+        let instance = health.target_health_descriptions()[0].target().unwrap().id().unwrap().to_string();
+        elb.register_targets()
+            .target_group_arn(target_group_arn)
+            .targets(elbv2::TargetDescription::builder().id(instance).build())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A user pool named and tagged for the app, as CreateUserPool leaves it; returns its id.
+    pub async fn orphan_pool(&self, app_name: &str, app_id: &str) -> String {
+        let name = format!("portcullis-{}-{app_id}", app_name.replace(' ', "-"));
+        let out = self.aws.cognito.create_user_pool().pool_name(name).user_pool_tags(APP_ID_TAG, app_id).send().await;
+        out.expect("create_user_pool").user_pool().unwrap().id().unwrap().to_string()
+    }
+
+    /// A certificate for the domain tagged with the app id, as RequestCertificate leaves it (with another
+    /// idempotency token: a request more than an hour ago); returns its ARN.
+    pub async fn orphan_certificate(&self, domain: &str, app_id: &str) -> String {
+        let tag = aws_sdk_acm::types::Tag::builder().key(APP_ID_TAG).value(app_id).build().unwrap();
+        let out = self
+            .aws
+            .acm
+            .request_certificate()
+            .domain_name(domain)
+            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+            .tags(tag)
+            .send()
+            .await;
+        out.expect("request_certificate").certificate_arn().unwrap().to_string()
+    }
+
+    /// A rule for the host on the demo listener tagged with the app id, as CreateRule leaves it (here
+    /// answering 503, so it routes nothing); returns its ARN.
+    pub async fn orphan_rule(&self, host: &str, app_id: &str) -> String {
+        let taken: Vec<u32> = self
+            .listener_rules(&self.stack.listener_arn)
+            .await
+            .iter()
+            .filter_map(|r| r.priority()?.parse().ok())
+            .collect();
+        let priority = (40_000..50_000).find(|p| !taken.contains(p)).unwrap();
+        let answer = elbv2::FixedResponseActionConfig::builder().status_code("503").build();
+        let out = self
+            .aws
+            .elb
+            .create_rule()
+            .listener_arn(&self.stack.listener_arn)
+            .priority(priority as i32)
+            .conditions(
+                elbv2::RuleCondition::builder()
+                    .field("host-header")
+                    .host_header_config(elbv2::HostHeaderConditionConfig::builder().values(host).build())
+                    .build(),
+            )
+            .actions(
+                elbv2::Action::builder()
+                    .r#type(elbv2::ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(answer)
+                    .build(),
+            )
+            .tags(elbv2::Tag::builder().key(APP_ID_TAG).value(app_id).build())
+            .send()
+            .await;
+        out.expect("create_rule").rules()[0].rule_arn().unwrap().to_string()
+    }
+
+    /// Everything at the emulator that carries the app's id: rules on the demo listener and certificates
+    /// for the domain tagged with it, and user pools named for it.
+    pub async fn carrying_app_id(&self, app_id: &str, domain: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for rule in self.listener_rules(&self.stack.listener_arn).await {
+            let arn = rule.rule_arn().unwrap().to_string();
+            let tags = self.aws.elb.describe_tags().resource_arns(&arn).send().await.expect("describe_tags");
+            let tags = tags.tag_descriptions().iter().flat_map(|d| d.tags().to_vec()).collect::<Vec<_>>();
+            if tags.iter().any(|t| t.key() == Some(APP_ID_TAG) && t.value() == Some(app_id)) {
+                found.push(arn);
+            }
+        }
+        let certificates = self.aws.acm.list_certificates().send().await.expect("list_certificates");
+        for summary in certificates.certificate_summary_list().iter().filter(|c| c.domain_name() == Some(domain)) {
+            let arn = summary.certificate_arn().unwrap();
+            let tags = self.aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await.expect("tags");
+            if tags.tags().iter().any(|t| t.key() == APP_ID_TAG && t.value() == Some(app_id)) {
+                found.push(arn.to_string());
+            }
+        }
+        found.extend(self.user_pools_of(app_id).await);
+        found
+    }
+}
+
+/// The tag Portcullis puts on everything it makes; its value is the app id.
+pub const APP_ID_TAG: &str = "portcullis:app-id";
