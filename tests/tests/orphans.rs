@@ -26,6 +26,14 @@ async fn app_at_environment(h: &Harness, token: &str, tenant: &portcullis_e2e::T
     (id, domain, group)
 }
 
+/// Deletes the app; once it is DELETED, nothing carrying its id is left at the emulator.
+async fn delete_leaving_nothing(h: &Harness, token: &str, id: &str, domain: &str) {
+    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(token), None).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    h.app_until(token, id, "DELETED", |app| app["status"] == "DELETED").await;
+    assert_eq!(h.carrying_app_id(id, domain).await, Vec::<String>::new(), "nothing carrying the app id is left");
+}
+
 #[tokio::test]
 async fn a_pool_made_before_a_crash_is_adopted_not_made_twice_and_delete_removes_it() {
     let h = Harness::new().await;
@@ -40,10 +48,7 @@ async fn a_pool_made_before_a_crash_is_adopted_not_made_twice_and_delete_removes
     assert_eq!(app["auth"]["userPoolId"], lost.as_str(), "the pool the lost answer left is the app's");
     assert_eq!(h.user_pools_of(&id).await, vec![lost.clone()], "one pool, not two");
 
-    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
-    assert_eq!(reply.status, 202, "{}", reply.text);
-    h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED").await;
-    assert_eq!(h.carrying_app_id(&id, &domain).await, Vec::<String>::new(), "nothing carrying the app id is left");
+    delete_leaving_nothing(&h, &token, &id, &domain).await;
 }
 
 #[tokio::test]
@@ -62,10 +67,7 @@ async fn what_crashed_steps_left_unrecorded_is_removed_when_the_app_is_deleted()
     let other_domain = fresh_domain("other");
     let others = h.orphan_rule(&other_domain, "another-app").await;
 
-    let reply = h.call(Method::DELETE, &format!("/apps/{id}"), Some(&token), None).await;
-    assert_eq!(reply.status, 202, "{}", reply.text);
-    h.app_until(&token, &id, "DELETED", |app| app["status"] == "DELETED").await;
-    assert_eq!(h.carrying_app_id(&id, &domain).await, Vec::<String>::new(), "nothing carrying the app id is left");
+    delete_leaving_nothing(&h, &token, &id, &domain).await;
     let rules = h.listener_rules(&h.stack.listener_arn).await;
     assert!(rules.iter().any(|r| r.rule_arn() == Some(others.as_str())), "another app's rule stays");
 

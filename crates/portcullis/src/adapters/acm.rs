@@ -80,6 +80,7 @@ impl CertificateAuthority for AcmCertificates {
 
     async fn find(&self, domain: &str, app_id: &str) -> Result<Vec<String>> {
         // ACM filters by status and key, not by tag: list the domain's certificates, then read their tags.
+        // The listing's default key filter (RSA 2048) is the key RequestCertificate gives ours.
         let for_domain = all_pages(|token| async move {
             let out = self
                 .client

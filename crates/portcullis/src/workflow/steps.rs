@@ -778,9 +778,15 @@ impl Provisioner {
     /// What carries the app's id at AWS but is not recorded: made by a step that died before recording it.
     async fn unrecorded(&self, app: &App) -> StepResult<Unrecorded> {
         let r = &app.resources;
-        let rules = match r.listener() {
-            Ok(listener) => self.load_balancer.app_rules(listener, &app.id).await?,
-            Err(_) => Vec::new(),
+        // Rules are made only on a recorded listener; an ALB target's listener is searched before too.
+        let listener = match (&app.target, r.listener()) {
+            (_, Ok(recorded)) => Some(recorded),
+            (Target::Alb { listener_arn, .. }, Err(_)) => Some(listener_arn.as_str()),
+            (Target::ElasticBeanstalk { .. }, Err(_)) => None,
+        };
+        let rules = match listener {
+            Some(listener) => self.load_balancer.app_rules(listener, &app.id).await?,
+            None => Vec::new(),
         };
         let certificates = self.certificates.find(&app.domain, &app.id).await?;
         let pools = self.user_pools.find_pools(&app.id).await?;
