@@ -520,13 +520,24 @@ impl Provisioner {
         }
         let mut taken: BTreeSet<u32> = rules.iter().map(|rule| rule.priority).collect();
         taken.extend(self.priorities.reserved(listener).await?.into_keys());
-        let priority = lowest_free_priority(&taken).ok_or_else(|| {
-            StepFailure::new(FailureName::QuotaExceeded, format!("listener {listener} has no free rule priority"))
-        })?;
-        self.priorities.reserve(listener, priority, &app.id).await?;
-        app.resources.rule_priority = Some(priority);
-        self.apps.update(app).await?;
-        Ok(priority)
+        loop {
+            let priority = lowest_free_priority(&taken).ok_or_else(|| {
+                StepFailure::new(FailureName::QuotaExceeded, format!("listener {listener} has no free rule priority"))
+            })?;
+            match self.priorities.reserve(listener, priority, &app.id).await {
+                Ok(()) => {
+                    app.resources.rule_priority = Some(priority);
+                    self.apps.update(app).await?;
+                    return Ok(priority);
+                }
+                // Another app reserved it since we read: the next free one, not a failed step (apps wired
+                // at once would otherwise all chase the same lowest priority through the state machine).
+                Err(Error::PriorityInUse(_)) => {
+                    taken.insert(priority);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The host-header rule that signs in with the app's pool and then forwards. A priority that a rule

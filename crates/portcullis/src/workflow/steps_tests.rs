@@ -168,6 +168,38 @@ async fn wiring_refuses_a_rule_for_its_host_that_it_did_not_make() {
     assert!(w.listener.created.lock().unwrap().is_empty());
 }
 
+/// Reservations another app makes between this app's read and its write: the read sees none of them.
+struct RacedReservations {
+    inner: MemoryReservations,
+}
+
+#[async_trait]
+impl PriorityReservations for RacedReservations {
+    async fn reserved(&self, _: &str) -> Result<BTreeMap<u32, String>> {
+        Ok(BTreeMap::new())
+    }
+    async fn reserve(&self, listener: &str, priority: u32, app_id: &str) -> Result<()> {
+        self.inner.reserve(listener, priority, app_id).await
+    }
+    async fn release(&self, listener: &str, priority: u32, app_id: &str) -> Result<()> {
+        self.inner.release(listener, priority, app_id).await
+    }
+}
+
+#[tokio::test]
+async fn wiring_that_loses_a_reservation_race_takes_the_next_free_priority() {
+    let mut w = world(app_ready_for_wiring());
+    let raced = RacedReservations { inner: MemoryReservations::default() };
+    raced.inner.held.lock().unwrap().extend([(1, "app-2".to_string()), (2, "app-3".to_string())]);
+    let raced = Arc::new(raced);
+    w.provisioner.priorities = raced.clone();
+    w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
+    let created = w.listener.created.lock().unwrap().clone();
+    assert_eq!(created.iter().map(|r| r.priority).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(raced.inner.held.lock().unwrap().get(&3).map(String::as_str), Some("app-1"));
+    assert_eq!(w.apps.app("app-1").resources.rule_priority, Some(3));
+}
+
 #[tokio::test]
 async fn a_priority_taken_outside_portcullis_is_given_back_for_the_retry() {
     let w = world(app_ready_for_wiring());
