@@ -20,9 +20,9 @@ use crate::domain::{
 use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
 use crate::ports::{
-    AppRepository, CertificateAuthority, ClientSpec, DnsZone, Environments, History, ListenerRule, LoadBalancer,
-    PoolSpec, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, Subject, TenantRegistry,
-    UserPools,
+    AppRepository, CertificateAuthority, ClientSpec, DnsZone, Environments, History, InvitationRecords, ListenerRule,
+    LoadBalancer, PoolSpec, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, Subject,
+    TenantRegistry, UserPools,
 };
 
 type StepResult<T = StepOutput> = Result<T, StepFailure>;
@@ -40,6 +40,8 @@ pub struct Provisioner {
     /// The tenants' hosted zones, and which apps rely on the records Portcullis wrote in them.
     pub dns: Arc<dyn DnsZone>,
     pub record_claims: Arc<dyn RecordClaims>,
+    /// Who was invited to each app: forgotten with the app's pool.
+    pub invitations: Arc<dyn InvitationRecords>,
 }
 
 fn now() -> i64 {
@@ -712,6 +714,8 @@ impl Provisioner {
             }
             self.user_pools.delete_pool(pool).await?;
         }
+        // After the pool: an invitation recorded meanwhile was refused or is already in the table.
+        self.invitations.forget_all(&app.id).await?;
         if let Some(validation) = &r.validation_dns {
             self.remove_placed(app, validation, RecordSlot::Validation).await?;
         }

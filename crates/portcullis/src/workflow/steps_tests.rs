@@ -14,7 +14,8 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::fakes::{
-    self, MemoryApps, MemoryClaims, MemoryHistory, MemoryListener, MemoryReservations, MemoryTenants, MemoryZone,
+    self, MemoryApps, MemoryClaims, MemoryHistory, MemoryInvitations, MemoryListener, MemoryReservations,
+    MemoryTenants, MemoryZone,
 };
 use crate::ports::*;
 
@@ -94,6 +95,7 @@ struct World {
     listener: Arc<MemoryListener>,
     zone: Arc<MemoryZone>,
     claims: Arc<MemoryClaims>,
+    invitations: Arc<MemoryInvitations>,
     provisioner: Provisioner,
 }
 
@@ -104,6 +106,7 @@ fn world(app: App) -> World {
     let reservations = Arc::new(MemoryReservations::default());
     let listener = Arc::new(MemoryListener::default());
     let (zone, claims) = (Arc::new(MemoryZone::default()), Arc::new(MemoryClaims::default()));
+    let invitations = Arc::new(MemoryInvitations::default());
     let provisioner = Provisioner {
         apps: apps.clone(),
         history: history.clone(),
@@ -115,8 +118,9 @@ fn world(app: App) -> World {
         user_pools: Arc::new(Quiet),
         dns: zone.clone(),
         record_claims: claims.clone(),
+        invitations: invitations.clone(),
     };
-    World { apps, history, reservations, listener, zone, claims, provisioner }
+    World { apps, history, reservations, listener, zone, claims, invitations, provisioner }
 }
 
 fn app_ref() -> AppRef {
@@ -229,6 +233,24 @@ async fn teardown_removes_what_was_made_and_every_reservation_the_app_holds() {
     assert_eq!(app.resources.user_pool_id, None);
     assert_eq!(app.resources.certificate_arn, None);
     assert_eq!(app.resources.listener_arn.as_deref(), Some(LISTENER), "what was found stays");
+}
+
+#[tokio::test]
+async fn teardown_forgets_the_apps_invitations_and_no_others() {
+    let w = world(app_ready_for_wiring());
+    let invitation = |username: &str| crate::domain::Invitation {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        invited_by: "admin".into(),
+        invited_at: time::OffsetDateTime::UNIX_EPOCH,
+        last_sent_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    for (app, user) in [("app-1", "alice"), ("app-1", "bob"), ("app-2", "carol")] {
+        w.invitations.records.lock().unwrap().insert((app.into(), user.into()), invitation(user));
+    }
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    let left: Vec<_> = w.invitations.records.lock().unwrap().keys().cloned().collect();
+    assert_eq!(left, [("app-2".to_string(), "carol".to_string())]);
 }
 
 #[tokio::test]
