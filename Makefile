@@ -37,7 +37,7 @@ ARM64 := aarch64-unknown-linux-gnu
 FUNCTIONS := apps-api provisioner tenants-api users-api
 LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
 
-.PHONY: dev test token build tools lint fmt clean check-templates sam-build package
+.PHONY: dev test token build tools lint fmt clean check-templates sam-build package load
 
 ## dev: bring up the emulator, the functions and the API at http://127.0.0.1:4000 (Ctrl-C stops all)
 dev: tools build
@@ -52,6 +52,13 @@ test: tools $(ST_STAMP) check-templates
 	$(TEST_ENV) $(LOCAL) test-run -- $(SHELL) -c \
 	  'cargo test --locked -p portcullis-e2e --tests && $(PY) -m portcullis_local fuzz'
 	$(LOCAL) iam-check --calls target/iam/calls.json --template infra/template.yaml
+
+## load: a bounded load run on a fresh stack: 200 concurrent readers and 50 concurrent writers for 30 s
+## (tests/examples/load.rs; LOAD_ARGS="--seconds 60 …" to change); fails on any 5xx. Figures: docs/reliability.md
+LOAD_ARGS ?= --readers 200 --writers 50 --seconds 30
+load: tools build
+	cargo build --locked -p portcullis-e2e --example load
+	$(TEST_ENV) $(LOCAL) test-run -- cargo run --locked -q -p portcullis-e2e --example load -- $(LOAD_ARGS)
 
 ## token: print an ID token for admin@demo.test (or USER=…) of the running `make dev` stack
 token: tools

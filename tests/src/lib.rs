@@ -764,3 +764,111 @@ impl Harness {
 
 /// The tag Portcullis puts on everything it makes; its value is the app id.
 pub const APP_ID_TAG: &str = "portcullis:app-id";
+
+/// Race scaffolding (tests/tests/races.rs): many callers at once, and what the table and the emulator
+/// hold afterwards.
+impl Harness {
+    /// `POST`s `body` as `token`, with an `Idempotency-Key` when given.
+    pub async fn call_with_key(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+        key: Option<String>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{}", self.stack.api_url, path)).bearer_auth(token);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.json(body).send().await.expect("the API answers");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, text, body }
+    }
+
+    /// The ids of the app records in the table for `domain`, whatever their tenant or status.
+    pub async fn app_records_for_domain(&self, domain: &str) -> Vec<String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut pages = self
+            .aws
+            .dynamodb
+            .scan()
+            .table_name(TABLE_NAME)
+            .filter_expression("begins_with(sk, :app) AND #domain = :domain")
+            .expression_attribute_names("#domain", "domain")
+            .expression_attribute_values(":app", AttributeValue::S("APP#".into()))
+            .expression_attribute_values(":domain", AttributeValue::S(domain.into()))
+            .into_paginator()
+            .items()
+            .send();
+        let mut ids = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.expect("scan");
+            ids.extend(
+                item.get("sk").and_then(|sk| sk.as_s().ok()).map(|sk| sk.trim_start_matches("APP#").to_string()),
+            );
+        }
+        ids
+    }
+
+    /// The ARNs of the certificates the emulator holds for `domain`.
+    pub async fn certificates_for_domain(&self, domain: &str) -> Vec<String> {
+        let mut pages = self.aws.acm.list_certificates().into_paginator().items().send();
+        let mut arns = Vec::new();
+        while let Some(summary) = pages.next().await {
+            let summary = summary.expect("list_certificates");
+            if summary.domain_name() == Some(domain) {
+                arns.extend(summary.certificate_arn().map(str::to_string));
+            }
+        }
+        arns
+    }
+
+    /// The usernames of the invitation records (`APP#id / USER#…`) the table holds for an app.
+    pub async fn invitation_records(&self, app_id: &str) -> Vec<String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let out = self
+            .aws
+            .dynamodb
+            .query()
+            .table_name(TABLE_NAME)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :user)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("APP#{app_id}")))
+            .expression_attribute_values(":user", AttributeValue::S("USER#".into()))
+            .send()
+            .await
+            .expect("query");
+        out.items().iter().filter_map(|i| i.get("sk")?.as_s().ok()?.strip_prefix("USER#").map(str::to_string)).collect()
+    }
+
+    /// An HTTPS listener on a load balancer of its own, answering 404 by default: a test's rules are then
+    /// all that is on it.
+    pub async fn listener_of_its_own(&self) -> String {
+        let lb = self.load_balancer("races", &[]).await;
+        let not_found = elbv2::Action::builder()
+            .r#type(elbv2::ActionTypeEnum::FixedResponse)
+            .fixed_response_config(elbv2::FixedResponseActionConfig::builder().status_code("404").build())
+            .build();
+        self.https_listener(&lb, not_found).await
+    }
+
+    /// `count` fresh healthy target groups on `listener`, granted to the tenant in one registration;
+    /// returned as `POST /apps` takes them.
+    pub async fn alb_targets_on(&self, tenant: &TestTenant, listener: &str, count: usize) -> Vec<Value> {
+        let mut wanted = Vec::new();
+        for _ in 0..count {
+            let group = self.target_group("race", true).await;
+            wanted.push(serde_json::json!({"type": "alb", "listenerArn": listener, "targetGroupArn": group}));
+        }
+        let mut targets = tenant.targets.lock().await;
+        for target in &wanted {
+            let mut granted = target.clone();
+            granted["id"] = Value::String(format!("target-{}", short_id()));
+            targets.push(granted);
+        }
+        self.register_in_zone(&tenant.id, &targets, tenant.hosted_zone.as_deref()).await;
+        wanted
+    }
+}

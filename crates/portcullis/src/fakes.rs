@@ -149,8 +149,8 @@ pub struct MemoryInvitations {
 
 #[async_trait]
 impl InvitationRecords for MemoryInvitations {
-    async fn put(&self, app_id: &str, invitation: &Invitation) -> Result<()> {
-        self.records.lock().unwrap().insert((app_id.into(), invitation.username.clone()), invitation.clone());
+    async fn put(&self, app: &App, invitation: &Invitation) -> Result<()> {
+        self.records.lock().unwrap().insert((app.id.clone(), invitation.username.clone()), invitation.clone());
         Ok(())
     }
     async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>> {
@@ -168,6 +168,10 @@ impl InvitationRecords for MemoryInvitations {
     }
     async fn delete(&self, app_id: &str, username: &str) -> Result<()> {
         self.records.lock().unwrap().remove(&(app_id.into(), username.into()));
+        Ok(())
+    }
+    async fn forget_all(&self, app_id: &str) -> Result<()> {
+        self.records.lock().unwrap().retain(|(app, _), _| app != app_id);
         Ok(())
     }
 }

@@ -72,8 +72,9 @@ pub trait PriorityReservations: Send + Sync {
 /// Who invited whom to an app, and when (the identity provider holds the users themselves).
 #[async_trait]
 pub trait InvitationRecords: Send + Sync {
-    /// Records (or replaces) an invitation.
-    async fn put(&self, app_id: &str, invitation: &Invitation) -> Result<()>;
+    /// Records (or replaces) an invitation while the app is still ACTIVE; `Conflict` once it is not, so
+    /// that no record is written after its deletion has forgotten them all.
+    async fn put(&self, app: &App, invitation: &Invitation) -> Result<()>;
     /// The invitations recorded for these users, by user name (users without one are left out).
     async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>>;
     /// Notes that the invitation was sent again at `at`; none recorded (a user added outside Portcullis)
@@ -81,6 +82,8 @@ pub trait InvitationRecords: Send + Sync {
     async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
     /// Forgets an invitation; none recorded is fine.
     async fn delete(&self, app_id: &str, username: &str) -> Result<()>;
+    /// Forgets every invitation of the app (its pool is gone).
+    async fn forget_all(&self, app_id: &str) -> Result<()>;
 }
 
 /// Idempotency keys and the answers given under them.

@@ -40,6 +40,10 @@ fn user_error(failure: AwsFailure) -> Error {
             Error::Conflict("a user with this email already exists in the app".into())
         }
         Some("UserNotFoundException") => Error::NotFound("no such user in the app".into()),
+        // The app's pool went while the request was under way: only a deletion of the app removes it.
+        Some("ResourceNotFoundException") => {
+            Error::Conflict("the app's user pool is gone: the app is being deleted".into())
+        }
         Some("UnsupportedUserStateException") => {
             Error::Conflict("the user has already signed in and chosen a password; there is nothing to resend".into())
         }

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
@@ -577,18 +577,38 @@ fn cancelled_at<R>(
 
 #[async_trait]
 impl InvitationRecords for DynamoStore {
-    async fn put(&self, app_id: &str, invitation: &Invitation) -> Result<()> {
+    async fn put(&self, app: &App, invitation: &Invitation) -> Result<()> {
         let mut item: Item = serde_dynamo::to_item(invitation)
             .map_err(|e| Error::internal_from("cannot write an invitation item", e))?;
-        item.extend(invitation_key(app_id, &invitation.username));
-        self.client
-            .put_item()
+        item.extend(invitation_key(&app.id, &invitation.username));
+        // In one transaction with a check that the app is still ACTIVE: a deletion sets DELETING before its
+        // teardown forgets the invitations, so a record written here is always one that teardown sees.
+        let still_active = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(tenant_pk(&app.tenant_id)))
+            .key("sk", s(app_sk(&app.id)))
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s(AppStatus::Active.as_str()))
+            .build()
+            .map_err(|e| build_error("an app status check", e))?;
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| aws_failure("DynamoDB PutItem (invitation)", e).into_error())?;
-        Ok(())
+            .build()
+            .map_err(|e| build_error("an invitation write", e))?;
+        let writes = vec![
+            TransactWriteItem::builder().condition_check(still_active).build(),
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if cancelled_at(&err) == Some(0) => Err(Error::Conflict(format!(
+                "app {} is no longer ACTIVE (it is being deleted); its users cannot be changed",
+                app.id
+            ))),
+            Err(err) => Err(aws_failure("DynamoDB TransactWriteItems (invitation)", err).into_error()),
+        }
     }
 
     async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>> {
@@ -656,6 +676,27 @@ impl InvitationRecords for DynamoStore {
             .await
             .map_err(|e| aws_failure("DynamoDB DeleteItem (invitation)", e).into_error())?;
         Ok(())
+    }
+
+    async fn forget_all(&self, app_id: &str) -> Result<()> {
+        let pk = format!("APP#{app_id}");
+        // Each page's items are deleted before the next is read, so the query starts afresh every time.
+        loop {
+            let (items, _) = self.query_page(&pk, "USER#", 100, None, false).await?;
+            if items.is_empty() {
+                return Ok(());
+            }
+            for sk in items.into_iter().filter_map(|mut item| item.remove("sk")) {
+                let key = HashMap::from([("pk".to_string(), s(&pk)), ("sk".to_string(), sk)]);
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .send()
+                    .await
+                    .map_err(|e| aws_failure("DynamoDB DeleteItem (invitation)", e).into_error())?;
+            }
+        }
     }
 }
 

@@ -234,7 +234,7 @@ impl UsersApi {
             invited_at: now,
             last_sent_at: now,
         };
-        self.invitations.put(&app.id, &invitation).await?;
+        self.invitations.put(app, &invitation).await?;
         let detail = format!("{} ({})", user.email, user.username);
         self.record(caller, app, AuditAction::UserInvited, detail).await?;
         user.invited_at = now;

@@ -21,8 +21,8 @@ use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
 use crate::ports::{
     AppRepository, CertificateAuthority, ClientSpec, CreatedPool, DnsZone, Environments, FoundPool, History,
-    ListenerRule, LoadBalancer, PoolSpec, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal,
-    Subject, TenantRegistry, UserPools,
+    InvitationRecords, ListenerRule, LoadBalancer, PoolSpec, PriorityReservations, ProtectRule, RecordClaim,
+    RecordClaims, Removal, Subject, TenantRegistry, UserPools,
 };
 
 type StepResult<T = StepOutput> = Result<T, StepFailure>;
@@ -40,6 +40,8 @@ pub struct Provisioner {
     /// The tenants' hosted zones, and which apps rely on the records Portcullis wrote in them.
     pub dns: Arc<dyn DnsZone>,
     pub record_claims: Arc<dyn RecordClaims>,
+    /// Who was invited to each app: forgotten with the app's pool.
+    pub invitations: Arc<dyn InvitationRecords>,
 }
 
 fn now() -> i64 {
@@ -561,13 +563,24 @@ impl Provisioner {
         }
         let mut taken: BTreeSet<u32> = rules.iter().map(|rule| rule.priority).collect();
         taken.extend(self.priorities.reserved(listener).await?.into_keys());
-        let priority = lowest_free_priority(&taken).ok_or_else(|| {
-            StepFailure::new(FailureName::QuotaExceeded, format!("listener {listener} has no free rule priority"))
-        })?;
-        self.priorities.reserve(listener, priority, &app.id).await?;
-        app.resources.rule_priority = Some(priority);
-        self.apps.update(app).await?;
-        Ok(priority)
+        loop {
+            let priority = lowest_free_priority(&taken).ok_or_else(|| {
+                StepFailure::new(FailureName::QuotaExceeded, format!("listener {listener} has no free rule priority"))
+            })?;
+            match self.priorities.reserve(listener, priority, &app.id).await {
+                Ok(()) => {
+                    app.resources.rule_priority = Some(priority);
+                    self.apps.update(app).await?;
+                    return Ok(priority);
+                }
+                // Another app reserved it since we read: the next free one, not a failed step (apps wired
+                // at once would otherwise all chase the same lowest priority through the state machine).
+                Err(Error::PriorityInUse(_)) => {
+                    taken.insert(priority);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The host-header rule that signs in with the app's pool and then forwards. A priority that a rule
@@ -757,6 +770,8 @@ impl Provisioner {
             }
             self.user_pools.delete_pool(pool).await?;
         }
+        // After the pool: an invitation recorded meanwhile was refused or is already in the table.
+        self.invitations.forget_all(&app.id).await?;
         if let Some(validation) = &r.validation_dns {
             self.remove_placed(app, validation, RecordSlot::Validation).await?;
         }

@@ -14,7 +14,8 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::fakes::{
-    self, MemoryApps, MemoryClaims, MemoryHistory, MemoryListener, MemoryReservations, MemoryTenants, MemoryZone,
+    self, MemoryApps, MemoryClaims, MemoryHistory, MemoryInvitations, MemoryListener, MemoryReservations,
+    MemoryTenants, MemoryZone,
 };
 use crate::ports::*;
 
@@ -103,6 +104,7 @@ struct World {
     listener: Arc<MemoryListener>,
     zone: Arc<MemoryZone>,
     claims: Arc<MemoryClaims>,
+    invitations: Arc<MemoryInvitations>,
     provisioner: Provisioner,
 }
 
@@ -113,6 +115,7 @@ fn world(app: App) -> World {
     let reservations = Arc::new(MemoryReservations::default());
     let listener = Arc::new(MemoryListener::default());
     let (zone, claims) = (Arc::new(MemoryZone::default()), Arc::new(MemoryClaims::default()));
+    let invitations = Arc::new(MemoryInvitations::default());
     let provisioner = Provisioner {
         apps: apps.clone(),
         history: history.clone(),
@@ -124,8 +127,9 @@ fn world(app: App) -> World {
         user_pools: Arc::new(Quiet),
         dns: zone.clone(),
         record_claims: claims.clone(),
+        invitations: invitations.clone(),
     };
-    World { apps, history, reservations, listener, zone, claims, provisioner }
+    World { apps, history, reservations, listener, zone, claims, invitations, provisioner }
 }
 
 fn app_ref() -> AppRef {
@@ -177,6 +181,38 @@ async fn wiring_refuses_a_rule_for_its_host_that_it_did_not_make() {
     assert!(w.listener.created.lock().unwrap().is_empty());
 }
 
+/// Reservations another app makes between this app's read and its write: the read sees none of them.
+struct RacedReservations {
+    inner: MemoryReservations,
+}
+
+#[async_trait]
+impl PriorityReservations for RacedReservations {
+    async fn reserved(&self, _: &str) -> Result<BTreeMap<u32, String>> {
+        Ok(BTreeMap::new())
+    }
+    async fn reserve(&self, listener: &str, priority: u32, app_id: &str) -> Result<()> {
+        self.inner.reserve(listener, priority, app_id).await
+    }
+    async fn release(&self, listener: &str, priority: u32, app_id: &str) -> Result<()> {
+        self.inner.release(listener, priority, app_id).await
+    }
+}
+
+#[tokio::test]
+async fn wiring_that_loses_a_reservation_race_takes_the_next_free_priority() {
+    let mut w = world(app_ready_for_wiring());
+    let raced = RacedReservations { inner: MemoryReservations::default() };
+    raced.inner.held.lock().unwrap().extend([(1, "app-2".to_string()), (2, "app-3".to_string())]);
+    let raced = Arc::new(raced);
+    w.provisioner.priorities = raced.clone();
+    w.provisioner.run(StepInput::WireListener(app_ref())).await.unwrap();
+    let created = w.listener.created.lock().unwrap().clone();
+    assert_eq!(created.iter().map(|r| r.priority).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(raced.inner.held.lock().unwrap().get(&3).map(String::as_str), Some("app-1"));
+    assert_eq!(w.apps.app("app-1").resources.rule_priority, Some(3));
+}
+
 #[tokio::test]
 async fn a_priority_taken_outside_portcullis_is_given_back_for_the_retry() {
     let w = world(app_ready_for_wiring());
@@ -206,6 +242,24 @@ async fn teardown_removes_what_was_made_and_every_reservation_the_app_holds() {
     assert_eq!(app.resources.user_pool_id, None);
     assert_eq!(app.resources.certificate_arn, None);
     assert_eq!(app.resources.listener_arn.as_deref(), Some(LISTENER), "what was found stays");
+}
+
+#[tokio::test]
+async fn teardown_forgets_the_apps_invitations_and_no_others() {
+    let w = world(app_ready_for_wiring());
+    let invitation = |username: &str| crate::domain::Invitation {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        invited_by: "admin".into(),
+        invited_at: time::OffsetDateTime::UNIX_EPOCH,
+        last_sent_at: time::OffsetDateTime::UNIX_EPOCH,
+    };
+    for (app, user) in [("app-1", "alice"), ("app-1", "bob"), ("app-2", "carol")] {
+        w.invitations.records.lock().unwrap().insert((app.into(), user.into()), invitation(user));
+    }
+    w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
+    let left: Vec<_> = w.invitations.records.lock().unwrap().keys().cloned().collect();
+    assert_eq!(left, [("app-2".to_string(), "carol".to_string())]);
 }
 
 #[tokio::test]
