@@ -225,6 +225,8 @@ def _is_json(environ) -> bool:
 
 def _drop_connection(environ) -> NoReturn:
     """Close the client's connection without an answer (werkzeug's server hands the socket over)."""
+    # Consume the body first: werkzeug would otherwise read it as the connection's next request.
+    read_body(environ)
     connection = environ.get("werkzeug.socket")
     if connection is not None:
         try:
