@@ -171,7 +171,8 @@ class Emulator:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
         # Faults sit inside the audit (an attempted call is still recorded) and outside moto.
-        app = IamAudit(Faults(Inspection(LambdaFront(moto_app, self.lambda_endpoint, self.faults)), self.faults), self.calls)
+        front = LambdaFront(moto_app, self.lambda_endpoint, self.faults)
+        app = IamAudit(Faults(Inspection(front), self.faults), self.calls)
         try:
             self._server = make_server(
                 self.host, self.requested_port, app, threaded=True, request_handler=MotoRequestHandler

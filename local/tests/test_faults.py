@@ -71,11 +71,11 @@ def test_nothing_is_armed_by_default_and_bad_faults_are_refused(emulator, faults
 @pytest.mark.parametrize(
     ("service", "action", "call", "code"),
     [
-        ("acm", "acm:ListCertificates", lambda client: client.list_certificates(), "ThrottlingException"),
-        ("cognito-idp", "cognito-idp:ListUserPools", lambda cl: cl.list_user_pools(MaxResults=1), "TooManyRequestsException"),
-        ("dynamodb", "dynamodb:ListTables", lambda client: client.list_tables(), "ThrottlingException"),
-        ("elbv2", "elasticloadbalancing:DescribeLoadBalancers", lambda client: client.describe_load_balancers(), "Throttling"),
-        ("route53", "route53:ListHostedZones", lambda client: client.list_hosted_zones(), "Throttling"),
+        ("acm", "acm:ListCertificates", lambda cl: cl.list_certificates(), "ThrottlingException"),
+        ("cognito-idp", "cognito-idp:ListUserPools", _pool_names, "TooManyRequestsException"),
+        ("dynamodb", "dynamodb:ListTables", lambda cl: cl.list_tables(), "ThrottlingException"),
+        ("elbv2", "elasticloadbalancing:DescribeLoadBalancers", lambda cl: cl.describe_load_balancers(), "Throttling"),
+        ("route53", "route53:ListHostedZones", lambda cl: cl.list_hosted_zones(), "Throttling"),
     ],
 )
 def test_throttle_answers_the_services_own_throttling_error_then_passes(emulator, faults, service, action, call, code):
