@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -118,3 +119,24 @@ def _email_pool_with_password_client(cognito, prefix: str) -> tuple[str, str]:
         UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"]
     )["UserPoolClient"]["ClientId"]
     return pool_id, client_id
+
+
+@pytest.fixture
+def run_to_end(aws):
+    """``run_to_end(definition, name)`` → the execution of a new state machine, once no longer RUNNING."""
+
+    def run(definition: dict, name: str) -> dict:
+        sfn = aws("stepfunctions")
+        arn = sfn.create_state_machine(
+            name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/test"
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"step": "x"}))["executionArn"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.1)
+        raise AssertionError(f"{name} still running")
+
+    return run

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
-import boto3
 import botocore.exceptions
 import pytest
 import requests
 from botocore.config import Config
 
 from portcullis_local import constants as c
+from portcullis_local.bootstrap import client
 
 CALLER = "portcullis-echo"  # a "function" the stub Lambda serves (conftest.py)
 
@@ -32,16 +31,11 @@ def faults(emulator):
     assert requests.delete(url, timeout=5).status_code == 204
 
 
-def _client(emulator, service: str, app: str | None = None):
-    """A client that does not retry, so that the test sees the first answer; ``app`` is its caller."""
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=emulator.url,
-        region_name=c.REGION,
-        aws_access_key_id=c.ACCESS_KEY_ID,
-        aws_secret_access_key=c.SECRET_ACCESS_KEY,
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, user_agent_appid=app),
-    )
+def _client(emulator, service: str, app: str | None = None, attempts: int = 1):
+    """A client making ``attempts`` attempts per call (by default no retry, so that the test sees the first
+    answer); ``app`` is its caller."""
+    retries = {"total_max_attempts": attempts, "mode": "standard"}
+    return client(service, emulator.url, Config(retries=retries, user_agent_appid=app))
 
 
 def _pool_names(cognito) -> set[str]:
@@ -101,14 +95,7 @@ def test_server_error_answers_500_in_the_services_format_and_a_retrying_sdk_abso
     assert error.response["Error"]["Code"] == "InternalFailure"
 
     faults("acm:ListCertificates", "server-error", count=1)
-    retrying = boto3.session.Session().client(
-        "acm",
-        endpoint_url=emulator.url,
-        region_name=c.REGION,
-        aws_access_key_id=c.ACCESS_KEY_ID,
-        aws_secret_access_key=c.SECRET_ACCESS_KEY,
-        config=Config(retries={"total_max_attempts": 3, "mode": "standard"}),
-    )
+    retrying = _client(emulator, "acm", attempts=3)
     assert retrying.list_certificates()["ResponseMetadata"]["RetryAttempts"] == 1
 
 
@@ -145,7 +132,7 @@ def test_lost_answer_performs_the_call_but_the_caller_never_hears(emulator, faul
     assert name in _pool_names(cognito)
 
 
-def test_die_after_answers_the_call_then_the_invocation_dies_as_lambda_unknown(emulator, faults, stub_lambda):
+def test_die_after_answers_the_call_then_the_invocation_dies_as_lambda_unknown(emulator, faults, run_to_end):
     as_function = _client(emulator, "cognito-idp", CALLER)
     name = f"faults-die-{uuid.uuid4().hex[:8]}"
     faults("cognito-idp:CreateUserPool", "die-after", caller=CALLER, match=name)
@@ -156,7 +143,7 @@ def test_die_after_answers_the_call_then_the_invocation_dies_as_lambda_unknown(e
     with pytest.raises(botocore.exceptions.ConnectionClosedError):
         as_function.delete_user_pool(UserPoolId=pool_id)
     # ... and Step Functions sees the invocation die without a result.
-    described = _run_task_on("echo", _client(emulator, "stepfunctions"))
+    described = run_to_end(_task_catching_every_error("echo"), f"faults-{uuid.uuid4().hex[:8]}")
 
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"])["error"]["Error"] == "Lambda.Unknown"
@@ -166,9 +153,9 @@ def test_die_after_answers_the_call_then_the_invocation_dies_as_lambda_unknown(e
     assert name not in _pool_names(as_function)
 
 
-def _run_task_on(function: str, sfn) -> dict:
-    """Runs a one-task machine invoking ``function`` by ARN, as Portcullis's do; any error is caught."""
-    definition = {
+def _task_catching_every_error(function: str) -> dict:
+    """A one-task machine invoking ``function`` by ARN, as Portcullis's do; any error is caught."""
+    return {
         "StartAt": "Call",
         "States": {
             "Call": {
@@ -180,16 +167,3 @@ def _run_task_on(function: str, sfn) -> dict:
             "Caught": {"Type": "Pass", "End": True},
         },
     }
-    arn = sfn.create_state_machine(
-        name=f"faults-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(definition),
-        roleArn=f"arn:aws:iam::{c.ACCOUNT_ID}:role/test",
-    )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.1)
-    raise AssertionError("execution still running")
