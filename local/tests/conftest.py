@@ -13,6 +13,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from portcullis_local.bootstrap import client
 from portcullis_local.emulator import Emulator
@@ -140,3 +141,18 @@ def run_to_end(aws):
         raise AssertionError(f"{name} still running")
 
     return run
+
+
+@pytest.fixture
+def faults(emulator):
+    """``faults(action, kind, **options)`` arms a fault; every fault is cleared after the test."""
+    url = f"{emulator.url}/_portcullis/faults"
+
+    def arm(action: str, kind: str, **options) -> dict:
+        answer = requests.post(url, json={"action": action, "kind": kind, **options}, timeout=5)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    arm.url = url
+    yield arm
+    assert requests.delete(url, timeout=5).status_code == 204

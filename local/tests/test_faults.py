@@ -16,21 +16,6 @@ from portcullis_local.bootstrap import client
 CALLER = "portcullis-echo"  # a "function" the stub Lambda serves (conftest.py)
 
 
-@pytest.fixture
-def faults(emulator):
-    """``faults(action, kind, **options)`` arms a fault; every fault is cleared after the test."""
-    url = f"{emulator.url}/_portcullis/faults"
-
-    def arm(action: str, kind: str, **options) -> dict:
-        answer = requests.post(url, json={"action": action, "kind": kind, **options}, timeout=5)
-        assert answer.status_code == 201, answer.text
-        return answer.json()
-
-    arm.url = url
-    yield arm
-    assert requests.delete(url, timeout=5).status_code == 204
-
-
 def _client(emulator, service: str, app: str | None = None, attempts: int = 1):
     """A client making ``attempts`` attempts per call (by default no retry, so that the test sees the first
     answer); ``app`` is its caller."""
