@@ -45,7 +45,7 @@ class BootstrapError(RuntimeError):
     pass
 
 
-def client(service: str, endpoint_url: str):
+def client(service: str, endpoint_url: str, config=None):
     # A session of its own: boto3's default session is shared with moto's Step Functions executor,
     # which creates clients from other threads, and client creation on one session is not thread-safe.
     return boto3.session.Session().client(
@@ -54,6 +54,7 @@ def client(service: str, endpoint_url: str):
         region_name=c.REGION,
         aws_access_key_id=c.ACCESS_KEY_ID,
         aws_secret_access_key=c.SECRET_ACCESS_KEY,
+        config=config,
     )
 
 

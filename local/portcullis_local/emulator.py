@@ -21,9 +21,10 @@ from collections.abc import Iterable
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from .faults import FaultInjector, Faults, death_answer
 from .iam_audit import CallLog, IamAudit, attribute_executor_calls
 from .inspection import Inspection
-from .invoke import DEFAULT_TIMEOUT, LambdaEndpoint
+from .invoke import DEFAULT_TIMEOUT, LambdaEndpoint, bare_function_name
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,14 @@ def _lambda_error(status: int, error_type: str, message: str) -> Response:
 
 
 class LambdaFront:
-    """WSGI middleware: Lambda's Invoke API to cargo lambda, every other request to ``app``."""
+    """WSGI middleware: Lambda's Invoke API to cargo lambda, every other request to ``app``.
 
-    def __init__(self, app, lambda_endpoint: LambdaEndpoint):
+    An invocation that an injected ``die-after`` fault killed (faults.py) is answered as dead."""
+
+    def __init__(self, app, lambda_endpoint: LambdaEndpoint, faults: FaultInjector | None = None):
         self.app = app
         self.lambda_endpoint = lambda_endpoint
+        self.faults = faults
 
     def __call__(self, environ, start_response) -> Iterable[bytes]:
         # PATH_INFO is already percent-decoded, so an ARN arrives with its colons.
@@ -76,6 +80,8 @@ class LambdaFront:
 
         if result.status == 404:
             return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        if self.faults is not None and self.faults.death_of(bare_function_name(name)):
+            return death_answer(name)
 
         response_headers = {"X-Amz-Executed-Version": "$LATEST"}
         if result.function_error() is not None:
@@ -137,6 +143,8 @@ class Emulator:
         self.log_requests = log_requests
         # Every AWS action each function (and state machine) performs, for the IAM check (iam_audit.py).
         self.calls = CallLog()
+        # Faults armed through /_portcullis/faults (faults.py); none by default.
+        self.faults = FaultInjector()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -161,9 +169,10 @@ class Emulator:
             # The Step Functions executor polls and calls back constantly; one line per request
             # would bury everything else.  Errors still get through.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = IamAudit(
-            Inspection(LambdaFront(DomainDispatcherApplication(create_backend_app), self.lambda_endpoint)), self.calls
-        )
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        # Faults sit inside the audit (an attempted call is still recorded) and outside moto.
+        front = LambdaFront(moto_app, self.lambda_endpoint, self.faults)
+        app = IamAudit(Faults(Inspection(front), self.faults), self.calls)
         try:
             self._server = make_server(
                 self.host, self.requested_port, app, threaded=True, request_handler=MotoRequestHandler

@@ -33,6 +33,10 @@ from urllib.parse import parse_qs
 
 log = logging.getLogger(__name__)
 
+# Where the audit leaves a signed request's caller and IAM actions for the middlewares inside it.
+ENVIRON_CALLER = "portcullis.caller"
+ENVIRON_ACTIONS = "portcullis.actions"
+
 # The SigV4 signing name is the IAM prefix for every service Portcullis calls; the exceptions known to
 # differ are mapped here.
 SIGNING_NAME_TO_IAM_PREFIX = {"monitoring": "cloudwatch"}
@@ -109,7 +113,7 @@ def _transaction_actions(body: bytes | None, per_item: dict[str, str]) -> list[s
     return actions or ["? empty transaction"]
 
 
-def _read_body(environ) -> bytes:
+def read_body(environ) -> bytes:
     """The request body, leaving an equivalent ``wsgi.input`` for the application behind."""
     length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
@@ -183,15 +187,18 @@ class IamAudit:
         params = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         body = None
         if target is None and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
-            body = _read_body(environ)
+            body = read_body(environ)
             params.update({k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()})
         elif target is not None and target.rsplit(".", 1)[-1] in DYNAMODB_ITEM_ACTIONS:
-            body = _read_body(environ)
+            body = read_body(environ)
         actions = iam_actions(
             service, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), target, params, body
         )
         caller = app_name(environ.get("HTTP_X_AMZ_USER_AGENT"), environ.get("HTTP_USER_AGENT"))
         self.calls.record(caller, actions)
+        # For the middlewares inside (fault injection matches calls by these).
+        environ[ENVIRON_CALLER] = caller
+        environ[ENVIRON_ACTIONS] = actions
 
 
 # --- the Step Functions executor -----------------------------------------------------------------

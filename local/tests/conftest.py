@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from portcullis_local.bootstrap import client
 from portcullis_local.emulator import Emulator
@@ -118,3 +120,39 @@ def _email_pool_with_password_client(cognito, prefix: str) -> tuple[str, str]:
         UserPoolId=pool_id, ClientName="c", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"]
     )["UserPoolClient"]["ClientId"]
     return pool_id, client_id
+
+
+@pytest.fixture
+def run_to_end(aws):
+    """``run_to_end(definition, name)`` → the execution of a new state machine, once no longer RUNNING."""
+
+    def run(definition: dict, name: str) -> dict:
+        sfn = aws("stepfunctions")
+        arn = sfn.create_state_machine(
+            name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/test"
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"step": "x"}))["executionArn"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.1)
+        raise AssertionError(f"{name} still running")
+
+    return run
+
+
+@pytest.fixture
+def faults(emulator):
+    """``faults(action, kind, **options)`` arms a fault; every fault is cleared after the test."""
+    url = f"{emulator.url}/_portcullis/faults"
+
+    def arm(action: str, kind: str, **options) -> dict:
+        answer = requests.post(url, json={"action": action, "kind": kind, **options}, timeout=5)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    arm.url = url
+    yield arm
+    assert requests.delete(url, timeout=5).status_code == 204

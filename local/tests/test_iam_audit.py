@@ -11,11 +11,11 @@ import time
 import urllib.request
 import uuid
 
-import boto3
 import pytest
 from botocore.config import Config
 
 from portcullis_local import constants as c
+from portcullis_local.bootstrap import client
 from portcullis_local.iam_audit import (
     EXECUTOR_WITHOUT_ROLE,
     app_name,
@@ -96,15 +96,7 @@ def test_the_executor_is_named_after_the_execution_role():
 
 
 def _client(emulator, service: str, app: str | None):
-    config = Config(user_agent_appid=app) if app else None
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=emulator.url,
-        region_name=c.REGION,
-        aws_access_key_id=c.ACCESS_KEY_ID,
-        aws_secret_access_key=c.SECRET_ACCESS_KEY,
-        config=config,
-    )
+    return client(service, emulator.url, Config(user_agent_appid=app) if app else None)
 
 
 def _recorded(emulator, app: str) -> dict[str, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import pytest
@@ -76,20 +75,6 @@ def test_other_lambda_api_calls_still_reach_moto(aws):
     assert aws("lambda").list_functions()["Functions"] == []
 
 
-def _run(sfn, definition: dict, name: str) -> dict:
-    arn = sfn.create_state_machine(
-        name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/test"
-    )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"step": "x"}))["executionArn"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.1)
-    raise AssertionError(f"{name} still running")
-
-
 def _task(function: str, **extra) -> dict:
     return {
         "Type": "Task",
@@ -100,14 +85,14 @@ def _task(function: str, **extra) -> dict:
     }
 
 
-def test_step_functions_lambda_task_goes_through_the_front(aws):
-    described = _run(aws("stepfunctions"), {"StartAt": "Call", "States": {"Call": _task("echo", End=True)}}, "front-ok")
+def test_step_functions_lambda_task_goes_through_the_front(run_to_end):
+    described = run_to_end({"StartAt": "Call", "States": {"Call": _task("echo", End=True)}}, "front-ok")
 
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == {"function": "echo", "event": {"step": "x"}}
 
 
-def test_step_functions_sees_a_handler_error_once_under_its_error_type(aws, stub_lambda):
+def test_step_functions_sees_a_handler_error_once_under_its_error_type(run_to_end, stub_lambda):
     before = len(stub_lambda.calls)
     definition = {
         "StartAt": "Call",
@@ -116,7 +101,7 @@ def test_step_functions_sees_a_handler_error_once_under_its_error_type(aws, stub
             "Caught": {"Type": "Pass", "End": True},
         },
     }
-    described = _run(aws("stepfunctions"), definition, "front-error")
+    described = run_to_end(definition, "front-error")
 
     assert described["status"] == "SUCCEEDED", described
     output = json.loads(described["output"])

@@ -872,3 +872,40 @@ impl Harness {
         wanted
     }
 }
+
+/// Fault injection in the emulator (local/portcullis_local/faults.py, docs/local-stack.md): the next
+/// `count` matching AWS calls fail as `kind` says.
+impl Harness {
+    /// Arms a fault, e.g. `{"action": "elasticloadbalancing:CreateRule", "kind": "throttle", "count": 3,
+    /// "caller": "portcullis-provisioner", "match": "<a string the call carries>"}`; returns it with its id.
+    pub async fn arm_fault(&self, fault: &Value) -> Value {
+        let answer = self.http.post(self.faults_url()).json(fault).send().await.expect("the faults route");
+        let status = answer.status();
+        let body: Value = answer.json().await.expect("a JSON answer");
+        assert_eq!(status, reqwest::StatusCode::CREATED, "arming {fault}: {body}");
+        body
+    }
+
+    /// Every armed fault, each with how many times it `fired`.
+    pub async fn faults(&self) -> Vec<Value> {
+        let answer = self.http.get(self.faults_url()).send().await.expect("the faults route");
+        let body: Value = answer.json().await.expect("a JSON answer");
+        body["faults"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// How many times the fault `id` fired.
+    pub async fn fault_fired(&self, id: &str) -> u64 {
+        let faults = self.faults().await;
+        faults.iter().find(|f| f["id"] == id).and_then(|f| f["fired"].as_u64()).unwrap_or(0)
+    }
+
+    /// Disarms every fault.
+    pub async fn clear_faults(&self) {
+        let answer = self.http.delete(self.faults_url()).send().await.expect("the faults route");
+        assert_eq!(answer.status(), reqwest::StatusCode::NO_CONTENT);
+    }
+
+    fn faults_url(&self) -> String {
+        format!("{}/_portcullis/faults", self.stack.aws_endpoint)
+    }
+}

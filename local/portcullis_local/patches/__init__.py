@@ -17,6 +17,7 @@ from . import (
     dynamodb_atomic_writes,
     elasticbeanstalk,
     route53_delete_values,
+    stepfunctions_lambda_errors,
 )
 
 # cognito_temporary_password wraps what cognito_resend installed, so it comes after it.
@@ -28,6 +29,7 @@ PATCHES = (
     elasticbeanstalk,
     dynamodb_atomic_writes,
     route53_delete_values,
+    stepfunctions_lambda_errors,
 )
 
 _applied = False
