@@ -86,6 +86,8 @@ impl UserPools for CognitoUserPools {
             .account_recovery_setting(recovery)
             .email_configuration(email_configuration(spec.ses.as_ref()))
             .user_pool_tags(APP_ID_TAG, &spec.app_id)
+            .customize()
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| aws_failure("Cognito CreateUserPool", e).into_error())?;
@@ -112,6 +114,8 @@ impl UserPools for CognitoUserPools {
             .logout_urls(&spec.logout_url)
             .supported_identity_providers("COGNITO")
             .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+            .customize()
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| aws_failure("Cognito CreateUserPoolClient", e).into_error())?;
@@ -227,4 +231,13 @@ impl UserPools for CognitoUserPools {
         .await?;
         Ok(clients.into_iter().find(|c| c.client_name() == Some(client_name)).and_then(|c| c.client_id))
     }
+}
+
+/// A create that Cognito cannot de-duplicate (no idempotency token) is sent once: after a lost answer
+/// the SDK's own retry would make a second pool or client, and orphan the first. The state machine
+/// retries the step instead, and the step first looks for what the lost attempt made, by the app's
+/// name and tag.
+fn sent_once() -> aws_sdk_cognitoidentityprovider::config::Builder {
+    aws_sdk_cognitoidentityprovider::config::Builder::default()
+        .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
 }
