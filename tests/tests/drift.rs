@@ -155,12 +155,14 @@ async fn a_deleted_pool_is_drift_that_repair_refuses_with_what_to_do() {
     let drifted = get_app(&h, &tenant.admin, id).await;
     assert!(codes(&drifted).contains(&"POOL_MISSING"), "{drifted}");
 
-    let rules_before = h.listener_rules(&h.stack.listener_arn).await.len();
     let refused = repair(&h, &tenant.admin, id).await;
     let detail = refused.assert_problem(409);
     assert!(detail.contains(pool) && detail.contains("users") && detail.contains("delete the app"), "{detail}");
     assert!(detail.contains("nothing was changed"), "{detail}");
-    assert_eq!(h.listener_rules(&h.stack.listener_arn).await.len(), rules_before);
+    let rules = h.listener_rules(&h.stack.listener_arn).await;
+    let for_host: Vec<_> =
+        rule_for_host(&rules, app["domain"].as_str().unwrap()).iter().map(|r| r.rule_arn()).collect();
+    assert_eq!(for_host, [app["listenerRuleArn"].as_str()], "the rule is left as it was");
 }
 
 #[tokio::test]

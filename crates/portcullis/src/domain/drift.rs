@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 use super::LoadBalancerView;
 use super::{App, CertificateProgress, CertificateStatus, Entry, Exposure, ProtectedApp, exposures};
 
-/// The OAuth scopes the app's client and the rule's login ask for.
-pub const LOGIN_SCOPES: [&str; 2] = ["openid", "email"];
+/// The OAuth scopes the app's client and the rule's login ask for (`openid email`), sorted: the adapters
+/// sort what they read, so that the order AWS answers in is not drift.
+pub const LOGIN_SCOPES: [&str; 2] = ["email", "openid"];
 
 /// A listener rule's conditions and actions, as far as an app's protection goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -106,9 +106,21 @@ impl DriftCheck {
     pub async fn check(&self, app: &mut App, actor: &str) -> Result<Health> {
         let observed = self.observe(app).await?;
         let health = Health::of(findings(app, &observed), OffsetDateTime::now_utc());
-        let changed = health.changed_from(app.health.as_ref());
+        let mut changed = health.changed_from(app.health.as_ref());
         app.health = Some(health.clone());
-        self.apps.update(app).await?;
+        // Another check or a repair may have written the app since it was read: write onto the newer one.
+        let mut attempts = 0;
+        while let Err(conflict @ Error::Conflict(_)) = self.apps.update(app).await {
+            attempts += 1;
+            let newer = self.apps.get(&app.tenant_id, &app.id).await?;
+            match newer {
+                Some(newer) if attempts < 3 && newer.status == AppStatus::Active => {
+                    changed = health.changed_from(newer.health.as_ref());
+                    *app = App { health: Some(health.clone()), ..newer };
+                }
+                _ => return Err(conflict),
+            }
+        }
         if changed {
             let event = AppEvent::now(actor, AuditAction::AppHealthChanged, health.summary());
             self.history.append(Subject::App(&app.id), &event).await?;
