@@ -121,9 +121,11 @@ enum AppsCommand {
     },
     /// The tenant's apps.
     List,
-    Get {
-        id: String,
-    },
+    /// One app, with its health once the drift check has looked at it.
+    Get { id: String },
+    /// Puts back what Portcullis owns of an ACTIVE app that drifted (its rule, listener certificate, app
+    /// client, pool domain); refuses, changing nothing, what it does not own.
+    Repair { id: String },
     /// Removes the protection and everything Portcullis made for the app.
     Delete {
         id: String,
@@ -132,9 +134,7 @@ enum AppsCommand {
         wait: bool,
     },
     /// The app's history, newest first.
-    Events {
-        id: String,
-    },
+    Events { id: String },
 }
 
 #[derive(Subcommand)]
@@ -250,6 +250,9 @@ async fn apps(api: &Api, command: AppsCommand) -> Outcome<Shown> {
         }
         AppsCommand::List => Ok(Shown::Apps(all_pages(api, "/apps").await?)),
         AppsCommand::Get { id } => Ok(Shown::App(api.get(&format!("/apps/{}", segment(&id))).await?)),
+        AppsCommand::Repair { id } => {
+            Ok(Shown::App(api.call(Method::POST, &format!("/apps/{}/repair", segment(&id)), None).await?))
+        }
         AppsCommand::Delete { id, wait } => {
             let deleting = api.call(Method::DELETE, &format!("/apps/{}", segment(&id)), None).await?;
             if !wait {

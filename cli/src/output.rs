@@ -97,6 +97,13 @@ impl Format {
                 if let Some(url) = app["url"].as_str() {
                     println!("url: {url}");
                 }
+                if let Some(health) = app["health"].as_object() {
+                    println!("health: {} (checked {})", text(&health["status"]), text(&health["checkedAt"]));
+                    for finding in health["findings"].as_array().into_iter().flatten() {
+                        let fix = if finding["repairable"] == true { "repairable" } else { "not repairable" };
+                        println!("  {} ({fix}): {}", text(&finding["code"]), text(&finding["detail"]));
+                    }
+                }
                 if let Some(error) = app["error"].as_object() {
                     println!(
                         "error: {} at {}: {}",

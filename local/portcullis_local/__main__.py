@@ -259,6 +259,20 @@ def _add_source_options(command: argparse.ArgumentParser) -> None:
     )
 
 
+def cmd_check_drift(args: argparse.Namespace) -> int:
+    """Runs the drift check once, as the template's DriftCheckSchedule would (there is no clock locally)."""
+    from .drift_schedule import Schedule, ScheduleError, check_drift
+
+    stack_file = os.environ.get("PORTCULLIS_STACK_FILE")
+    stack = json.loads(Path(stack_file).read_text()) if stack_file else load_stack_file(_state_dir(args.state_dir, ".local"))
+    try:
+        print(json.dumps(check_drift(stack["awsEndpoint"], Schedule.from_template(args.template))))
+    except ScheduleError as error:
+        print(f"check-drift: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="portcullis_local", description="Portcullis' local AWS stack.")
     commands = root.add_subparsers(dest="name", required=True)
@@ -295,6 +309,11 @@ def parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--max-examples", type=int, default=20, help="per operation and phase (default: 20)")
     fuzz.add_argument("--seed", type=int, default=9, help="the same requests every run (default: 9)")
     fuzz.set_defaults(run=cmd_fuzz)
+
+    drift = commands.add_parser("check-drift", help="run the scheduled drift check of the ACTIVE apps once")
+    drift.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
+    drift.add_argument("--state-dir", help="default: .local (or $PORTCULLIS_STACK_FILE under test-run)")
+    drift.set_defaults(run=cmd_check_drift)
 
     token = commands.add_parser("token", help="print an operator's ID token")
     token.add_argument("--user", default=c.ADMIN_USER)

@@ -97,6 +97,7 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
         row(Method::GET, service_tokens, None, [403, 200, 403, 200, 401, 403, 403]),
         row(Method::POST, service_tokens, Some(new_token), [403, 201, 403, 201, 401, 403, 403]),
         row(Method::DELETE, spare_token_path, None, [403, 204, 403, 404, 401, 403, 403]),
+        row(Method::POST, format!("{app_path}/repair"), None, [403, 200, 403, 404, 401, 403, 404]),
         row(Method::POST, "/apps", Some(new_app), [403, 202, 403, 403, 401, 403, 403]),
         row(Method::POST, format!("{user}/resend"), None, [403, 202, 403, 404, 401, 403, 404]),
         row(Method::POST, users.clone(), Some(json!({"email": email()})), [403, 201, 403, 404, 401, 403, 404]),

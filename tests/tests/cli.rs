@@ -101,6 +101,26 @@ async fn a_script_protects_an_app_invites_imports_and_deletes_it() {
 }
 
 #[tokio::test]
+async fn a_script_repairs_an_app_whose_rule_was_deleted_and_sees_its_health() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let token = Some(tenant.admin.as_str());
+    let id = active_app(&h, &tenant).await;
+    let app = json_of(&run(&h, token, &["apps", "get", &id, "-o", "json"]));
+    let rule = app["listenerRuleArn"].as_str().unwrap();
+    h.aws.elb.delete_rule().rule_arn(rule).send().await.expect("delete the rule by hand");
+
+    let repaired = json_of(&run(&h, token, &["apps", "repair", &id, "-o", "json"]));
+    assert_eq!(repaired["health"]["status"], "OK", "{repaired}");
+    let rules = h.listener_rules(&h.stack.listener_arn).await;
+    assert_eq!(portcullis_e2e::rule_for_host(&rules, app["domain"].as_str().unwrap()).len(), 1);
+    let shown = stdout(&run(&h, token, &["apps", "get", &id]));
+    assert!(shown.lines().any(|l| l.starts_with("health: OK (checked ")), "{shown}");
+    let events = json_of(&run(&h, token, &["apps", "events", &id, "-o", "json"]));
+    assert!(events.as_array().unwrap().iter().any(|e| e["action"] == "app.repaired"), "{events}");
+}
+
+#[tokio::test]
 async fn exit_codes_tell_a_script_what_happened() {
     let h = Harness::new().await;
     let tenant = h.tenant().await;

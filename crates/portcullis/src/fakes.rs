@@ -269,6 +269,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         updated_at: OffsetDateTime::UNIX_EPOCH,
         version: 1,
         deletion_version: None,
+        health: None,
     }
 }
 

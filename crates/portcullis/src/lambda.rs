@@ -11,7 +11,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 
 use crate::api::{AllowedOrigins, ApiRequest, ApiResponse, Cors, Operations, PageSeal};
-use crate::workflow::{FailureName, Provisioner, RunEnded, StepFailure, StepInput, StepOutput};
+use crate::workflow::{CheckDrift, DriftCheck, FailureName, Provisioner, RunEnded, StepFailure, StepInput, StepOutput};
 
 /// Turns API Gateway's request into the API's. The route is API Gateway's resource template, so a
 /// function serves exactly the operations openapi.yaml routes to it.
@@ -101,11 +101,25 @@ pub async fn run_step(provisioner: &Provisioner, event: Value) -> Result<StepOut
     Ok(provisioner.run(input).await?)
 }
 
+/// The drift check schedule's event is `{"checkDrift": {…}}`; anything else goes to `run_event`.
+pub async fn run_invocation(provisioner: &Provisioner, drift: &DriftCheck, event: Value) -> Result<Value, Diagnostic> {
+    let answer = match event.get("checkDrift") {
+        Some(request) => {
+            let request: CheckDrift = serde_json::from_value(request.clone()).map_err(|e| {
+                StepFailure::new(FailureName::InvalidStepRequest, format!("the checkDrift event does not read: {e}"))
+            })?;
+            serde_json::to_value(drift.run(request).await.map_err(StepFailure::from)?)
+        }
+        None => serde_json::to_value(run_event(provisioner, event).await?),
+    };
+    answer.map_err(|e| StepFailure::new(FailureName::Internal, format!("the answer does not serialize: {e}")).into())
+}
+
 /// Runs the Lambda event loop of the provisioner until the runtime stops it.
-pub async fn serve_steps(provisioner: Arc<Provisioner>) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_steps(provisioner: Arc<Provisioner>, drift: Arc<DriftCheck>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
-        let provisioner = provisioner.clone();
-        async move { run_event(&provisioner, event.payload).await }
+        let (provisioner, drift) = (provisioner.clone(), drift.clone());
+        async move { run_invocation(&provisioner, &drift, event.payload).await }
     }))
     .await
 }

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, ClaimOutcome, DnsRecord, EnvironmentState,
-    FoundRecord, HostedZone, Invitation, Invitee, KeyClaim, ListenerDefault, ListenerProtocol, LoadBalancerView, Scope,
-    ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant, ValidationRecord,
+    AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, ClaimOutcome, ClientSettings, DnsRecord,
+    EnvironmentState, FoundRecord, HostedZone, Invitation, Invitee, KeyClaim, ListenerDefault, ListenerProtocol,
+    LoadBalancerView, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant,
+    ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -375,4 +376,23 @@ pub trait ServiceCredentials: Send + Sync {
 pub trait TokenVerifier: Send + Sync {
     /// `Unauthenticated` for a bad token, `Forbidden` for a good one without tenant or role.
     async fn verify(&self, token: &str) -> Result<Caller>;
+}
+
+// The drift check's reads: what it compares with an ACTIVE app's record beyond what the wiring reads.
+
+/// One listener rule's conditions and actions (ELBv2).
+#[async_trait]
+pub trait RuleInspection: Send + Sync {
+    /// The rule's settings, or `None` if the listener (or the listener itself) has no such rule.
+    async fn rule_settings(&self, listener_arn: &str, rule_arn: &str) -> Result<Option<RuleSettings>>;
+}
+
+/// An app's login as Cognito has it now.
+#[async_trait]
+pub trait LoginInspection: Send + Sync {
+    async fn pool_exists(&self, pool_id: &str) -> Result<bool>;
+    /// The client's OAuth settings, or `None` if it (or its pool) is gone.
+    async fn client_settings(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientSettings>>;
+    /// The pool that holds the hosted-domain prefix, or `None` if the prefix is free.
+    async fn domain_holder(&self, prefix: &str) -> Result<Option<String>>;
 }

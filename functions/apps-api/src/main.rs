@@ -1,15 +1,18 @@
 //! apps-api: `/apps` behind API Gateway. Wires the adapters once per cold start and serves.
 //! IAM: the table, starting the two state machines, and reading load balancers and Elastic Beanstalk
-//! environments for the preflight.
+//! environments for the preflight; and for `POST /apps/{id}/repair`, reading an app's resources and
+//! putting back its rule, listener certificate, app client and pool domain.
 
 use std::sync::Arc;
 
 use portcullis::adapters::{
-    BeanstalkEnvironments, DynamoStore, ElbLoadBalancer, JwksTokenVerifier, StepFunctionsWorkflow, load_aws_config,
+    AcmCertificates, BeanstalkEnvironments, CognitoUserPools, DynamoStore, ElbLoadBalancer, JwksTokenVerifier,
+    StepFunctionsWorkflow, load_aws_config,
 };
 use portcullis::api::{AppsApi, Idempotent};
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
 use portcullis::lambda::serve_api;
+use portcullis::workflow::DriftCheck;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -17,6 +20,18 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = load_aws_config("portcullis-apps-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let verifier = Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone()));
+    let load_balancer = Arc::new(ElbLoadBalancer::from_config(&aws));
+    let user_pools = Arc::new(CognitoUserPools::from_config(&aws));
+    let drift = DriftCheck {
+        apps: store.clone(),
+        history: store.clone(),
+        tenants: store.clone(),
+        certificates: Arc::new(AcmCertificates::from_config(&aws)),
+        load_balancer: load_balancer.clone(),
+        rules: load_balancer.clone(),
+        logins: user_pools.clone(),
+        user_pools,
+    };
     let api = AppsApi {
         apps: store.clone(),
         history: store.clone(),
@@ -28,8 +43,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         )),
         verifier: verifier.clone(),
         timing: WorkflowTiming::from_env()?,
-        load_balancer: Arc::new(ElbLoadBalancer::from_config(&aws)),
+        load_balancer,
         environments: Arc::new(BeanstalkEnvironments::from_config(&aws)),
+        drift: Some(Arc::new(drift)),
     };
     serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

@@ -1,5 +1,5 @@
 //! provisioner: the task steps of the provision and deprovision state machines, chosen by the event's
-//! `step`. IAM: the table, ACM, ELBv2, Cognito user pools, Elastic Beanstalk (read), Route 53 (the
+//! `step`, and the scheduled drift check (`{"checkDrift": …}`). IAM: the table, ACM, ELBv2, Cognito user pools, Elastic Beanstalk (read), Route 53 (the
 //! tenants' hosted zones).
 
 use std::sync::Arc;
@@ -10,13 +10,26 @@ use portcullis::adapters::{
 };
 use portcullis::config::table_name;
 use portcullis::lambda::serve_steps;
-use portcullis::workflow::Provisioner;
+use portcullis::workflow::{DriftCheck, Provisioner};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     portcullis::telemetry::init();
     let aws = load_aws_config("portcullis-provisioner").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
+    let load_balancer = Arc::new(ElbLoadBalancer::from_config(&aws));
+    let user_pools = Arc::new(CognitoUserPools::from_config(&aws));
+    let certificates = Arc::new(AcmCertificates::from_config(&aws));
+    let drift = DriftCheck {
+        apps: store.clone(),
+        history: store.clone(),
+        tenants: store.clone(),
+        certificates: certificates.clone(),
+        load_balancer: load_balancer.clone(),
+        rules: load_balancer.clone(),
+        logins: user_pools.clone(),
+        user_pools: user_pools.clone(),
+    };
     let provisioner = Provisioner {
         apps: store.clone(),
         history: store.clone(),
@@ -24,11 +37,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tenants: store.clone(),
         record_claims: store.clone(),
         invitations: store,
-        certificates: Arc::new(AcmCertificates::from_config(&aws)),
-        load_balancer: Arc::new(ElbLoadBalancer::from_config(&aws)),
+        certificates,
+        load_balancer,
         environments: Arc::new(BeanstalkEnvironments::from_config(&aws)),
-        user_pools: Arc::new(CognitoUserPools::from_config(&aws)),
+        user_pools,
         dns: Arc::new(Route53Zone::from_config(&aws)),
     };
-    serve_steps(Arc::new(provisioner)).await
+    serve_steps(Arc::new(provisioner), Arc::new(drift)).await
 }

@@ -9,9 +9,9 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 
 use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{SesIdentity, is_pool_name_of};
+use crate::domain::{ClientSettings, SesIdentity, is_pool_name_of};
 use crate::error::{Error, Result};
-use crate::ports::{ClientSpec, CreatedPool, FoundPool, PoolSpec, UserPools};
+use crate::ports::{ClientSpec, CreatedPool, FoundPool, LoginInspection, PoolSpec, UserPools};
 
 /// The Cognito-backed user pool port.
 #[derive(Debug, Clone)]
@@ -240,4 +240,46 @@ impl UserPools for CognitoUserPools {
 fn sent_once() -> aws_sdk_cognitoidentityprovider::config::Builder {
     aws_sdk_cognitoidentityprovider::config::Builder::default()
         .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
+}
+
+#[async_trait]
+impl LoginInspection for CognitoUserPools {
+    async fn pool_exists(&self, pool_id: &str) -> Result<bool> {
+        let result = self.client.describe_user_pool().user_pool_id(pool_id).send().await;
+        let found =
+            done_if(result.map_err(|e| aws_failure("Cognito DescribeUserPool", e)), &["ResourceNotFoundException"])
+                .map_err(AwsFailure::into_error)?;
+        Ok(found.is_some_and(|out| out.user_pool.is_some()))
+    }
+
+    async fn client_settings(&self, pool_id: &str, client_id: &str) -> Result<Option<ClientSettings>> {
+        let result = self.client.describe_user_pool_client().user_pool_id(pool_id).client_id(client_id).send().await;
+        let found = done_if(
+            result.map_err(|e| aws_failure("Cognito DescribeUserPoolClient", e)),
+            &["ResourceNotFoundException"],
+        )
+        .map_err(AwsFailure::into_error)?;
+        Ok(found.and_then(|out| out.user_pool_client).map(|client| {
+            let mut scopes = client.allowed_o_auth_scopes().to_vec();
+            scopes.sort();
+            ClientSettings {
+                callback_urls: client.callback_urls().to_vec(),
+                logout_urls: client.logout_urls().to_vec(),
+                code_flow_only: client.allowed_o_auth_flows() == [OAuthFlowType::Code],
+                scopes,
+            }
+        }))
+    }
+
+    async fn domain_holder(&self, prefix: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_user_pool_domain()
+            .domain(prefix)
+            .send()
+            .await
+            .map_err(|e| aws_failure("Cognito DescribeUserPoolDomain", e).into_error())?;
+        // A free prefix is an empty description, not an error.
+        Ok(out.domain_description.and_then(|d| d.user_pool_id).filter(|id| !id.is_empty()))
+    }
 }

@@ -10,10 +10,11 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
 use crate::domain::{
-    self, AliasTarget, ListenerDefault, ListenerProtocol, ListenerView, LoadBalancerView, RuleAction, RuleView,
+    self, AliasTarget, ListenerDefault, ListenerProtocol, ListenerView, LoadBalancerView, LoginSettings, RuleAction,
+    RuleSettings, RuleView,
 };
 use crate::error::{Error, Result};
-use crate::ports::{ListenerRule, LoadBalancer, ProtectRule};
+use crate::ports::{ListenerRule, LoadBalancer, ProtectRule, RuleInspection};
 
 /// The ELBv2-backed load balancer port.
 #[derive(Debug, Clone)]
@@ -416,4 +417,55 @@ fn action_view(action: &Action) -> RuleAction {
         Some(ActionTypeEnum::FixedResponse) => RuleAction::FixedResponse,
         _ => RuleAction::Other,
     }
+}
+
+#[async_trait]
+impl RuleInspection for ElbLoadBalancer {
+    async fn rule_settings(&self, listener_arn: &str, rule_arn: &str) -> Result<Option<RuleSettings>> {
+        if self.describe_listener(listener_arn).await?.is_none() {
+            return Ok(None);
+        }
+        let rules = self.describe_rules(listener_arn).await?;
+        Ok(rules.iter().find(|r| r.rule_arn() == Some(rule_arn)).map(rule_settings))
+    }
+}
+
+/// A rule's conditions and actions, as the drift check compares them.
+fn rule_settings(rule: &Rule) -> RuleSettings {
+    let is_host = |c: &&RuleCondition| c.field() == Some("host-header");
+    let mut settings = RuleSettings {
+        hosts: host_values(rule.conditions().iter().filter(is_host)),
+        other_conditions: rule.conditions().iter().filter(|c| !is_host(c)).count(),
+        login: None,
+        forward_to: Vec::new(),
+        other_actions: 0,
+    };
+    for action in rule.actions() {
+        match (action.r#type(), action_view(action)) {
+            (_, RuleAction::Forward { target_groups }) if settings.forward_to.is_empty() => {
+                settings.forward_to = target_groups
+            }
+            (Some(ActionTypeEnum::AuthenticateCognito), _) if settings.login.is_none() => {
+                let config = action.authenticate_cognito_config();
+                let mut scopes: Vec<String> =
+                    config.and_then(|c| c.scope()).unwrap_or_default().split_whitespace().map(str::to_string).collect();
+                scopes.sort();
+                settings.login = Some(LoginSettings {
+                    user_pool_arn: config.and_then(|c| c.user_pool_arn()).unwrap_or_default().to_string(),
+                    client_id: config.and_then(|c| c.user_pool_client_id()).unwrap_or_default().to_string(),
+                    pool_domain: config.and_then(|c| c.user_pool_domain()).unwrap_or_default().to_string(),
+                    session_timeout_seconds: config
+                        .and_then(|c| c.session_timeout())
+                        .and_then(|t| u32::try_from(t).ok()),
+                    scopes,
+                    // ALB's default for an absent behaviour is to authenticate.
+                    authenticates_unauthenticated: config
+                        .and_then(|c| c.on_unauthenticated_request())
+                        .is_none_or(|b| *b == AuthenticateCognitoActionConditionalBehaviorEnum::Authenticate),
+                });
+            }
+            _ => settings.other_actions += 1,
+        }
+    }
+    settings
 }

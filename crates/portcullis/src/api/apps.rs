@@ -1,4 +1,4 @@
-//! `/apps`: create, list, read and delete protected apps.
+//! `/apps`: create, list, read, delete and repair protected apps.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use crate::error::{Chain, Error, Result};
 use crate::ports::{
     AppRepository, Environments, History, LoadBalancer, Subject, TenantRegistry, TokenVerifier, Workflow,
 };
-use crate::workflow::Execution;
+use crate::workflow::{DriftCheck, Execution};
 
 /// The `/apps` operations.
 pub struct AppsApi {
@@ -31,6 +31,9 @@ pub struct AppsApi {
     /// Read only, for the preflight.
     pub load_balancer: Arc<dyn LoadBalancer>,
     pub environments: Arc<dyn Environments>,
+    /// Looks at an ACTIVE app again and puts back what Portcullis owns (`POST /apps/{id}/repair`); none:
+    /// repair is refused as misconfigured.
+    pub drift: Option<Arc<DriftCheck>>,
 }
 
 /// The operations, by openapi.yaml's `operationId`.
@@ -42,6 +45,7 @@ enum Route {
     GetApp,
     DeleteApp,
     ListAppEvents,
+    RepairApp,
 }
 
 impl Route {
@@ -53,6 +57,7 @@ impl Route {
             (&Method::GET, "/apps/{id}") => Route::GetApp,
             (&Method::DELETE, "/apps/{id}") => Route::DeleteApp,
             (&Method::GET, "/apps/{id}/events") => Route::ListAppEvents,
+            (&Method::POST, "/apps/{id}/repair") => Route::RepairApp,
             _ => return None,
         })
     }
@@ -65,6 +70,7 @@ impl Route {
             Route::GetApp => "getApp",
             Route::DeleteApp => "deleteApp",
             Route::ListAppEvents => "listAppEvents",
+            Route::RepairApp => "repairApp",
         }
     }
 }
@@ -82,6 +88,7 @@ impl Operations for AppsApi {
                 Route::GetApp => self.get(&caller, request.path("id")).await,
                 Route::DeleteApp => self.delete(&caller, request.path("id")).await,
                 Route::ListAppEvents => self.events(&caller, request).await,
+                Route::RepairApp => self.repair(&caller, request.path("id")).await,
             }
         })
         .await
@@ -112,6 +119,7 @@ impl AppsApi {
             updated_at: now,
             version: 1,
             deletion_version: None,
+            health: None,
         };
         tracing::Span::current().record("app_id", app.id.as_str());
         let detail = format!("{} for {}", app.name, app.domain);
@@ -207,6 +215,16 @@ impl AppsApi {
             }
         }
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
+    }
+
+    /// `POST /apps/{id}/repair`: look at the ACTIVE app again, put back what Portcullis owns, and answer
+    /// the app with its new `health`; 409, changing nothing, when something is not Portcullis's to repair.
+    async fn repair(&self, caller: &Caller, app_id: &str) -> Result<ApiResponse> {
+        caller.require_admin()?;
+        let mut app = find_app(self.apps.as_ref(), caller, app_id).await?;
+        let drift = self.drift.as_ref().ok_or_else(|| Error::config("apps-api was built without repair"))?;
+        drift.repair(&mut app, &caller.actor).await?;
+        Ok(json_response(StatusCode::OK, &AppView::from(&app)))
     }
 
     /// DELETED, or DELETING with its deprovisioning running: nothing for a delete to do.
@@ -309,6 +327,7 @@ mod tests {
             timing: WorkflowTiming { certificate: policy, environment: policy },
             load_balancer: Arc::new(MemoryListener::default()),
             environments: Arc::new(NoEnvironments),
+            drift: None,
         }
     }
 

@@ -222,6 +222,7 @@ mod tests {
             timing: WorkflowTiming { certificate: policy, environment: policy },
             load_balancer: Arc::new(listener),
             environments: Arc::new(NoEnvironments),
+            drift: None,
         };
         let mut request = ApiRequest {
             method: Method::POST,

@@ -13,7 +13,7 @@ pub fn needed(method: &Method, resource: &str) -> Option<Scope> {
         (&Method::GET, "/apps" | "/apps/{id}" | "/apps/{id}/events" | "/apps/{id}/users") => Scope::AppsRead,
         // Preflight creates nothing: it is a read.
         (&Method::POST, "/apps/preflight") => Scope::AppsRead,
-        (&Method::POST, "/apps") | (&Method::DELETE, "/apps/{id}") => Scope::AppsWrite,
+        (&Method::POST, "/apps" | "/apps/{id}/repair") | (&Method::DELETE, "/apps/{id}") => Scope::AppsWrite,
         (&Method::POST, "/apps/{id}/users" | "/apps/{id}/users/batch" | "/apps/{id}/users/{username}/resend")
         | (&Method::DELETE, "/apps/{id}/users/{username}") => Scope::UsersWrite,
         _ => return None,
@@ -55,6 +55,9 @@ mod tests {
         assert!(matches!(err, Error::Forbidden(_)) && err.to_string().contains("'apps:write'"), "{err}");
         let err = check(&reader, &Method::DELETE, "/apps/{id}/users/{username}").unwrap_err();
         assert!(err.to_string().contains("'users:write'"), "{err}");
+        let err = check(&reader, &Method::POST, "/apps/{id}/repair").unwrap_err();
+        assert!(err.to_string().contains("'apps:write'"), "{err}");
+        assert!(check(&service(&[Scope::AppsWrite]), &Method::POST, "/apps/{id}/repair").is_ok());
         let inviter = service(&[Scope::UsersWrite]);
         assert!(check(&inviter, &Method::POST, "/apps/{id}/users/batch").is_ok());
         assert!(check(&inviter, &Method::GET, "/apps").is_err());

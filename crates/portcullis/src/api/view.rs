@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::domain::{App, AppError, AppStatus, CertificateStatus, EmailSending, Target, ValidationRecord, ZoneRecord};
+use crate::domain::{
+    App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Target, ValidationRecord, ZoneRecord,
+};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +77,9 @@ pub struct AppView<'a> {
     pub dns_alias: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_record: Option<DnsRecordView<'a>>,
+    /// The last drift check; absent until the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<&'a Health>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -113,6 +118,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             session_timeout_seconds: app.session_timeout_seconds,
             dns_alias: app.dns_alias,
             dns_record: r.alias_dns.as_ref().map(DnsRecordView::from),
+            health: app.health.as_ref(),
             created_at: app.created_at,
             updated_at: app.updated_at,
         }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{CertificateStatus, Closure, EmailSending, ZoneRecord};
+use super::{CertificateStatus, Closure, EmailSending, Health, ZoneRecord};
 use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
@@ -211,6 +211,9 @@ pub struct App {
     /// often the workflow has written the app since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_version: Option<u64>,
+    /// The last drift check of the app while ACTIVE; none until the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 impl App {

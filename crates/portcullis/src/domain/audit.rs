@@ -57,6 +57,12 @@ pub enum AuditAction {
     ServiceTokenCreated,
     #[serde(rename = "service-token.revoked")]
     ServiceTokenRevoked,
+    /// The drift check found the app's health changed (OK ↔ DRIFTED, or other findings).
+    #[serde(rename = "app.health-changed")]
+    AppHealthChanged,
+    /// A caller had Portcullis put back what it owns.
+    #[serde(rename = "app.repaired")]
+    AppRepaired,
 }
 
 /// An entry in an app's history.
@@ -109,6 +115,8 @@ mod tests {
             (AuditAction::TenantDeleted, "tenant.deleted"),
             (AuditAction::ServiceTokenCreated, "service-token.created"),
             (AuditAction::ServiceTokenRevoked, "service-token.revoked"),
+            (AuditAction::AppHealthChanged, "app.health-changed"),
+            (AuditAction::AppRepaired, "app.repaired"),
         ];
         for (action, name) in names {
             assert_eq!(serde_json::to_value(action).unwrap(), name);

@@ -5,6 +5,7 @@ mod audit;
 mod caller;
 mod certificate;
 mod dns;
+mod drift;
 mod environment;
 mod exposure;
 mod idempotency;
@@ -24,6 +25,10 @@ pub use certificate::{CertificateProgress, CertificateStatus};
 pub use dns::{
     AliasTarget, DnsRecord, FoundRecord, HostedZone, Placement, RecordState, RecordValue, VALIDATION_RECORD_TTL,
     ZoneRecord, placement, zone_covers, zone_problem,
+};
+pub use drift::{
+    ClientSettings, Finding, FindingCode, Health, HealthStatus, LOGIN_SCOPES, LoginSettings, Observed, RuleSettings,
+    findings,
 };
 pub use environment::{EnvironmentHealth, EnvironmentState, EnvironmentStatus, ListenerProtocol};
 pub use exposure::{

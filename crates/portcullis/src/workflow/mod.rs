@@ -5,6 +5,7 @@
 //! soon as it exists, and is safe to run again.
 
 mod contract;
+mod drift;
 mod failure;
 mod steps;
 #[cfg(test)]
@@ -14,5 +15,6 @@ pub use contract::{
     AppRef, CaughtError, Execution, ExecutionInput, FailureReport, PollingInput, RunEnded, StateMachine, StepInput,
     StepName, StepOutput,
 };
+pub use drift::{CheckDrift, DriftCheck, DriftRun};
 pub use failure::{FailureName, StepFailure};
 pub use steps::Provisioner;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+use super::drift::{client_spec, protect_rule};
 use super::{
     AppRef, CaughtError, Execution, FailureName, FailureReport, PollingInput, RunEnded, StepFailure, StepInput,
     StepOutput,
@@ -20,9 +21,9 @@ use crate::domain::{
 use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
 use crate::ports::{
-    AppRepository, CertificateAuthority, ClientSpec, CreatedPool, DnsZone, Environments, FoundPool, History,
-    InvitationRecords, ListenerRule, LoadBalancer, PoolSpec, PriorityReservations, ProtectRule, RecordClaim,
-    RecordClaims, Removal, Subject, TenantRegistry, UserPools,
+    AppRepository, CertificateAuthority, CreatedPool, DnsZone, Environments, FoundPool, History, InvitationRecords,
+    ListenerRule, LoadBalancer, PoolSpec, PriorityReservations, RecordClaim, RecordClaims, Removal, Subject,
+    TenantRegistry, UserPools,
 };
 
 type StepResult<T = StepOutput> = Result<T, StepFailure>;
@@ -414,14 +415,9 @@ impl Provisioner {
         }
         let pool_id = app.resources.pool()?.id.to_string();
         if app.resources.client_id.is_none() {
-            let name = client_name(&app.domain);
-            let client_id = match self.user_pools.find_client(&pool_id, &name).await? {
+            let client_id = match self.user_pools.find_client(&pool_id, &client_name(&app.domain)).await? {
                 Some(found) => found,
-                None => {
-                    let spec =
-                        ClientSpec { client_name: name, callback_url: app.callback_url(), logout_url: app.url() };
-                    self.user_pools.create_client(&pool_id, &spec).await?
-                }
+                None => self.user_pools.create_client(&pool_id, &client_spec(app)).await?,
             };
             app.resources.client_id = Some(client_id);
             self.apps.update(app).await?;
@@ -586,19 +582,7 @@ impl Provisioner {
     /// The host-header rule that signs in with the app's pool and then forwards. A priority that a rule
     /// made outside Portcullis holds is given back, so the state machine's retry picks another.
     async fn create_rule(&self, app: &mut App, listener: &str, priority: u32) -> StepResult<()> {
-        let r = &app.resources;
-        let pool = r.pool()?;
-        let rule = ProtectRule {
-            listener_arn: listener.to_string(),
-            priority,
-            host: app.domain.clone(),
-            user_pool_arn: pool.arn.to_string(),
-            client_id: r.client()?.to_string(),
-            pool_domain_prefix: r.pool_domain()?.to_string(),
-            session_timeout_seconds: app.session_timeout_seconds,
-            target_group_arn: r.target_group()?.to_string(),
-            app_id: app.id.clone(),
-        };
+        let rule = protect_rule(app, listener, priority)?;
         match self.load_balancer.create_rule(&rule).await {
             Ok(rule_arn) => {
                 app.resources.listener_rule_arn = Some(rule_arn);
