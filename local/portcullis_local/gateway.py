@@ -379,6 +379,14 @@ def translate_response(payload: bytes) -> OutgoingResponse | None:
 # --- the server --------------------------------------------------------------------------------
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: in a burst of callers the kernel drops the connections
+    # past it, and each caller's TCP stack tries again after 1, 3, 7… seconds, a stall that API Gateway
+    # never shows (the load script found it).
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class Gateway:
     def __init__(
         self,
@@ -397,8 +405,7 @@ class Gateway:
             pass
 
         Handler.gateway = gateway
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -447,10 +454,10 @@ class Gateway:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() waits for serve_forever, which only start() runs
+            self._server.shutdown()
             self._thread.join(timeout=5)
+        self._server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -251,6 +251,18 @@ def test_function_failure_is_502_internal_server_error(gateway, path):
     assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
 
 
+def test_a_burst_of_callers_is_queued_not_dropped(stub_lambda):
+    # Not started: nobody accepts, so every connection waits in the listen backlog. One the kernel
+    # dropped would be retried by TCP only after a second, past the timeout.
+    gateway = Gateway(RouteTable([]), LambdaEndpoint("127.0.0.1", stub_lambda.port))
+    try:
+        callers = [socket.create_connection(("127.0.0.1", gateway.port), timeout=0.5) for _ in range(300)]
+        for caller in callers:
+            caller.close()
+    finally:
+        gateway.stop()
+
+
 def test_unknown_path_without_gateway_responses_is_api_gateways_own_403(gateway):
     status, _, body = _request(gateway, "GET", "/nowhere")
     assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
