@@ -12,11 +12,28 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import threading
 from dataclasses import dataclass
 from urllib.parse import quote
 
 # Seconds a caller waits for one invocation.  Generous because a cold start may include a build.
 DEFAULT_TIMEOUT = float(os.environ.get("PORTCULLIS_LAMBDA_TIMEOUT_SECONDS", "120"))
+
+# cargo lambda watch (1.9) queues a function's invocations in a channel of 100 and, when it is full,
+# waits for room while holding the lock that the function's instances need to take the next one: more
+# than 100 invocations of one function in flight deadlock it, and every other function with it
+# (cargo-lambda-watch, state.rs `RequestCache::upsert`). Invocations past this many wait here instead,
+# as they would for Lambda to scale.
+MAX_IN_FLIGHT_PER_FUNCTION = 64
+_in_flight: dict[tuple[str, int, str], threading.BoundedSemaphore] = {}
+_in_flight_lock = threading.Lock()
+
+
+def _slots(host: str, port: int, function_name: str) -> threading.BoundedSemaphore:
+    """The in-flight slots of one function of one cargo lambda, shared by every caller in the process."""
+    with _in_flight_lock:
+        key = (host, port, bare_function_name(function_name))
+        return _in_flight.setdefault(key, threading.BoundedSemaphore(MAX_IN_FLIGHT_PER_FUNCTION))
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,9 @@ class LambdaEndpoint:
         Raises ``OSError`` or ``http.client.HTTPException`` when cargo lambda cannot be reached or
         hangs up; callers map that to the error their own protocol uses.
         """
+        slots = _slots(self.host, self.port, function_name)
+        if not slots.acquire(timeout=self.timeout):
+            raise TimeoutError(f"{function_name}: {MAX_IN_FLIGHT_PER_FUNCTION} invocations in flight for {self.timeout} s")
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             request_headers = {"Content-Type": "application/json"}
@@ -83,6 +103,7 @@ class LambdaEndpoint:
             return InvokeResult(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
         finally:
             connection.close()
+            slots.release()
 
     def is_up(self, timeout: float = 1.0) -> bool:
         """True once the server answers HTTP at all (any status): the function processes start lazily.
