@@ -179,3 +179,36 @@ async fn only_the_tenants_admins_repair() {
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.body["health"]["status"], "OK");
 }
+
+#[tokio::test]
+async fn a_client_and_domain_deleted_by_hand_are_made_again_and_the_rule_follows() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let app = h.active_app(&tenant, "Drift login").await;
+    let id = app["id"].as_str().unwrap();
+    let pool = app["auth"]["userPoolId"].as_str().unwrap();
+    let client = app["auth"]["clientId"].as_str().unwrap();
+    let domain_prefix = app["auth"]["domain"].as_str().unwrap().split('.').next().unwrap();
+    let cognito = &h.aws.cognito;
+    cognito.delete_user_pool_domain().user_pool_id(pool).domain(domain_prefix).send().await.expect("delete domain");
+    cognito.delete_user_pool_client().user_pool_id(pool).client_id(client).send().await.expect("delete client");
+    check_drift(&h).await;
+    let drifted = get_app(&h, &tenant.admin, id).await;
+    let found = codes(&drifted);
+    assert!(found.contains(&"CLIENT_MISSING") && found.contains(&"DOMAIN_MISSING"), "{drifted}");
+
+    let repaired = repair(&h, &tenant.admin, id).await;
+    assert_eq!(repaired.status, 200, "{}", repaired.text);
+    assert_eq!(repaired.body["health"]["status"], "OK", "{}", repaired.text);
+    let new_client = repaired.body["auth"]["clientId"].as_str().unwrap();
+    assert_ne!(new_client, client, "a new client");
+    let described = cognito.describe_user_pool_client().user_pool_id(pool).client_id(new_client).send().await;
+    let made = described.expect("the new client exists").user_pool_client.unwrap();
+    assert_eq!(made.callback_urls(), [format!("https://{}/oauth2/idpresponse", app["domain"].as_str().unwrap())]);
+    let domain = cognito.describe_user_pool_domain().domain(domain_prefix).send().await.unwrap();
+    assert_eq!(domain.domain_description.and_then(|d| d.user_pool_id), Some(pool.to_string()), "the domain is back");
+    let rules = h.listener_rules(&h.stack.listener_arn).await;
+    let ours = rule_for_host(&rules, app["domain"].as_str().unwrap());
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_rule_exactly(ours[0], &repaired.body);
+}
