@@ -212,3 +212,26 @@ async fn a_client_and_domain_deleted_by_hand_are_made_again_and_the_rule_follows
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert_rule_exactly(ours[0], &repaired.body);
 }
+
+#[tokio::test]
+async fn a_certificate_deleted_by_hand_is_drift_that_repair_refuses() {
+    let h = Harness::new().await;
+    let tenant = h.tenant().await;
+    let app = h.active_app(&tenant, "Drift gone cert").await;
+    let id = app["id"].as_str().unwrap();
+    let certificate = app["certificate"]["arn"].as_str().unwrap();
+    let listener = h.stack.listener_arn.clone();
+    let detached = elbv2::Certificate::builder().certificate_arn(certificate).build();
+    h.aws.elb.remove_listener_certificates().listener_arn(&listener).certificates(detached).send().await.unwrap();
+    h.aws.acm.delete_certificate().certificate_arn(certificate).send().await.expect("delete the certificate by hand");
+    check_drift(&h).await;
+    let drifted = get_app(&h, &tenant.admin, id).await;
+    let found = codes(&drifted);
+    assert!(found.contains(&"CERTIFICATE_NOT_ISSUED"), "{drifted}");
+    let gone = drifted["health"]["findings"].as_array().unwrap().iter().find(|f| f["code"] == "CERTIFICATE_NOT_ISSUED");
+    assert_eq!(gone.unwrap()["repairable"], false);
+
+    let detail = repair(&h, &tenant.admin, id).await.assert_problem(409);
+    assert!(detail.contains(certificate) && detail.contains("nothing was changed"), "{detail}");
+    assert!(!h.listener_certificates(&listener).await.iter().any(|c| c == certificate), "nothing attached");
+}

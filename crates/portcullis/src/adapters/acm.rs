@@ -50,7 +50,11 @@ impl CertificateAuthority for AcmCertificates {
             .certificate_arn(certificate_arn)
             .send()
             .await
-            .map_err(|e| aws_failure("ACM DescribeCertificate", e).into_error())?;
+            .map_err(|e| aws_failure("ACM DescribeCertificate", e))
+            .map_err(|failure| match failure.is("ResourceNotFoundException") {
+                true => Error::NotFound(format!("certificate {certificate_arn} does not exist")),
+                false => failure.into_error(),
+            })?;
         let detail =
             out.certificate.ok_or_else(|| Error::upstream("ACM DescribeCertificate returned no certificate"))?;
         let status = detail.status().map(certificate_status).unwrap_or(CertificateStatus::Unknown);

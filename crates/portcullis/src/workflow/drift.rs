@@ -145,7 +145,11 @@ impl DriftCheck {
                 .await?
                 .iter()
                 .any(|c| c == certificate),
-            certificate: Some(retry.retry(|| self.certificates.describe(certificate)).await?.status),
+            certificate: match retry.retry(|| self.certificates.describe(certificate)).await {
+                Ok(state) => Some(state.status),
+                Err(Error::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            },
             pool_exists: retry.retry(|| self.logins.pool_exists(pool.id)).await?,
             client: retry.retry(|| self.logins.client_settings(pool.id, r.client().unwrap_or_default())).await?,
             domain_pool: retry.retry(|| self.logins.domain_holder(r.pool_domain().unwrap_or_default())).await?,

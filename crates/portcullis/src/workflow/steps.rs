@@ -306,7 +306,13 @@ impl Provisioner {
     /// deadline fails the app.
     async fn check_certificate(&self, app: &mut App, poll: Poll) -> StepResult {
         let arn = app.resources.certificate()?.to_string();
-        let state = self.certificates.describe(&arn).await?;
+        let state = self.certificates.describe(&arn).await.map_err(|e| match e {
+            Error::NotFound(_) => StepFailure::new(
+                FailureName::CertificateNotIssued,
+                format!("certificate {arn} for {} was deleted; it will not be issued", app.domain),
+            ),
+            other => other.into(),
+        })?;
         let progress = state.status.progress();
         if progress == CertificateProgress::DeadEnd {
             return Err(StepFailure::new(
