@@ -35,9 +35,10 @@ SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 BUILD_PATH := PATH="$(CURDIR)/$(SAM_VENV)/bin:$(CURDIR)/$(VENV)/bin:$$PATH"
 ARM64 := aarch64-unknown-linux-gnu
 FUNCTIONS := apps-api provisioner tenants-api users-api
-LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+LAMBDA_DIR := $(TARGET_DIR)/lambda
 
-.PHONY: dev test token build tools lint fmt clean check-templates sam-build package load
+.PHONY: dev test token build tools lint fmt clean check-templates sam-build package load bench
 
 ## dev: bring up the emulator, the functions and the API at http://127.0.0.1:4000 (Ctrl-C stops all)
 dev: tools build
@@ -49,6 +50,7 @@ test: tools $(ST_STAMP) check-templates
 	cargo build --workspace --all-targets --locked
 	$(PY) -m pytest local/tests -q
 	cargo test --workspace --lib --bins --locked
+	cargo test --locked -p portcullis-bench --test cold_start
 	$(TEST_ENV) $(LOCAL) test-run -- $(SHELL) -c \
 	  'cargo test --locked -p portcullis-e2e --tests && $(PY) -m portcullis_local fuzz'
 	$(LOCAL) iam-check --calls target/iam/calls.json --template infra/template.yaml
@@ -59,6 +61,21 @@ LOAD_ARGS ?= --readers 200 --writers 50 --seconds 30
 load: tools build
 	cargo build --locked -p portcullis-e2e --example load
 	$(TEST_ENV) $(LOCAL) test-run -- cargo run --locked -q -p portcullis-e2e --example load -- $(LOAD_ARGS)
+
+## bench: cold start, warm overhead, token verification, binary size, memory and workflow cost, side by
+## side (bench/): the arm64 release builds sized, the host release builds started against a Runtime API
+## stand-in beside a fresh stack. Figures in target/bench/results.json and a table; method and budgets in
+## docs/performance.md. Slow (release builds): not part of `make test`. BENCH_ARGS="--starts 40" to change.
+BENCH_ARGS ?=
+bench: tools $(ZIG_STAMP)
+	rustup target add $(ARM64)
+	$(BUILD_PATH) cargo lambda build --release --arm64 --locked $(addprefix --package ,$(FUNCTIONS))
+	$(BUILD_PATH) cargo lambda build --release --arm64 --locked --package portcullis-bench --bin hello
+	cargo build --release --locked $(addprefix --package ,$(FUNCTIONS)) --package portcullis-bench --bins
+	cargo bench --locked -p portcullis-bench --no-run
+	$(LOCAL) test-run -- $(SHELL) -c 'cargo bench --locked -q -p portcullis-bench --bench token_verification \
+	  -- --noplot && $(TARGET_DIR)/release/portcullis-bench --binaries $(TARGET_DIR)/release \
+	  --lambda-dir $(LAMBDA_DIR) --criterion-dir $(TARGET_DIR)/criterion --out $(TARGET_DIR)/bench/results.json $(BENCH_ARGS)'
 
 ## token: print an ID token for admin@demo.test (or USER=…) of the running `make dev` stack
 token: tools

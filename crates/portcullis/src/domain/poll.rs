@@ -78,15 +78,39 @@ impl PollPolicy {
     /// The most checks a loop under this policy can make before its deadline ends it: every check
     /// answers at once and finds the condition not yet met. Counted by running the loop itself.
     pub fn checks_at_most(self) -> u64 {
+        self.run(None).checks
+    }
+
+    /// The checks a loop under this policy makes when the condition holds from `ready_after` seconds
+    /// after the first check (each check answering at once); `None` when the deadline ends it first.
+    pub fn checks_until_ready(self, ready_after: u64) -> Option<u64> {
+        let run = self.run(Some(i64::try_from(ready_after).unwrap_or(i64::MAX)));
+        run.ready.then_some(run.checks)
+    }
+
+    /// Runs the loop from time 0, the condition holding from `ready_at` (never, for `None`).
+    fn run(self, ready_at: Option<i64>) -> LoopRun {
         let mut poll = Poll::new(self);
         let (mut now, mut checks) = (0_i64, 1_u64);
-        while let Ok(next) = poll.after_check(false, now) {
-            now = now.saturating_add(i64::try_from(next.wait_seconds).unwrap_or(i64::MAX));
-            poll = next;
-            checks += 1;
+        loop {
+            let ready = ready_at.is_some_and(|at| now >= at);
+            match poll.after_check(ready, now) {
+                Ok(next) if next.done => return LoopRun { checks, ready: true },
+                Ok(next) => {
+                    now = now.saturating_add(i64::try_from(next.wait_seconds).unwrap_or(i64::MAX));
+                    poll = next;
+                    checks += 1;
+                }
+                Err(DeadlinePassed { .. }) => return LoopRun { checks, ready: false },
+            }
         }
-        checks
     }
+}
+
+/// How a simulated loop ended: after how many checks, and whether the condition held.
+struct LoopRun {
+    checks: u64,
+    ready: bool,
 }
 
 #[cfg(test)]
@@ -114,6 +138,17 @@ mod tests {
         let poll = Poll { attempt: 5, started_at: Some(0), ..Poll::new(policy()) };
         assert_eq!(poll.after_check(false, 27).unwrap().wait_seconds, 3);
         assert_eq!(poll.after_check(false, 30), Err(DeadlinePassed { waited_seconds: 30 }));
+    }
+
+    #[test]
+    fn a_condition_met_later_takes_the_checks_the_growing_interval_allows() {
+        // Checks at 0, 2, 6, 14, 24: the condition holding from 7 s is seen at the fourth.
+        assert_eq!(policy().checks_until_ready(0), Some(1));
+        assert_eq!(policy().checks_until_ready(7), Some(4));
+        assert_eq!(policy().checks_until_ready(14), Some(4));
+        // The last check falls on the deadline itself; past it, the loop fails.
+        assert_eq!(policy().checks_until_ready(30), Some(policy().checks_at_most()));
+        assert_eq!(policy().checks_until_ready(31), None);
     }
 
     #[test]
