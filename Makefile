@@ -50,7 +50,7 @@ test: tools $(ST_STAMP) check-templates
 	cargo build --workspace --all-targets --locked
 	$(PY) -m pytest local/tests -q
 	cargo test --workspace --lib --bins --locked
-	cargo test --locked -p portcullis-bench --test cold_start
+	cargo test --locked -p hello --test cold_start
 	$(TEST_ENV) $(LOCAL) test-run -- $(SHELL) -c \
 	  'cargo test --locked -p portcullis-e2e --tests && $(PY) -m portcullis_local fuzz'
 	$(LOCAL) iam-check --calls target/iam/calls.json --template infra/template.yaml
@@ -70,8 +70,9 @@ BENCH_ARGS ?=
 bench: tools $(ZIG_STAMP)
 	rustup target add $(ARM64)
 	$(BUILD_PATH) cargo lambda build --release --arm64 --locked $(addprefix --package ,$(FUNCTIONS))
-	$(BUILD_PATH) cargo lambda build --release --arm64 --locked --package portcullis-bench --bin hello
-	cargo build --release --locked $(addprefix --package ,$(FUNCTIONS)) --package portcullis-bench --bins
+	$(BUILD_PATH) cargo lambda build --release --arm64 --locked --package hello
+	cargo build --release --locked $(addprefix --package ,$(FUNCTIONS)) --package hello
+	cargo build --release --locked --package portcullis-bench
 	cargo bench --locked -p portcullis-bench --no-run
 	$(LOCAL) test-run -- $(SHELL) -c 'cargo bench --locked -q -p portcullis-bench --bench token_verification \
 	  -- --noplot && $(TARGET_DIR)/release/portcullis-bench --binaries $(TARGET_DIR)/release \

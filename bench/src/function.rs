@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+pub use axum::body::Bytes;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 

@@ -3,14 +3,14 @@
 //! `AWS_LAMBDA_LOG_FORMAT`), else `RUST_LOG`, else `info`.
 
 use tracing::{Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::filter::{Targets, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
 /// How the functions log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
-    /// An `EnvFilter` directive: a level, or `RUST_LOG`'s directives.
+    /// A level, or `RUST_LOG`'s `target=level` directives.
     pub filter: String,
     pub json: bool,
 }
@@ -52,7 +52,7 @@ pub fn subscriber<W>(settings: &LogSettings, writer: W) -> impl Subscriber + Sen
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = settings.filter.parse::<Targets>().unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
     let format = if settings.json {
         // Lambda stamps every line itself; the current span carries operation, tenant, app and request.
         tracing_subscriber::fmt::layer()

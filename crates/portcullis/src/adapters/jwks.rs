@@ -65,11 +65,23 @@ pub struct JwksTokenVerifier {
 
 impl JwksTokenVerifier {
     pub fn new(config: TokenConfig) -> Self {
+        // The AWS SDK's TLS provider (aws-lc), so the binary carries one and not ring as well. The
+        // builder fails only on a bad TLS set-up, which the default client then reports on first use.
+        let tls = rustls::crypto::aws_lc_rs::default_provider();
+        let _ = rustls::crypto::CryptoProvider::install_default(tls);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         JwksTokenVerifier { config, http, cache: RwLock::new(None), service_tokens: None }
+    }
+
+    /// Reads the issuer's keys into the cache before the first request needs them (and opens the
+    /// connection to the issuer). Run during a cold start's init.
+    pub async fn warm_up(&self) -> Result<()> {
+        let keys = self.fetch_keys().await?;
+        *self.cache.write().await = Some(CachedKeys { keys, fetched_at: Instant::now() });
+        Ok(())
     }
 
     /// Accepts access tokens of the service tokens these records know; without it, only ID tokens.

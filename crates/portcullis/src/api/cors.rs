@@ -3,11 +3,10 @@
 //! every other answer, errors included. Only an origin named in `PORTCULLIS_ALLOWED_ORIGINS` gets them;
 //! any other gets none, and the browser then blocks the answer.
 //!
-//! The methods a preflight allows are the ones openapi.yaml declares for the path, read from the
-//! contract compiled in, so a preflight answers exactly what API Gateway routes.
+//! The methods a preflight allows are the ones openapi.yaml declares for the path, compiled in from the
+//! contract by build.rs, so a preflight answers exactly what API Gateway routes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::header::{
@@ -83,18 +82,18 @@ impl Operations for Cors {
 impl Cors {
     /// 204 with the path's methods for an allowed origin; without the CORS headers otherwise.
     fn preflight(&self, request: &ApiRequest) -> ApiResponse {
-        let Some(methods) = declared_methods().get(&request.resource) else {
+        let Some(methods) = declared_methods(&request.resource) else {
             return problem(&Error::NotFound(format!("no resource {}", request.resource)));
         };
         let mut response = http::Response::new(String::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
-        let allow = methods.iter().map(Method::as_str).chain(["OPTIONS"]).collect::<Vec<_>>().join(", ");
+        let allow = methods.iter().copied().chain(["OPTIONS"]).collect::<Vec<_>>().join(", ");
         let headers = response.headers_mut();
         if let Ok(allow) = HeaderValue::from_str(&allow) {
             headers.insert(ALLOW, allow);
         }
         if self.origins.allowed(request).is_some() {
-            let declared = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let declared = methods.join(", ");
             if let Ok(declared) = HeaderValue::from_str(&declared) {
                 headers.insert(ACCESS_CONTROL_ALLOW_METHODS, declared);
             }
@@ -116,27 +115,12 @@ impl Cors {
     }
 }
 
-/// The methods openapi.yaml declares for each path (OPTIONS, the preflight itself, left out).
-fn declared_methods() -> &'static HashMap<String, Vec<Method>> {
-    static METHODS: OnceLock<HashMap<String, Vec<Method>>> = OnceLock::new();
-    METHODS.get_or_init(|| methods_of(include_str!("../../../../openapi.yaml")))
-}
+// openapi.yaml's paths and the methods each declares (OPTIONS, the preflight itself, left out), compiled
+// in by build.rs.
+include!(concat!(env!("OUT_DIR"), "/declared_methods.rs"));
 
-fn methods_of(contract: &str) -> HashMap<String, Vec<Method>> {
-    const METHODS: [Method; 6] = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
-    let document: serde_json::Value = serde_norway::from_str(contract).unwrap_or_default();
-    let paths = document.get("paths").and_then(|p| p.as_object()).cloned().unwrap_or_default();
-    paths
-        .into_iter()
-        .map(|(path, item)| {
-            let declared = METHODS
-                .iter()
-                .filter(|m| item.get(m.as_str().to_ascii_lowercase()).is_some())
-                .cloned()
-                .collect::<Vec<_>>();
-            (path, declared)
-        })
-        .collect()
+fn declared_methods(resource: &str) -> Option<&'static [&'static str]> {
+    DECLARED_METHODS.iter().find(|(path, _)| *path == resource).map(|(_, methods)| *methods)
 }
 
 #[cfg(test)]
@@ -242,11 +226,12 @@ mod tests {
             let options = item.get("options").unwrap_or_else(|| panic!("{path} has no options operation"));
             assert_eq!(options["security"], serde_json::json!([]), "{path}: a preflight carries no token");
             assert_eq!(options["x-amazon-apigateway-integration"]["type"], "aws_proxy", "{path}");
-            for method in &declared_methods()[path] {
-                let operation = &item[method.as_str().to_ascii_lowercase()];
+            let declared = declared_methods(path).unwrap_or_else(|| panic!("{path} is not compiled in"));
+            for method in declared {
+                let operation = &item[method.to_ascii_lowercase()];
                 assert_eq!(function(options), function(operation), "{path}: OPTIONS and {method} differ");
             }
-            assert!(!declared_methods()[path].is_empty(), "{path}");
+            assert!(!declared.is_empty(), "{path}");
         }
     }
 }

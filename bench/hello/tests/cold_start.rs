@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use portcullis_bench::function::{Expect, Function};
+use portcullis_bench::function::{Bytes, Expect, Function};
 
 fn hello() -> Function {
     Function {
