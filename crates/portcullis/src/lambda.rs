@@ -10,6 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 
+use crate::adapters::{DynamoStore, JwksTokenVerifier};
 use crate::api::{AllowedOrigins, ApiRequest, ApiResponse, Cors, Operations, PageSeal};
 use crate::workflow::{CheckDrift, DriftCheck, FailureName, Provisioner, RunEnded, StepFailure, StepInput, StepOutput};
 
@@ -47,6 +48,18 @@ pub fn api_request(request: Request) -> ApiRequest {
 /// Turns the API's response into API Gateway's.
 pub fn lambda_response(response: ApiResponse) -> Response<Body> {
     response.map(|body| if body.is_empty() { Body::Empty } else { Body::Text(body) })
+}
+
+/// Does during init, at once, what an HTTP function's first request would otherwise do one after the
+/// other: read the token issuer's keys and open the connection to the table (on AWS, two TLS
+/// handshakes). A failure is only logged: the first request then does it itself.
+pub async fn warm_up(verifier: &JwksTokenVerifier, store: &DynamoStore) {
+    let (keys, table) = tokio::join!(verifier.warm_up(), store.warm_up());
+    for (what, outcome) in [("the token issuer's keys", keys), ("the connection to the table", table)] {
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "warming up {what} failed; the first request will");
+        }
+    }
 }
 
 /// Runs the Lambda event loop of an HTTP function until the runtime stops it, with CORS for the origins

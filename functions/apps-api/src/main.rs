@@ -11,7 +11,7 @@ use portcullis::adapters::{
 };
 use portcullis::api::{AppsApi, Idempotent};
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
-use portcullis::lambda::serve_api;
+use portcullis::lambda::{serve_api, warm_up};
 use portcullis::workflow::DriftCheck;
 
 #[tokio::main]
@@ -47,5 +47,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         environments: Arc::new(BeanstalkEnvironments::from_config(&aws)),
         drift: Some(Arc::new(drift)),
     };
+    warm_up(&verifier, &store).await;
     serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use portcullis::adapters::{CognitoServiceCredentials, DynamoStore, JwksTokenVerifier, load_aws_config};
 use portcullis::api::{Idempotent, ServiceTokenManagement, TenantsApi};
 use portcullis::config::{ServiceTokenConfig, TokenConfig, table_name};
-use portcullis::lambda::serve_api;
+use portcullis::lambda::{serve_api, warm_up};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -28,5 +28,6 @@ async fn main() -> Result<(), lambda_http::Error> {
             token_url: service.token_url,
         },
     };
+    warm_up(&verifier, &store).await;
     serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use portcullis::adapters::{CognitoAppUsers, DynamoStore, JwksTokenVerifier, load_aws_config};
 use portcullis::api::{Idempotent, UsersApi};
 use portcullis::config::{TokenConfig, table_name};
-use portcullis::lambda::serve_api;
+use portcullis::lambda::{serve_api, warm_up};
 use portcullis::retry::Backoff;
 
 #[tokio::main]
@@ -23,5 +23,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         verifier: verifier.clone(),
         backoff: Backoff::default(),
     };
+    warm_up(&verifier, &store).await;
     serve_api(Arc::new(Idempotent { operations: api, keys: store, verifier })).await
 }

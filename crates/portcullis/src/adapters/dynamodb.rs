@@ -15,6 +15,7 @@
 //!   first for the token verifier's lookup by client id, the second for the tenant's listing), written
 //!   and deleted together in one transaction
 //! - `IDEMPOTENCY#<tenant>#<key> / KEY`: a POST's idempotency key, its request's fingerprint and answer
+//! - `WARM-UP / WARM-UP`: never written; read during a cold start to open the connection (`warm_up`)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -57,7 +58,25 @@ impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore { client, table: table.into() }
     }
+
+    /// Opens the connection to DynamoDB (TCP and TLS) and resolves the credentials before the first
+    /// request needs them, by reading a key no item has. Run during a cold start's init.
+    pub async fn warm_up(&self) -> Result<()> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(WARM_UP_KEY))
+            .key("sk", s(WARM_UP_KEY))
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB GetItem (warm-up)", e).into_error())?;
+        Ok(())
+    }
 }
+
+/// The key of the item `warm_up` reads: nothing is ever written there.
+const WARM_UP_KEY: &str = "WARM-UP";
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
