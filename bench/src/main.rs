@@ -100,13 +100,12 @@ async fn run(args: Args) -> Result<(), String> {
             cold.entry(f.name.clone()).or_default().push(f.cold_start().await?);
         }
     }
-    let cold_start = cold_summaries(&cold)?;
-
     eprintln!("bench: {} warm invocations of each function", args.warm);
     let mut warm = BTreeMap::new();
     for f in &functions {
         warm.insert(f.name.clone(), warm_run(f, args.warm).await?);
     }
+    let cold_start = cold_summaries(&cold, &warm)?;
 
     eprintln!("bench: {} raw GetItem calls of the same record", args.warm);
     let raw_get_item = raw_get_items(&h, &tenant.id, &app_id, args.warm).await?;
@@ -163,16 +162,31 @@ fn api_event(resource: &str, path: &str, app_id: Option<&str>, token: &str) -> V
     })
 }
 
-fn cold_summaries(cold: &BTreeMap<String, Vec<ColdStart>>) -> Result<BTreeMap<String, ColdStarts>, String> {
+fn cold_summaries(
+    cold: &BTreeMap<String, Vec<ColdStart>>,
+    warm: &BTreeMap<String, WarmRun>,
+) -> Result<BTreeMap<String, ColdStarts>, String> {
     let summary = |starts: &[ColdStart], pick: fn(&ColdStart) -> Duration| {
         Summary::of(&starts.iter().map(pick).collect::<Vec<_>>()).ok_or("no cold starts")
     };
+    let startup = |name: &str, total: Summary| total.p50_ms - warm.get(name).map_or(0.0, |w| w.invocation.p50_ms);
     let hello = summary(&cold[HELLO], |c| c.total)?;
+    let hello_startup = startup(HELLO, hello);
     cold.iter()
         .map(|(name, starts)| {
             let total = summary(starts, |c| c.total)?;
             let init = summary(starts, |c| c.init)?;
-            Ok((name.clone(), ColdStarts { total, init, ratio_to_hello: ratio(total.p50_ms, hello.p50_ms) }))
+            let startup_overhead_ms = (startup(name, total) * 100.0).round() / 100.0;
+            Ok((
+                name.clone(),
+                ColdStarts {
+                    total,
+                    init,
+                    ratio_to_hello: ratio(total.p50_ms, hello.p50_ms),
+                    startup_overhead_ms,
+                    startup_overhead_ratio_to_hello: ratio(startup_overhead_ms, hello_startup),
+                },
+            ))
         })
         .collect()
 }

@@ -30,6 +30,10 @@ pub struct ColdStarts {
     pub init: Summary,
     /// Median total over the hello-world function's.
     pub ratio_to_hello: f64,
+    /// What starting adds to the same request warm: median cold total less the median warm invocation.
+    pub startup_overhead_ms: f64,
+    /// That overhead over the hello-world function's.
+    pub startup_overhead_ratio_to_hello: f64,
 }
 
 /// One function's warm run.
@@ -96,6 +100,11 @@ pub fn budgets(results: &Results) -> Vec<Budget> {
             met,
         );
     }
+    for (name, cold) in results.cold_start.iter().filter(|(name, _)| *name != HELLO) {
+        let met = cold.startup_overhead_ratio_to_hello <= COLD_START_RATIO;
+        let ratio = format!("{:.2}×", cold.startup_overhead_ratio_to_hello);
+        push(format!("start-up overhead {name} / hello (p50)"), ratio, format!("≤ {COLD_START_RATIO}×"), met);
+    }
     let warm = &results.warm_overhead;
     push(
         "warm GET /apps/{id} / GetItem (p50)".into(),
@@ -141,19 +150,28 @@ pub fn table(results: &Results) -> String {
     let _ = writeln!(out, "\n{}\n", results.machine);
     let _ = writeln!(
         out,
-        "{:<14} {:>12} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}",
-        "function", "cold p50 ms", "cold p90 ms", "init p50 ms", "× hello", "warm p50 ms", "warm p99 ms", "peak RSS"
+        "{:<14} {:>12} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12} {:>12}",
+        "function",
+        "cold p50 ms",
+        "cold p90 ms",
+        "init p50 ms",
+        "× hello",
+        "start-up ms",
+        "warm p50 ms",
+        "warm p99 ms",
+        "peak RSS"
     );
     for (name, cold) in &results.cold_start {
         let warm = results.warm.get(name);
         let _ = writeln!(
             out,
-            "{:<14} {:>12.1} {:>12.1} {:>12.1} {:>10.2} {:>12.2} {:>12.2} {:>12}",
+            "{:<14} {:>12.1} {:>12.1} {:>12.1} {:>10.2} {:>12.1} {:>12.2} {:>12.2} {:>12}",
             name,
             cold.total.p50_ms,
             cold.total.p90_ms,
             cold.init.p50_ms,
             cold.ratio_to_hello,
+            cold.startup_overhead_ms,
             warm.map_or(f64::NAN, |w| w.invocation.p50_ms),
             warm.map_or(f64::NAN, |w| w.invocation.p99_ms),
             warm.map_or("-".into(), |w| mb(w.peak_rss_bytes)),
