@@ -65,10 +65,7 @@ pub struct JwksTokenVerifier {
 
 impl JwksTokenVerifier {
     pub fn new(config: TokenConfig) -> Self {
-        // The AWS SDK's TLS provider (aws-lc), so the binary carries one and not ring as well. The
-        // builder fails only on a bad TLS set-up, which the default client then reports on first use.
-        let tls = rustls::crypto::aws_lc_rs::default_provider();
-        let _ = rustls::crypto::CryptoProvider::install_default(tls);
+        // The builder fails only on a bad TLS set-up, which the default client then reports on first use.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()

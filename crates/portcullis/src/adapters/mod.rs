@@ -25,6 +25,9 @@ pub use stepfunctions::StepFunctionsWorkflow;
 
 use std::future::Future;
 
+use aws_smithy_http_client::Builder;
+use aws_smithy_http_client::tls::Provider;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -43,7 +46,9 @@ pub(crate) const APP_ID_TAG: &str = "portcullis:app-id";
 pub async fn load_aws_config(app_name: &'static str) -> Result<aws_config::SdkConfig> {
     let app_name = aws_config::AppName::new(app_name)
         .map_err(|e| Error::internal_from(format!("invalid SDK app name {app_name:?}"), e))?;
-    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest()).app_name(app_name).load().await)
+    // rustls on ring, the crypto reqwest uses too: one crypto library in the binary, not aws-lc as well.
+    let https = Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest()).app_name(app_name).http_client(https).load().await)
 }
 
 /// An AWS call's failure, reduced to what adapters decide on, with the SDK error kept as the cause.
