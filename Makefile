@@ -67,7 +67,7 @@ load: tools build
 ## stand-in beside a fresh stack. Figures in target/bench/results.json and a table; method and budgets in
 ## docs/performance.md. Slow (release builds): not part of `make test`. BENCH_ARGS="--starts 40" to change.
 BENCH_ARGS ?=
-bench: tools $(ZIG_STAMP)
+bench: tools build $(ZIG_STAMP)
 	rustup target add $(ARM64)
 	$(BUILD_PATH) cargo lambda build --release --arm64 --locked $(addprefix --package ,$(FUNCTIONS))
 	$(BUILD_PATH) cargo lambda build --release --arm64 --locked --package hello
