@@ -100,16 +100,19 @@ async fn run(args: Args) -> Result<(), String> {
             cold.entry(f.name.clone()).or_default().push(f.cold_start().await?);
         }
     }
-    eprintln!("bench: {} warm invocations of each function", args.warm);
+    eprintln!("bench: {} warm invocations of each function (apps-api's each followed by a raw GetItem)", args.warm);
+    let get_item = AppRecordRead { h: &h, tenant_id: &tenant.id, app_id: &app_id };
+    get_item.once().await?;
     let mut warm = BTreeMap::new();
+    let mut raw_get_item = None;
     for f in &functions {
-        warm.insert(f.name.clone(), warm_run(f, args.warm).await?);
+        let paired = (f.name == "apps-api").then_some(&get_item);
+        let (run, reads) = warm_run(f, args.warm, paired).await?;
+        warm.insert(f.name.clone(), run);
+        raw_get_item = raw_get_item.or(Summary::of(&reads));
     }
     let cold_start = cold_summaries(&cold, &warm)?;
-
-    eprintln!("bench: {} raw GetItem calls of the same record", args.warm);
-    let raw_get_item = raw_get_items(&h, &tenant.id, &app_id, args.warm).await?;
-    let warm_overhead = report::overhead(warm["apps-api"].invocation, raw_get_item);
+    let warm_overhead = report::overhead(warm["apps-api"].invocation, raw_get_item.ok_or("no raw GetItem calls")?);
 
     let machine = Machine::from_json(&read("statemachine/provision.asl.json")?)?;
     let workflow = WorkflowCost::of(&machine, certificate_policy(&read("infra/template.yaml")?)?)?;
@@ -191,39 +194,53 @@ fn cold_summaries(
         .collect()
 }
 
-/// One process, invoked once to warm it and then `count` times, timed; its peak RSS at the end.
-async fn warm_run(function: &Function, count: usize) -> Result<WarmRun, String> {
+/// One process, invoked once to warm it and then `count` times, timed; its peak RSS at the end. With
+/// `paired`, each invocation is followed by that raw read, timed too: both then meet the emulator in
+/// the same state, which a run of one and then a run of the other do not.
+async fn warm_run(
+    function: &Function,
+    count: usize,
+    paired: Option<&AppRecordRead<'_>>,
+) -> Result<(WarmRun, Vec<Duration>), String> {
     let (running, _) = function.start().await?;
     running.invoke(function.event.clone()).await?;
-    let mut took = Vec::with_capacity(count);
+    let (mut took, mut reads) = (Vec::with_capacity(count), Vec::new());
     for _ in 0..count {
         took.push(running.invoke(function.event.clone()).await?);
+        if let Some(read) = paired {
+            reads.push(read.once().await?);
+        }
     }
     let peak_rss_bytes = running.peak_rss_bytes().ok_or("no peak RSS in /proc")?;
     running.stop().await;
-    Ok(WarmRun { invocation: Summary::of(&took).ok_or("no warm invocations")?, peak_rss_bytes })
+    Ok((WarmRun { invocation: Summary::of(&took).ok_or("no warm invocations")?, peak_rss_bytes }, reads))
 }
 
-/// `GetItem` of the app's record from a Rust SDK client, as `GET /apps/{id}` reads it, `count` times.
-async fn raw_get_items(h: &Harness, tenant_id: &str, app_id: &str, count: usize) -> Result<Summary, String> {
-    let get = || {
-        h.aws
+/// `GetItem` of the app's record from a Rust SDK client, as `GET /apps/{id}` reads it.
+struct AppRecordRead<'a> {
+    h: &'a Harness,
+    tenant_id: &'a str,
+    app_id: &'a str,
+}
+
+impl AppRecordRead<'_> {
+    async fn once(&self) -> Result<Duration, String> {
+        let sent = Instant::now();
+        let item = self
+            .h
+            .aws
             .dynamodb
             .get_item()
             .table_name(TABLE_NAME)
-            .key("pk", AttributeValue::S(format!("TENANT#{tenant_id}")))
-            .key("sk", AttributeValue::S(format!("APP#{app_id}")))
+            .key("pk", AttributeValue::S(format!("TENANT#{}", self.tenant_id)))
+            .key("sk", AttributeValue::S(format!("APP#{}", self.app_id)))
             .send()
-    };
-    get().await.map_err(|e| format!("GetItem: {e}"))?;
-    let mut took = Vec::with_capacity(count);
-    for _ in 0..count {
-        let sent = Instant::now();
-        let item = get().await.map_err(|e| format!("GetItem: {e}"))?;
-        took.push(sent.elapsed());
+            .await
+            .map_err(|e| format!("GetItem: {e}"))?;
+        let took = sent.elapsed();
         item.item.ok_or("GetItem found no app record")?;
+        Ok(took)
     }
-    Summary::of(&took).ok_or_else(|| "no GetItem calls".into())
 }
 
 /// The states the emulator entered, in order, in the app's provisioning run.
