@@ -216,6 +216,25 @@ pub struct TestTenant {
 }
 
 impl Harness {
+    /// Every item of a paged listing (`items`, `nextToken`), page after page.
+    pub async fn all_pages(&self, path: &str, token: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = match &next {
+                Some(t) => format!("{path}?limit=100&nextToken={}", urlencode(t)),
+                None => format!("{path}?limit=100"),
+            };
+            let reply = self.call(reqwest::Method::GET, &page, Some(token), None).await;
+            assert_eq!(reply.status, 200, "{page}: {}", reply.text);
+            items.extend(reply.body["items"].as_array().cloned().unwrap_or_default());
+            match reply.body["nextToken"].as_str() {
+                Some(t) => next = Some(t.to_string()),
+                None => return items,
+            }
+        }
+    }
+
     /// A platform operator's token.
     pub async fn platform(&self) -> String {
         self.operator(None, Some("platform")).await
@@ -630,6 +649,20 @@ pub fn rule_for_host<'a>(rules: &'a [elbv2::Rule], host: &str) -> Vec<&'a elbv2:
 }
 
 /// 8 random hex characters, for unique names.
+/// A query value as a URL carries it: page tokens are base64 and may hold '+', '/' and '='.
+pub fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 pub fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }

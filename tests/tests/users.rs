@@ -2,7 +2,7 @@
 //! the API and on Cognito's state.
 
 use aws_sdk_cognitoidentityprovider::types::UserType;
-use portcullis_e2e::{Harness, fresh_domain, short_id};
+use portcullis_e2e::{Harness, fresh_domain, short_id, urlencode};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -205,20 +205,6 @@ async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
 
 fn uuid_like() -> String {
     format!("{}-0000-4000-8000-000000000000", short_id())
-}
-
-/// Cognito's page tokens are base64 and may hold '+', '/' and '='.
-fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]
