@@ -76,9 +76,14 @@ impl JwksTokenVerifier {
     /// Reads the issuer's keys into the cache before the first request needs them (and opens the
     /// connection to the issuer). Run during a cold start's init.
     pub async fn warm_up(&self) -> Result<()> {
+        self.refresh().await.map(drop)
+    }
+
+    /// Reads the issuer's keys and caches them; returns them as read.
+    async fn refresh(&self) -> Result<HashMap<String, DecodingKey>> {
         let keys = self.fetch_keys().await?;
-        *self.cache.write().await = Some(CachedKeys { keys, fetched_at: Instant::now() });
-        Ok(())
+        *self.cache.write().await = Some(CachedKeys { keys: keys.clone(), fetched_at: Instant::now() });
+        Ok(keys)
     }
 
     /// Accepts access tokens of the service tokens these records know; without it, only ID tokens.
@@ -140,10 +145,7 @@ impl JwksTokenVerifier {
                 }
             }
         }
-        let keys = self.fetch_keys().await?;
-        let key = keys.get(kid).cloned();
-        *self.cache.write().await = Some(CachedKeys { keys, fetched_at: Instant::now() });
-        key.ok_or_else(unknown_key)
+        self.refresh().await?.remove(kid).ok_or_else(unknown_key)
     }
 }
 
