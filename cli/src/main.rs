@@ -81,6 +81,9 @@ struct NewApp {
     /// How long a sign-in lasts at the load balancer.
     #[arg(long)]
     session_timeout_seconds: Option<u64>,
+    /// Sends each invitation again, automatically, the day before it expires (at most 3 times).
+    #[arg(long)]
+    auto_resend: bool,
 }
 
 impl NewApp {
@@ -99,6 +102,9 @@ impl NewApp {
         let mut body = json!({"name": self.name, "domain": self.domain, "target": target});
         if let Some(seconds) = self.session_timeout_seconds {
             body["sessionTimeoutSeconds"] = json!(seconds);
+        }
+        if self.auto_resend {
+            body["autoResend"] = json!(true);
         }
         Ok(body)
     }
@@ -147,25 +153,42 @@ enum UsersCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// The app's users, with where each invitation stands.
     List {
         app: String,
+        /// Only the users whose invitation is in this state.
+        #[arg(long, value_enum)]
+        invitation: Option<InvitationState>,
+        /// Only the expired invitations (--invitation expired).
+        #[arg(long, conflicts_with = "invitation")]
+        expired: bool,
     },
     /// Sends the invitation again.
-    Resend {
-        app: String,
-        username: String,
-    },
+    Resend { app: String, username: String },
+    /// Sends every expired invitation again, with a line per user.
+    ResendExpired { app: String },
     /// Removes the user from the app's pool.
-    Revoke {
-        app: String,
-        username: String,
-    },
+    Revoke { app: String, username: String },
     /// Invites everyone in a CSV file (email,name; a header row is optional), 100 per request, with a
     /// line per row.
-    Import {
-        app: String,
-        file: PathBuf,
-    },
+    Import { app: String, file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InvitationState {
+    Pending,
+    Accepted,
+    Expired,
+}
+
+impl InvitationState {
+    fn as_query(self) -> &'static str {
+        match self {
+            InvitationState::Pending => "PENDING",
+            InvitationState::Accepted => "ACCEPTED",
+            InvitationState::Expired => "EXPIRED",
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -273,7 +296,10 @@ async fn all_pages(api: &Api, path: &str) -> Outcome<Vec<Value>> {
     loop {
         let page = match &next {
             None => api.get(path).await?,
-            Some(token) => api.get(&format!("{path}?nextToken={}", form_encode(token))).await?,
+            Some(token) => {
+                let separator = if path.contains('?') { '&' } else { '?' };
+                api.get(&format!("{path}{separator}nextToken={}", form_encode(token))).await?
+            }
         };
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["nextToken"].as_str() {
@@ -345,8 +371,12 @@ async fn users(api: &Api, format: Format, command: UsersCommand) -> Outcome<Show
             }
             Ok(Shown::User(api.call(Method::POST, &format!("/apps/{}/users", segment(&app)), Some(&body)).await?))
         }
-        UsersCommand::List { app } => {
-            Ok(Shown::Users(all_pages(api, &format!("/apps/{}/users", segment(&app))).await?))
+        UsersCommand::List { app, invitation, expired } => {
+            let mut path = format!("/apps/{}/users", segment(&app));
+            if let Some(state) = invitation.or(expired.then_some(InvitationState::Expired)) {
+                path = format!("{path}?invitation={}", state.as_query());
+            }
+            Ok(Shown::Users(all_pages(api, &path).await?))
         }
         UsersCommand::Resend { app, username } => {
             let path = format!("/apps/{}/users/{}/resend", segment(&app), segment(&username));
@@ -356,8 +386,26 @@ async fn users(api: &Api, format: Format, command: UsersCommand) -> Outcome<Show
             api.call(Method::DELETE, &format!("/apps/{}/users/{}", segment(&app), segment(&username)), None).await?;
             Ok(Shown::Raw(json!({"username": username, "revoked": true})))
         }
+        UsersCommand::ResendExpired { app } => {
+            let path = format!("/apps/{}/users/resend-expired", segment(&app));
+            let answer = api.call(Method::POST, &path, None).await?;
+            let results = answer["results"].as_array().cloned().unwrap_or_default();
+            for result in &results {
+                format.result_line(result);
+            }
+            all_done(&results, &["resent"]).map(|()| Shown::Nothing)
+        }
         UsersCommand::Import { app, file } => import(api, format, &app, &file).await.map(|()| Shown::Nothing),
     }
+}
+
+/// `RowsFailed` unless every result's outcome is one of `fine`.
+fn all_done(results: &[Value], fine: &[&str]) -> Outcome {
+    let failed = results.iter().filter(|r| !r["outcome"].as_str().is_some_and(|o| fine.contains(&o))).count();
+    if failed > 0 {
+        return Err(Failure::RowsFailed { failed, total: results.len() });
+    }
+    Ok(())
 }
 
 /// The API takes at most this many invitations per batch.
@@ -401,13 +449,9 @@ async fn import(api: &Api, format: Format, app: &str, file: &Path) -> Outcome {
         let answer = api.call(Method::POST, &path, Some(&json!({"users": chunk}))).await?;
         let batch = answer["results"].as_array().cloned().unwrap_or_default();
         for result in &batch {
-            format.import_line(result);
+            format.result_line(result);
         }
         results.extend(batch);
     }
-    let failed = results.iter().filter(|r| !matches!(r["outcome"].as_str(), Some("invited" | "exists"))).count();
-    if failed > 0 {
-        return Err(Failure::RowsFailed { failed, total: results.len() });
-    }
-    Ok(())
+    all_done(&results, &["invited", "exists"])
 }

@@ -156,9 +156,15 @@ impl Format {
             Format::Table => {
                 let rows: Vec<Vec<String>> = users
                     .iter()
-                    .map(|u| [&u["username"], &u["email"], &u["status"]].iter().map(|v| text(v).to_string()).collect())
+                    .map(|u| {
+                        let invitation = &u["invitation"];
+                        [&u["username"], &u["email"], &u["status"], &invitation["status"], &invitation["expiresAt"]]
+                            .iter()
+                            .map(|v| text(v).to_string())
+                            .collect()
+                    })
                     .collect();
-                table(&["USERNAME", "EMAIL", "STATUS"], &rows);
+                table(&["USERNAME", "EMAIL", "STATUS", "INVITATION", "EXPIRES"], &rows);
             }
         }
     }
@@ -178,7 +184,8 @@ impl Format {
     }
 
     /// One line per row of an import, as it is answered.
-    pub fn import_line(self, result: &Value) {
+    /// One line per invitation sent (an import's row, or a resend).
+    pub fn result_line(self, result: &Value) {
         match self {
             Format::Json => println!("{result}"),
             Format::Table => {

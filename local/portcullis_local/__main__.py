@@ -259,16 +259,16 @@ def _add_source_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_check_drift(args: argparse.Namespace) -> int:
-    """Runs the drift check once, as the template's DriftCheckSchedule would (there is no clock locally)."""
-    from .drift_schedule import Schedule, ScheduleError, check_drift
+def cmd_run_schedule(args: argparse.Namespace) -> int:
+    """Runs a schedule's job once, as the template's rule would (there is no clock locally)."""
+    from .schedules import Schedule, ScheduleError, run_schedule
 
     stack_file = os.environ.get("PORTCULLIS_STACK_FILE")
     stack = json.loads(Path(stack_file).read_text()) if stack_file else load_stack_file(_state_dir(args.state_dir, ".local"))
     try:
-        print(json.dumps(check_drift(stack["awsEndpoint"], Schedule.from_template(args.template))))
+        print(json.dumps(run_schedule(stack["awsEndpoint"], Schedule.from_template(args.template, args.schedule))))
     except ScheduleError as error:
-        print(f"check-drift: {error}", file=sys.stderr)
+        print(f"run-schedule: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -310,10 +310,16 @@ def parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--seed", type=int, default=9, help="the same requests every run (default: 9)")
     fuzz.set_defaults(run=cmd_fuzz)
 
+    from .schedules import DRIFT_CHECK, INVITATION_REMINDER
+
+    schedule = commands.add_parser("run-schedule", help="run one of the template's scheduled jobs once")
+    schedule.add_argument("schedule", choices=[DRIFT_CHECK, INVITATION_REMINDER], help="the rule's logical id")
     drift = commands.add_parser("check-drift", help="run the scheduled drift check of the ACTIVE apps once")
-    drift.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
-    drift.add_argument("--state-dir", help="default: .local (or $PORTCULLIS_STACK_FILE under test-run)")
-    drift.set_defaults(run=cmd_check_drift)
+    drift.set_defaults(schedule=DRIFT_CHECK)
+    for command in (schedule, drift):
+        command.add_argument("--template", type=Path, default=REPO_ROOT / "infra/template.yaml")
+        command.add_argument("--state-dir", help="default: .local (or $PORTCULLIS_STACK_FILE under test-run)")
+        command.set_defaults(run=cmd_run_schedule)
 
     token = commands.add_parser("token", help="print an operator's ID token")
     token.add_argument("--user", default=c.ADMIN_USER)

@@ -220,10 +220,11 @@ impl Harness {
     pub async fn all_pages(&self, path: &str, token: &str) -> Vec<Value> {
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let separator = if path.contains('?') { '&' } else { '?' };
         loop {
             let page = match &next {
-                Some(t) => format!("{path}?limit=100&nextToken={}", urlencode(t)),
-                None => format!("{path}?limit=100"),
+                Some(t) => format!("{path}{separator}limit=100&nextToken={}", urlencode(t)),
+                None => format!("{path}{separator}limit=100"),
             };
             let reply = self.call(reqwest::Method::GET, &page, Some(token), None).await;
             assert_eq!(reply.status, 200, "{page}: {}", reply.text);
@@ -311,8 +312,14 @@ impl Harness {
 
     /// Creates an app on a target of its own and waits until it is ACTIVE; returns its body.
     pub async fn active_app(&self, tenant: &TestTenant, name: &str) -> Value {
+        self.active_app_with(tenant, name, serde_json::json!({})).await
+    }
+
+    /// As `active_app`, with these fields added to the create request.
+    pub async fn active_app_with(&self, tenant: &TestTenant, name: &str, fields: Value) -> Value {
         let target = self.alb_target(tenant).await;
-        let body = serde_json::json!({"name": name, "domain": fresh_domain("app"), "target": target});
+        let mut body = serde_json::json!({"name": name, "domain": fresh_domain("app"), "target": target});
+        body.as_object_mut().unwrap().extend(fields.as_object().cloned().unwrap_or_default());
         let token = tenant.admin.as_str();
         let created = self.call(reqwest::Method::POST, "/apps", Some(token), Some(&body)).await;
         assert_eq!(created.status, 202, "{}", created.text);
@@ -857,6 +864,38 @@ impl Harness {
             }
         }
         arns
+    }
+
+    /// Moves an invitation's last sending back in time, as if it had been sent `age` ago: the emulator's
+    /// pools never expire a temporary password, and a test cannot wait days.
+    pub async fn backdate_invitation(&self, app_id: &str, username: &str, age: time::Duration) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let sent = (time::OffsetDateTime::now_utc() - age)
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("a time");
+        self.aws
+            .dynamodb
+            .update_item()
+            .table_name(TABLE_NAME)
+            .key("pk", AttributeValue::S(format!("APP#{app_id}")))
+            .key("sk", AttributeValue::S(format!("USER#{username}")))
+            .update_expression("SET lastSentAt = :sent")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":sent", AttributeValue::S(sent))
+            .send()
+            .await
+            .expect("the invitation is recorded");
+    }
+
+    /// Invokes the provisioner as one of the template's schedules does (`{"checkDrift": …}`,
+    /// `{"resendInvitations": {}}`), and returns what the job did.
+    pub async fn run_scheduled_job(&self, event: Value) -> Value {
+        let url = format!("{}/2015-03-31/functions/provisioner/invocations", self.stack.aws_endpoint);
+        let reply = self.http.post(url).json(&event).send().await.expect("invoke");
+        let failed = reply.headers().contains_key("x-amz-function-error");
+        let body: Value = reply.json().await.expect("the job's answer");
+        assert!(!failed, "the scheduled job {event} failed: {body}");
+        body
     }
 
     /// The usernames of the invitation records (`APP#id / USER#…`) the table holds for an app.

@@ -88,6 +88,7 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
         row(Method::GET, app_path.clone(), None, [403, 200, 200, 404, 401, 200, 404]),
         row(Method::GET, format!("{app_path}/events"), None, [403, 200, 200, 404, 401, 200, 404]),
         row(Method::GET, users.clone(), None, [403, 200, 200, 404, 401, 200, 404]),
+        row(Method::GET, format!("{users}?invitation=EXPIRED"), None, [403, 200, 200, 404, 401, 200, 404]),
         row(Method::GET, "/tenant", None, [403, 200, 200, 200, 401, 403, 403]),
         row(Method::GET, "/tenants", None, [200, 403, 403, 403, 401, 403, 403]),
         row(Method::GET, tenant_path.clone(), None, [200, 403, 403, 403, 401, 403, 403]),
@@ -100,6 +101,7 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
         row(Method::POST, format!("{app_path}/repair"), None, [403, 200, 403, 404, 401, 403, 404]),
         row(Method::POST, "/apps", Some(new_app), [403, 202, 403, 403, 401, 403, 403]),
         row(Method::POST, format!("{user}/resend"), None, [403, 202, 403, 404, 401, 403, 404]),
+        row(Method::POST, format!("{users}/resend-expired"), None, [403, 200, 403, 404, 401, 403, 404]),
         row(Method::POST, users.clone(), Some(json!({"email": email()})), [403, 201, 403, 404, 401, 403, 404]),
         row(
             Method::POST,

@@ -89,6 +89,26 @@ async fn a_script_protects_an_app_invites_imports_and_deletes_it() {
 
     let users = json_of(&run(&h, token, &["users", "list", &id, "-o", "json"]));
     assert_eq!(users.as_array().unwrap().len(), 3, "{users}");
+    assert!(users.as_array().unwrap().iter().all(|u| u["invitation"]["status"] == "PENDING"), "{users}");
+
+    // Bob's invitation ran out: the table shows it, --expired lists him alone, resend-expired sends it.
+    let bob = users.as_array().unwrap().iter().find(|u| u["email"] == "bob@example.com").unwrap();
+    let bob = bob["username"].as_str().unwrap().to_string();
+    h.backdate_invitation(&id, &bob, time::Duration::days(8)).await;
+    let table = stdout(&run(&h, token, &["users", "list", &id]));
+    assert!(table.lines().next().is_some_and(|h| h.contains("INVITATION") && h.contains("EXPIRES")), "{table}");
+    assert!(table.lines().any(|l| l.contains("bob@example.com") && l.contains("EXPIRED")), "{table}");
+    let expired = json_of(&run(&h, token, &["users", "list", &id, "--expired", "-o", "json"]));
+    let emails: Vec<&str> = expired.as_array().unwrap().iter().filter_map(|u| u["email"].as_str()).collect();
+    assert_eq!(emails, ["bob@example.com"], "{expired}");
+    let pending = json_of(&run(&h, token, &["users", "list", &id, "--invitation", "pending", "-o", "json"]));
+    assert_eq!(pending.as_array().unwrap().len(), 2, "{pending}");
+    let resent = run(&h, token, &["users", "resend-expired", &id]);
+    assert_eq!(resent.status.code(), Some(0), "{}{}", stdout(&resent), stderr(&resent));
+    assert_eq!(stdout(&resent).trim(), "bob@example.com resent");
+    let expired = json_of(&run(&h, token, &["users", "list", &id, "--expired", "-o", "json"]));
+    assert_eq!(expired, serde_json::json!([]), "sent again, so pending");
+
     json_of(&run(&h, token, &["users", "revoke", &id, &username, "-o", "json"]));
     let users = json_of(&run(&h, token, &["users", "list", &id, "-o", "json"]));
     assert_eq!(users.as_array().unwrap().len(), 2, "{users}");

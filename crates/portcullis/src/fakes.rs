@@ -8,15 +8,16 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    AliasTarget, App, AppEvent, AppStatus, Caller, CertificateStatus, DnsRecord, DomainRule, EnvironmentState,
-    FoundRecord, GrantedTarget, HostedZone, Invitation, ListenerDefault, ListenerProtocol, LoadBalancerView,
-    Registration, Resources, Role, RuleAction, Scope, ServiceToken, SesConfig, Target, Tenant, TenantQuotas,
+    AliasTarget, App, AppEvent, AppStatus, AppUser, Caller, CertificateStatus, DnsRecord, DomainRule, EnvironmentState,
+    FoundRecord, GrantedTarget, HostedZone, Invitation, InvitationState, Invitee, ListenerDefault, ListenerProtocol,
+    LoadBalancerView, Registration, Resend, Resources, Role, RuleAction, Scope, ServiceToken, SesConfig, Target,
+    Tenant, TenantQuotas, UserStatus,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppRepository, DnsZone, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page,
+    AppRepository, AppUsers, DnsZone, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page,
     PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, ServiceCredentials, ServiceTokenRecords,
-    Subject, TenantRegistry, TokenVerifier,
+    Subject, TenantRegistry, TokenVerifier, UserFilter,
 };
 use crate::ports::{
     CertificateAuthority, CertificateState, ClientSecret, ClientSpec, CreatedCredential, CreatedPool, FoundPool,
@@ -141,6 +142,74 @@ impl PriorityReservations for MemoryReservations {
     }
 }
 
+/// One app pool's users; `resend` gives a user a fresh invitation and is recorded. Pool ids in
+/// `broken` answer every call with an upstream failure.
+#[derive(Default)]
+pub struct MemoryAppUsers {
+    pub users: Mutex<Vec<(String, AppUser)>>,
+    pub resent: Mutex<Vec<String>>,
+    pub broken: Mutex<Vec<String>>,
+}
+
+/// A user invited at the epoch who has not signed in, as a pool lists them.
+pub fn invited_user(username: &str, email: &str) -> AppUser {
+    let epoch = OffsetDateTime::UNIX_EPOCH;
+    AppUser {
+        username: username.into(),
+        email: email.into(),
+        name: None,
+        status: UserStatus::ForceChangePassword,
+        enabled: true,
+        invited_at: epoch,
+        invited_by: None,
+        invitation: InvitationState::of(UserStatus::ForceChangePassword, epoch, epoch),
+    }
+}
+
+impl MemoryAppUsers {
+    /// Adds a user in FORCE_CHANGE_PASSWORD to the pool.
+    pub fn invited(&self, pool_id: &str, username: &str) {
+        let user = invited_user(username, &format!("{username}@example.com"));
+        self.users.lock().unwrap().push((pool_id.into(), user));
+    }
+
+    fn check(&self, pool_id: &str) -> Result<()> {
+        match self.broken.lock().unwrap().iter().any(|p| p == pool_id) {
+            true => Err(Error::upstream("the pool is unavailable")),
+            false => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl AppUsers for MemoryAppUsers {
+    async fn invite(&self, _: &str, _: &Invitee) -> Result<AppUser> {
+        Err(Error::internal("not used"))
+    }
+    async fn resend(&self, pool_id: &str, username: &str) -> Result<()> {
+        self.check(pool_id)?;
+        self.resent.lock().unwrap().push(username.into());
+        Ok(())
+    }
+    async fn list(&self, pool_id: &str, filter: UserFilter, _: u32, _: Option<&str>) -> Result<Page<AppUser>> {
+        self.check(pool_id)?;
+        let items = self
+            .users
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(pool, user)| {
+                pool == pool_id && (filter == UserFilter::Everyone || user.status == UserStatus::ForceChangePassword)
+            })
+            .map(|(_, user)| user.clone())
+            .collect();
+        Ok(Page { items, next_token: None })
+    }
+    async fn revoke(&self, _: &str, _: &str) -> Result<()> {
+        Err(Error::internal("not used"))
+    }
+}
+
 /// Invitations by (app id, username).
 #[derive(Default)]
 pub struct MemoryInvitations {
@@ -160,9 +229,10 @@ impl InvitationRecords for MemoryInvitations {
             .filter_map(|u| records.get(&(app_id.to_string(), u.clone())).map(|i| (u.clone(), i.clone())))
             .collect())
     }
-    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime, by: Resend) -> Result<()> {
         if let Some(record) = self.records.lock().unwrap().get_mut(&(app_id.into(), username.into())) {
             record.last_sent_at = at;
+            record.auto_resends += u32::from(by == Resend::Automatic);
         }
         Ok(())
     }
@@ -260,6 +330,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         target: Target::Alb { listener_arn: LISTENER.into(), target_group_arn: TARGET_GROUP.into() },
         session_timeout_seconds: 3600,
         dns_alias: false,
+        auto_resend: false,
         status,
         step: None,
         resources: Resources::default(),

@@ -12,7 +12,10 @@ use serde_json::Value;
 
 use crate::adapters::{DynamoStore, JwksTokenVerifier};
 use crate::api::{AllowedOrigins, ApiRequest, ApiResponse, Cors, Operations, PageSeal};
-use crate::workflow::{CheckDrift, DriftCheck, FailureName, Provisioner, RunEnded, StepFailure, StepInput, StepOutput};
+use crate::workflow::{
+    CheckDrift, DriftCheck, FailureName, InvitationReminder, Provisioner, ResendInvitations, RunEnded, StepFailure,
+    StepInput, StepOutput,
+};
 
 /// Turns API Gateway's request into the API's. The route is API Gateway's resource template, so a
 /// function serves exactly the operations openapi.yaml routes to it.
@@ -114,25 +117,42 @@ pub async fn run_step(provisioner: &Provisioner, event: Value) -> Result<StepOut
     Ok(provisioner.run(input).await?)
 }
 
-/// The drift check schedule's event is `{"checkDrift": {…}}`; anything else goes to `run_event`.
-pub async fn run_invocation(provisioner: &Provisioner, drift: &DriftCheck, event: Value) -> Result<Value, Diagnostic> {
-    let answer = match event.get("checkDrift") {
-        Some(request) => {
-            let request: CheckDrift = serde_json::from_value(request.clone()).map_err(|e| {
-                StepFailure::new(FailureName::InvalidStepRequest, format!("the checkDrift event does not read: {e}"))
-            })?;
-            serde_json::to_value(drift.run(request).await.map_err(StepFailure::from)?)
-        }
-        None => serde_json::to_value(run_event(provisioner, event).await?),
+/// What the provisioner runs besides the state machines' tasks: the template's schedules.
+pub struct ScheduledJobs {
+    pub drift: DriftCheck,
+    pub reminder: InvitationReminder,
+}
+
+/// Reads a schedule's event, `{"<job>": {…}}`.
+fn job_request<T: serde::de::DeserializeOwned>(job: &str, request: &Value) -> Result<T, StepFailure> {
+    serde_json::from_value(request.clone())
+        .map_err(|e| StepFailure::new(FailureName::InvalidStepRequest, format!("the {job} event does not read: {e}")))
+}
+
+/// A schedule's event (`{"checkDrift": …}`, `{"resendInvitations": …}`) runs its job; anything else goes
+/// to `run_event`.
+pub async fn run_invocation(
+    provisioner: &Provisioner,
+    jobs: &ScheduledJobs,
+    event: Value,
+) -> Result<Value, Diagnostic> {
+    let answer = if let Some(request) = event.get("checkDrift") {
+        let request: CheckDrift = job_request("checkDrift", request)?;
+        serde_json::to_value(jobs.drift.run(request).await.map_err(StepFailure::from)?)
+    } else if let Some(request) = event.get("resendInvitations") {
+        let request: ResendInvitations = job_request("resendInvitations", request)?;
+        serde_json::to_value(jobs.reminder.run(request).await.map_err(StepFailure::from)?)
+    } else {
+        serde_json::to_value(run_event(provisioner, event).await?)
     };
     answer.map_err(|e| StepFailure::new(FailureName::Internal, format!("the answer does not serialize: {e}")).into())
 }
 
 /// Runs the Lambda event loop of the provisioner until the runtime stops it.
-pub async fn serve_steps(provisioner: Arc<Provisioner>, drift: Arc<DriftCheck>) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_steps(provisioner: Arc<Provisioner>, jobs: Arc<ScheduledJobs>) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
-        let (provisioner, drift) = (provisioner.clone(), drift.clone());
-        async move { run_invocation(&provisioner, &drift, event.payload).await }
+        let (provisioner, jobs) = (provisioner.clone(), jobs.clone());
+        async move { run_invocation(&provisioner, &jobs, event.payload).await }
     }))
     .await
 }

@@ -4,6 +4,7 @@
 //! - `ports`: what the domain needs from outside, as traits
 //! - `adapters`: those ports on aws-sdk-rust
 //! - `api`: the REST operations, independent of Lambda's event types
+//! - `invitations`: sending invitations again, for the API and the scheduled reminder
 //! - `workflow`: the contract with the state machines and their task steps
 //! - `lambda` (feature `lambda`): the glue between Lambda's events and `api`/`workflow`, for the
 //!   function crates
@@ -16,6 +17,7 @@ pub mod endpoint;
 pub mod error;
 #[cfg(test)]
 mod fakes;
+pub mod invitations;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod ports;

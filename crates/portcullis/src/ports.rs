@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::domain::{
     AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, ClaimOutcome, ClientSettings, DnsRecord,
     EnvironmentState, FoundRecord, HostedZone, Invitation, Invitee, KeyClaim, ListenerDefault, ListenerProtocol,
-    LoadBalancerView, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant,
+    LoadBalancerView, Resend, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant,
     ValidationRecord,
 };
 use crate::error::Result;
@@ -78,9 +78,9 @@ pub trait InvitationRecords: Send + Sync {
     async fn put(&self, app: &App, invitation: &Invitation) -> Result<()>;
     /// The invitations recorded for these users, by user name (users without one are left out).
     async fn get_many(&self, app_id: &str, usernames: &[String]) -> Result<HashMap<String, Invitation>>;
-    /// Notes that the invitation was sent again at `at`; none recorded (a user added outside Portcullis)
-    /// is fine.
-    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
+    /// Notes that the invitation was sent again at `at` (and counts it, if it was automatic); none
+    /// recorded (a user added outside Portcullis) is fine.
+    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime, by: Resend) -> Result<()>;
     /// Forgets an invitation; none recorded is fine.
     async fn delete(&self, app_id: &str, username: &str) -> Result<()>;
     /// Forgets every invitation of the app (its pool is gone).
@@ -260,6 +260,8 @@ pub struct PoolSpec {
     pub invitation_body: String,
     /// The tenant's SES identity; without one, Cognito's default sender.
     pub ses: Option<SesIdentity>,
+    /// How long an invitation's temporary password works.
+    pub temporary_password_days: u8,
 }
 
 /// How an app's client is made: code flow, `openid email`, callback and logout URLs, with a secret.
@@ -306,6 +308,14 @@ pub trait UserPools: Send + Sync {
     async fn find_client(&self, pool_id: &str, client_name: &str) -> Result<Option<String>>;
 }
 
+/// Which of a pool's users a listing asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFilter {
+    Everyone,
+    /// Invited, and not signed in yet: their invitation is pending or expired.
+    NotSignedIn,
+}
+
 /// The users of an app's pool (Cognito): invited, listed and revoked by the app's admins.
 #[async_trait]
 pub trait AppUsers: Send + Sync {
@@ -315,8 +325,14 @@ pub trait AppUsers: Send + Sync {
     /// Sends the invitation again with a new temporary password and expiry. `NotFound` for an unknown
     /// user, `Conflict` for one who has already signed in.
     async fn resend(&self, pool_id: &str, username: &str) -> Result<()>;
-    /// A page of the pool's users.
-    async fn list(&self, pool_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppUser>>;
+    /// A page of the pool's users (a filtered page may hold fewer than `limit`, and still have a next).
+    async fn list(
+        &self,
+        pool_id: &str,
+        filter: UserFilter,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<Page<AppUser>>;
     /// Signs the user out everywhere and removes them from the pool. `NotFound` for an unknown user.
     async fn revoke(&self, pool_id: &str, username: &str) -> Result<()>;
 }

@@ -1,16 +1,19 @@
 //! provisioner: the task steps of the provision and deprovision state machines, chosen by the event's
-//! `step`, and the scheduled drift check (`{"checkDrift": …}`). IAM: the table, ACM, ELBv2, Cognito user pools, Elastic Beanstalk (read), Route 53 (the
-//! tenants' hosted zones).
+//! `step`, and the scheduled jobs: the drift check (`{"checkDrift": …}`) and the invitation reminder
+//! (`{"resendInvitations": {}}`). IAM: the table, ACM, ELBv2, Cognito user pools (and their invitations),
+//! Elastic Beanstalk (read), Route 53 (the tenants' hosted zones).
 
 use std::sync::Arc;
 
 use portcullis::adapters::{
-    AcmCertificates, BeanstalkEnvironments, CognitoUserPools, DynamoStore, ElbLoadBalancer, Route53Zone,
-    load_aws_config,
+    AcmCertificates, BeanstalkEnvironments, CognitoAppUsers, CognitoUserPools, DynamoStore, ElbLoadBalancer,
+    Route53Zone, load_aws_config,
 };
 use portcullis::config::table_name;
-use portcullis::lambda::serve_steps;
-use portcullis::workflow::{DriftCheck, Provisioner};
+use portcullis::invitations::Resender;
+use portcullis::lambda::{ScheduledJobs, serve_steps};
+use portcullis::retry::Backoff;
+use portcullis::workflow::{DriftCheck, InvitationReminder, Provisioner};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -30,6 +33,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         logins: user_pools.clone(),
         user_pools: user_pools.clone(),
     };
+    let reminder = InvitationReminder {
+        apps: store.clone(),
+        tenants: store.clone(),
+        resender: Resender {
+            users: Arc::new(CognitoAppUsers::from_config(&aws)),
+            invitations: store.clone(),
+            history: store.clone(),
+            backoff: Backoff::default(),
+        },
+    };
     let provisioner = Provisioner {
         apps: store.clone(),
         history: store.clone(),
@@ -43,5 +56,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         user_pools,
         dns: Arc::new(Route53Zone::from_config(&aws)),
     };
-    serve_steps(Arc::new(provisioner), Arc::new(drift)).await
+    serve_steps(Arc::new(provisioner), Arc::new(ScheduledJobs { drift, reminder })).await
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, AdminCreateUserConfigType, EmailConfigurationType, EmailSendingAccountType,
-    MessageTemplateType, OAuthFlowType, PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType,
-    UsernameAttributeType, VerifiedAttributeType,
+    MessageTemplateType, OAuthFlowType, PasswordPolicyType, PreventUserExistenceErrorTypes, RecoveryOptionNameType,
+    RecoveryOptionType, UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType,
 };
 
 use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
@@ -48,6 +48,20 @@ fn email_configuration(ses: Option<&SesIdentity>) -> EmailConfigurationType {
     }
 }
 
+/// Cognito's default password rules, stated because the temporary password's lifetime is part of the
+/// same policy (an omitted rule would be off, not the default).
+fn password_policy(temporary_password_days: u8) -> UserPoolPolicyType {
+    let rules = PasswordPolicyType::builder()
+        .minimum_length(8)
+        .require_uppercase(true)
+        .require_lowercase(true)
+        .require_numbers(true)
+        .require_symbols(true)
+        .temporary_password_validity_days(temporary_password_days.into())
+        .build();
+    UserPoolPolicyType::builder().password_policy(rules).build()
+}
+
 /// Deletes treat a missing resource as already deleted.
 fn gone_is_done<T>(result: std::result::Result<T, AwsFailure>) -> Result<()> {
     done_if(result, &["ResourceNotFoundException"]).map_err(AwsFailure::into_error)?;
@@ -81,6 +95,7 @@ impl UserPools for CognitoUserPools {
                     .invite_message_template(invitation)
                     .build(),
             )
+            .policies(password_policy(spec.temporary_password_days))
             .username_attributes(UsernameAttributeType::Email)
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .account_recovery_setting(recovery)

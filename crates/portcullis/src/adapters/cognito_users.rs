@@ -9,9 +9,9 @@ use aws_sdk_cognitoidentityprovider::types::{
 use time::OffsetDateTime;
 
 use super::{AwsFailure, aws_failure, build_error};
-use crate::domain::{AppUser, Invitee, UserStatus};
+use crate::domain::{AppUser, InvitationState, Invitee, UserStatus};
 use crate::error::{Error, Result};
-use crate::ports::{AppUsers, Page};
+use crate::ports::{AppUsers, Page, UserFilter};
 
 /// Cognito's page size limit for ListUsers.
 const MAX_LIST_USERS: u32 = 60;
@@ -70,18 +70,23 @@ fn user_status(status: &UserStatusType) -> UserStatus {
 fn app_user(user: UserType) -> AppUser {
     let attribute =
         |name: &str| user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_string);
-    let created = user
-        .user_create_date()
-        .and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let time = |date: Option<&aws_sdk_cognitoidentityprovider::primitives::DateTime>| {
+        date.and_then(|d| OffsetDateTime::from_unix_timestamp(d.secs()).ok()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    };
+    let created = time(user.user_create_date());
+    let status = user.user_status().map(user_status).unwrap_or(UserStatus::Unknown);
+    // Without Portcullis's record, the pool's own date: a temporary password is set when the user is
+    // created or the invitation resent, and nothing else changes a user who has not signed in.
+    let sent_at = time(user.user_last_modified_date());
     AppUser {
         username: user.username().unwrap_or_default().to_string(),
         email: attribute("email").unwrap_or_default(),
         name: attribute("name"),
-        status: user.user_status().map(user_status).unwrap_or(UserStatus::Unknown),
+        status,
         enabled: user.enabled(),
         invited_at: created,
         invited_by: None,
+        invitation: InvitationState::of(status, sent_at, OffsetDateTime::now_utc()),
     }
 }
 
@@ -117,11 +122,22 @@ impl AppUsers for CognitoAppUsers {
         Ok(())
     }
 
-    async fn list(&self, pool_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppUser>> {
+    async fn list(
+        &self,
+        pool_id: &str,
+        filter: UserFilter,
+        limit: u32,
+        next_token: Option<&str>,
+    ) -> Result<Page<AppUser>> {
+        let filter = match filter {
+            UserFilter::Everyone => None,
+            UserFilter::NotSignedIn => Some("cognito:user_status = \"FORCE_CHANGE_PASSWORD\"".to_string()),
+        };
         let out = self
             .client
             .list_users()
             .user_pool_id(pool_id)
+            .set_filter(filter)
             .limit(i32::try_from(limit.min(MAX_LIST_USERS)).unwrap_or(60))
             .set_pagination_token(next_token.map(str::to_string))
             .send()

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use super::{AwsFailure, all_pages, aws_failure, build_error, done_if};
 use crate::domain::{
-    App, AppEvent, AppStatus, ClaimOutcome, Invitation, KeyClaim, KeyRecord, KeyState, ServiceToken, SesConfig,
+    App, AppEvent, AppStatus, ClaimOutcome, Invitation, KeyClaim, KeyRecord, KeyState, Resend, ServiceToken, SesConfig,
     StoredAnswer, Tenant, domain_taken,
 };
 use crate::error::{Error, Result};
@@ -666,18 +666,20 @@ impl InvitationRecords for DynamoStore {
         Ok(found)
     }
 
-    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+    async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime, by: Resend) -> Result<()> {
         let at = at
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| Error::internal_from("cannot write a time", e))?;
+        let automatic = u32::from(by == Resend::Automatic);
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(invitation_key(app_id, username)))
-            .update_expression("SET lastSentAt = :at")
+            .update_expression("SET lastSentAt = :at ADD autoResends :automatic")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", s(at))
+            .expression_attribute_values(":automatic", AttributeValue::N(automatic.to_string()))
             .send()
             .await
             .map_err(|e| aws_failure("DynamoDB UpdateItem (invitation)", e));

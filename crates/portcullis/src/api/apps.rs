@@ -110,6 +110,7 @@ impl AppsApi {
             target: new.target,
             session_timeout_seconds: new.session_timeout_seconds,
             dns_alias: new.dns_alias,
+            auto_resend: new.auto_resend,
             status: AppStatus::Provisioning,
             step: Some(Step::Certificate),
             resources: Resources::default(),

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::domain::InvitationStatus;
 use crate::error::{Error, Result};
 
 /// The environment variable holding the key.
@@ -33,9 +34,13 @@ impl PageScope {
     pub fn app_events(app_id: &str) -> Self {
         PageScope(format!("app-events\n{app_id}"))
     }
-    /// An app's users.
-    pub fn users(app_id: &str) -> Self {
-        PageScope(format!("users\n{app_id}"))
+    /// An app's users, all or those whose invitation is in one state (a token of one listing is no
+    /// good for another).
+    pub fn users(app_id: &str, invitation: Option<InvitationStatus>) -> Self {
+        match invitation {
+            None => PageScope(format!("users\n{app_id}")),
+            Some(status) => PageScope(format!("users\n{app_id}\n{}", status.as_str())),
+        }
     }
     /// The tenant registry.
     pub fn tenants() -> Self {
@@ -132,10 +137,15 @@ mod tests {
 
     #[test]
     fn a_sealed_position_opens_in_its_own_listing_only() {
-        let scope = PageScope::users("app-1");
+        let scope = PageScope::users("app-1", None);
         let token = seal().seal(&scope, "cognito-position");
         assert_eq!(seal().open(&scope, &token).unwrap(), "cognito-position");
-        for foreign in [PageScope::users("app-2"), PageScope::app_events("app-1"), PageScope::apps("app-1")] {
+        for foreign in [
+            PageScope::users("app-2", None),
+            PageScope::users("app-1", Some(InvitationStatus::Expired)),
+            PageScope::app_events("app-1"),
+            PageScope::apps("app-1"),
+        ] {
             assert_eq!(seal().open(&foreign, &token).unwrap_err().kind(), ErrorKind::Invalid, "{foreign:?}");
         }
         let other_key = PageSeal::new(&"x".repeat(40)).unwrap();

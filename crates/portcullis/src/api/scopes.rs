@@ -14,7 +14,13 @@ pub fn needed(method: &Method, resource: &str) -> Option<Scope> {
         // Preflight creates nothing: it is a read.
         (&Method::POST, "/apps/preflight") => Scope::AppsRead,
         (&Method::POST, "/apps" | "/apps/{id}/repair") | (&Method::DELETE, "/apps/{id}") => Scope::AppsWrite,
-        (&Method::POST, "/apps/{id}/users" | "/apps/{id}/users/batch" | "/apps/{id}/users/{username}/resend")
+        (
+            &Method::POST,
+            "/apps/{id}/users"
+            | "/apps/{id}/users/batch"
+            | "/apps/{id}/users/{username}/resend"
+            | "/apps/{id}/users/resend-expired",
+        )
         | (&Method::DELETE, "/apps/{id}/users/{username}") => Scope::UsersWrite,
         _ => return None,
     })
@@ -60,6 +66,8 @@ mod tests {
         assert!(check(&service(&[Scope::AppsWrite]), &Method::POST, "/apps/{id}/repair").is_ok());
         let inviter = service(&[Scope::UsersWrite]);
         assert!(check(&inviter, &Method::POST, "/apps/{id}/users/batch").is_ok());
+        assert!(check(&inviter, &Method::POST, "/apps/{id}/users/resend-expired").is_ok());
+        assert!(check(&reader, &Method::POST, "/apps/{id}/users/resend-expired").is_err());
         assert!(check(&inviter, &Method::GET, "/apps").is_err());
     }
 

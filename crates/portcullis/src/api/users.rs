@@ -3,13 +3,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use super::apps::find_app;
 use super::{
@@ -17,17 +14,13 @@ use super::{
     respond,
 };
 use crate::domain::{
-    App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, Invitee, InviteeBody, MAX_BATCH,
+    App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, InvitationState,
+    InvitationStatus, Invitee, InviteeBody, MAX_BATCH, Resend, UserStatus,
 };
 use crate::error::{Chain, Error, Result};
-use crate::ports::{AppRepository, AppUsers, History, InvitationRecords, Subject, TokenVerifier};
+use crate::invitations::{REQUEST_SEND_BUDGET, Resender, within_budget};
+use crate::ports::{AppRepository, AppUsers, History, InvitationRecords, Subject, TokenVerifier, UserFilter};
 use crate::retry::Backoff;
-
-/// Invitations in flight at once in a batch: AdminCreateUser is throttled per account.
-const BATCH_CONCURRENCY: usize = 4;
-/// A batch stops starting invitations after this long, so that even under throttling the answer
-/// (with `failed` for what was not attempted) comes inside API Gateway's 29 s.
-const BATCH_TIME_BUDGET: Duration = Duration::from_secs(20);
 
 /// The `/apps/{id}/users` operations.
 pub struct UsersApi {
@@ -46,6 +39,7 @@ enum Route {
     ListUsers,
     InviteUsers,
     ResendInvitation,
+    ResendExpiredInvitations,
     RevokeUser,
 }
 
@@ -56,6 +50,7 @@ impl Route {
             (&Method::GET, "/apps/{id}/users") => Route::ListUsers,
             (&Method::POST, "/apps/{id}/users/batch") => Route::InviteUsers,
             (&Method::POST, "/apps/{id}/users/{username}/resend") => Route::ResendInvitation,
+            (&Method::POST, "/apps/{id}/users/resend-expired") => Route::ResendExpiredInvitations,
             (&Method::DELETE, "/apps/{id}/users/{username}") => Route::RevokeUser,
             _ => return None,
         })
@@ -67,6 +62,7 @@ impl Route {
             Route::ListUsers => "listUsers",
             Route::InviteUsers => "inviteUsers",
             Route::ResendInvitation => "resendInvitation",
+            Route::ResendExpiredInvitations => "resendExpiredInvitations",
             Route::RevokeUser => "revokeUser",
         }
     }
@@ -105,6 +101,7 @@ impl Operations for UsersApi {
                 Route::ListUsers => self.list(&caller, app_id, request).await,
                 Route::InviteUsers => self.batch(&caller, app_id, &request.body).await,
                 Route::ResendInvitation => self.resend(&caller, app_id, username).await,
+                Route::ResendExpiredInvitations => self.resend_expired(&caller, app_id).await,
                 Route::RevokeUser => self.revoke(&caller, app_id, username).await,
             }
         })
@@ -141,22 +138,25 @@ impl UsersApi {
         pool_id: &str,
         screened: Vec<std::result::Result<Invitee, BatchResult>>,
     ) -> Vec<BatchResult> {
-        let deadline = Instant::now() + BATCH_TIME_BUDGET;
-        stream::iter(screened)
-            .map(|entry| async move {
+        within_budget(
+            screened,
+            REQUEST_SEND_BUDGET,
+            |entry| async move {
                 match entry {
                     Err(answered) => answered,
-                    Ok(invitee) if Instant::now() >= deadline => BatchResult::new(
-                        invitee.email,
-                        BatchOutcome::Failed,
-                        "not attempted: the batch ran out of time (throttling); send it again".to_string(),
-                    ),
                     Ok(invitee) => self.invite_entry(caller, app, pool_id, invitee).await,
                 }
-            })
-            .buffered(BATCH_CONCURRENCY)
-            .collect()
-            .await
+            },
+            |entry| match entry {
+                Err(answered) => answered,
+                Ok(invitee) => BatchResult::new(
+                    invitee.email,
+                    BatchOutcome::Failed,
+                    "not attempted: the batch ran out of time (throttling); send it again".to_string(),
+                ),
+            },
+        )
+        .await
     }
 
     /// One batch entry's outcome.
@@ -173,42 +173,72 @@ impl UsersApi {
         }
     }
 
-    /// `GET /apps/{id}/users`: the pool's users with Portcullis's invitation records.
+    /// `GET /apps/{id}/users[?invitation=PENDING|ACCEPTED|EXPIRED]`: the pool's users with Portcullis's
+    /// invitation records. A filtered page may hold fewer than `limit` users and still have a next one.
     async fn list(&self, caller: &Caller, app_id: &str, request: &ApiRequest) -> Result<ApiResponse> {
-        let scope = PageScope::users(app_id);
+        let wanted = request.query.get("invitation").map(|v| InvitationStatus::parse(v)).transpose()?;
+        let scope = PageScope::users(app_id, wanted);
         let page = PageRequest::from_query(&request.query, &scope)?;
         let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         let Some(pool_id) = app.resources.user_pool_id.as_deref() else {
             return Ok(json_response(StatusCode::OK, &Listing::<AppUser> { items: vec![], next_token: None }));
         };
-        let users = self.backoff.retry(|| self.users.list(pool_id, page.limit, page.next_token.as_deref())).await?;
-        let usernames: Vec<String> = users.items.iter().map(|u| u.username.clone()).collect();
-        let invitations = self.invitations.get_many(&app.id, &usernames).await?;
-        let items = users
-            .items
+        // Pending and expired invitations are the pool's users who have not signed in: ask for those only.
+        let filter = match wanted {
+            Some(InvitationStatus::Pending | InvitationStatus::Expired) => UserFilter::NotSignedIn,
+            Some(InvitationStatus::Accepted) | None => UserFilter::Everyone,
+        };
+        let users =
+            self.backoff.retry(|| self.users.list(pool_id, filter, page.limit, page.next_token.as_deref())).await?;
+        let items = self
+            .resender()
+            .with_records(&app, users.items)
+            .await?
             .into_iter()
-            .map(|mut user| {
-                if let Some(invitation) = invitations.get(&user.username) {
-                    user.invited_at = invitation.invited_at;
-                    user.invited_by = Some(invitation.invited_by.clone());
-                }
-                user
-            })
+            .filter(|user| wanted.is_none_or(|status| user.invitation.status == status))
             .collect();
         Ok(json_response(StatusCode::OK, &Listing::sealed(items, users.next_token, &scope)?))
     }
 
-    /// `POST /apps/{id}/users/{username}/resend`: a new temporary password and a fresh 7 days.
+    /// `POST /apps/{id}/users/{username}/resend`: a new temporary password and a fresh validity.
     async fn resend(&self, caller: &Caller, app_id: &str, username: &str) -> Result<ApiResponse> {
         caller.require_admin()?;
         let (app, pool_id) = self.active_app(caller, app_id).await?;
-        self.backoff.retry(|| self.users.resend(&pool_id, username)).await?;
-        let now = OffsetDateTime::now_utc();
-        self.invitations.mark_sent(&app.id, username, now).await?;
-        self.record(caller, &app, AuditAction::UserInvitationResent, username).await?;
-        let resent_at = now.format(&time::format_description::well_known::Rfc3339).ok();
-        let body = serde_json::json!({ "username": username, "resentAt": resent_at });
+        let by = (caller.actor.as_str(), Resend::ByAdmin);
+        let sent_at = self.resender().resend(&app, &pool_id, username, by, username.to_string()).await?;
+        let invitation = InvitationState::of(UserStatus::ForceChangePassword, sent_at, sent_at);
+        let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+        let body = serde_json::json!({
+            "username": username,
+            "resentAt": rfc3339(sent_at),
+            "expiresAt": invitation.expires_at.and_then(rfc3339),
+        });
         Ok(json_response(StatusCode::ACCEPTED, &body))
+    }
+
+    /// `POST /apps/{id}/users/resend-expired`: every expired invitation sent again, each with its outcome.
+    async fn resend_expired(&self, caller: &Caller, app_id: &str) -> Result<ApiResponse> {
+        caller.require_admin()?;
+        let (app, pool_id) = self.active_app(caller, app_id).await?;
+        let resender = self.resender();
+        let expired: Vec<AppUser> = resender
+            .not_signed_in(&app, &pool_id)
+            .await?
+            .into_iter()
+            .filter(|user| user.invitation.status == InvitationStatus::Expired)
+            .collect();
+        let by = (caller.actor.as_str(), Resend::ByAdmin);
+        let results = resender.resend_each(&app, &pool_id, expired, by, REQUEST_SEND_BUDGET).await;
+        Ok(json_response(StatusCode::OK, &serde_json::json!({ "results": results })))
+    }
+
+    fn resender(&self) -> Resender {
+        Resender {
+            users: self.users.clone(),
+            invitations: self.invitations.clone(),
+            history: self.history.clone(),
+            backoff: self.backoff,
+        }
     }
 
     /// `DELETE /apps/{id}/users/{username}`: signed out everywhere and removed from the app's pool.
@@ -225,7 +255,7 @@ impl UsersApi {
 
     /// Invites one validated address: the pool first (retrying throttling), then the record and history.
     async fn invite_one(&self, caller: &Caller, app: &App, pool_id: &str, invitee: &Invitee) -> Result<AppUser> {
-        let mut user = self.backoff.retry(|| self.users.invite(pool_id, invitee)).await?;
+        let user = self.backoff.retry(|| self.users.invite(pool_id, invitee)).await?;
         let now = OffsetDateTime::now_utc();
         let invitation = Invitation {
             username: user.username.clone(),
@@ -233,13 +263,12 @@ impl UsersApi {
             invited_by: caller.actor.clone(),
             invited_at: now,
             last_sent_at: now,
+            auto_resends: 0,
         };
         self.invitations.put(app, &invitation).await?;
         let detail = format!("{} ({})", user.email, user.username);
         self.record(caller, app, AuditAction::UserInvited, detail).await?;
-        user.invited_at = now;
-        user.invited_by = Some(caller.actor.clone());
-        Ok(user)
+        Ok(user.with_record(&invitation, now))
     }
 
     /// The caller's app and its pool, if it is ACTIVE (409 otherwise, 404 if not theirs).
@@ -294,12 +323,14 @@ fn screen(entries: &[InviteeBody]) -> Vec<std::result::Result<Invitee, BatchResu
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
     use async_trait::async_trait;
+    use tokio::time::Instant;
 
     use super::*;
-    use crate::domain::{Role, UserStatus};
-    use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory, MemoryInvitations, active_app};
+    use crate::domain::Role;
+    use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory, MemoryInvitations, active_app, invited_user};
     use crate::ports::Page;
 
     #[test]
@@ -322,20 +353,12 @@ mod tests {
         async fn invite(&self, _: &str, invitee: &Invitee) -> Result<AppUser> {
             tokio::time::sleep(self.delay).await;
             self.invited.fetch_add(1, Ordering::SeqCst);
-            Ok(AppUser {
-                username: invitee.email.clone(),
-                email: invitee.email.clone(),
-                name: None,
-                status: UserStatus::ForceChangePassword,
-                enabled: true,
-                invited_at: OffsetDateTime::UNIX_EPOCH,
-                invited_by: None,
-            })
+            Ok(invited_user(&invitee.email, &invitee.email))
         }
         async fn resend(&self, _: &str, _: &str) -> Result<()> {
             Ok(())
         }
-        async fn list(&self, _: &str, _: u32, _: Option<&str>) -> Result<Page<AppUser>> {
+        async fn list(&self, _: &str, _: UserFilter, _: u32, _: Option<&str>) -> Result<Page<AppUser>> {
             Ok(Page { items: vec![], next_token: None })
         }
         async fn revoke(&self, _: &str, _: &str) -> Result<()> {

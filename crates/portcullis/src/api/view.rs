@@ -75,6 +75,7 @@ pub struct AppView<'a> {
     pub error: Option<&'a AppError>,
     pub session_timeout_seconds: u32,
     pub dns_alias: bool,
+    pub auto_resend: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_record: Option<DnsRecordView<'a>>,
     /// The last drift check; absent until the first.
@@ -117,6 +118,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             error: app.error.as_ref(),
             session_timeout_seconds: app.session_timeout_seconds,
             dns_alias: app.dns_alias,
+            auto_resend: app.auto_resend,
             dns_record: r.alias_dns.as_ref().map(DnsRecordView::from),
             health: app.health.as_ref(),
             created_at: app.created_at,

@@ -194,6 +194,10 @@ pub struct App {
     /// app is protected.
     #[serde(default)]
     pub dns_alias: bool,
+    /// Send an invitation again, automatically, the day before it expires (at most
+    /// [`super::MAX_AUTO_RESENDS`] times).
+    #[serde(default)]
+    pub auto_resend: bool,
     pub status: AppStatus,
     pub step: Option<Step>,
     #[serde(default)]

@@ -54,7 +54,7 @@ pub use tenant::{
     validate_registration, validate_tenant_id,
 };
 pub use users::{
-    AppUser, BatchOutcome, EmailSending, Invitation, Invitee, InviteeBody, MAX_BATCH, SesIdentity, UserStatus,
-    validate_email,
+    AppUser, BatchOutcome, EmailSending, Invitation, InvitationState, InvitationStatus, Invitee, InviteeBody,
+    MAX_AUTO_RESENDS, MAX_BATCH, Resend, SesIdentity, TEMPORARY_PASSWORD_VALIDITY_DAYS, UserStatus, validate_email,
 };
 pub use validate::{MAX_APP_DOMAIN_LENGTH, NewApp, validate_new_app};

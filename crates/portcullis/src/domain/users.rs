@@ -1,7 +1,7 @@
 //! An app's users: who was invited, by whom, and where their sign-up stands.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::validate::{plain_text, validate_host};
 use crate::error::{Error, Result};
@@ -22,7 +22,102 @@ pub struct AppUser {
     pub invited_at: OffsetDateTime,
     /// Who invited the user; absent for users added outside Portcullis.
     pub invited_by: Option<String>,
+    /// Whether the invitation was taken up, and until when it can be.
+    pub invitation: InvitationState,
 }
+
+impl AppUser {
+    /// Takes what Portcullis recorded of the user's invitation (who sent it, when it was last sent)
+    /// over what the pool alone can tell.
+    pub fn with_record(mut self, record: &Invitation, now: OffsetDateTime) -> AppUser {
+        self.invited_at = record.invited_at;
+        self.invited_by = Some(record.invited_by.clone());
+        self.invitation = InvitationState::of(self.status, record.last_sent_at, now);
+        self.invitation.auto_resends = record.auto_resends;
+        self
+    }
+}
+
+/// How long an invitation's temporary password works: the pool's `TemporaryPasswordValidityDays`, set
+/// when Portcullis creates the pool (to Cognito's default).
+pub const TEMPORARY_PASSWORD_VALIDITY_DAYS: u8 = 7;
+
+/// Where an invitation stands. The names are part of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvitationStatus {
+    /// Sent; the temporary password still works.
+    Pending,
+    /// The user has signed in and chosen a password.
+    Accepted,
+    /// The temporary password no longer works: the user cannot sign in until the invitation is resent.
+    Expired,
+}
+
+impl InvitationStatus {
+    /// The contract name, as in `?invitation=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "PENDING",
+            InvitationStatus::Accepted => "ACCEPTED",
+            InvitationStatus::Expired => "EXPIRED",
+        }
+    }
+
+    /// Reads `?invitation=`: one of the contract names.
+    pub fn parse(value: &str) -> Result<InvitationStatus> {
+        [InvitationStatus::Pending, InvitationStatus::Accepted, InvitationStatus::Expired]
+            .into_iter()
+            .find(|status| status.as_str() == value)
+            .ok_or_else(|| Error::Invalid("the invitation filter must be PENDING, ACCEPTED or EXPIRED".into()))
+    }
+}
+
+/// A user's invitation as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationState {
+    pub status: InvitationStatus,
+    /// When the invitation was last sent: the first time or a resend.
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    /// Until the user accepts: when the temporary password stops working.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// How often the app's reminder has sent it again (`autoResend`).
+    pub auto_resends: u32,
+}
+
+impl InvitationState {
+    /// The state of an invitation last sent at `sent_at` to a user whose account is in `status`.
+    pub fn of(status: UserStatus, sent_at: OffsetDateTime, now: OffsetDateTime) -> InvitationState {
+        if status != UserStatus::ForceChangePassword {
+            return InvitationState { status: InvitationStatus::Accepted, sent_at, expires_at: None, auto_resends: 0 };
+        }
+        let expires_at = sent_at + Duration::days(TEMPORARY_PASSWORD_VALIDITY_DAYS.into());
+        let status = if now < expires_at { InvitationStatus::Pending } else { InvitationStatus::Expired };
+        InvitationState { status, sent_at, expires_at: Some(expires_at), auto_resends: 0 }
+    }
+
+    /// Whether an app's reminder sends it again now: not accepted, expiring within a day (or already
+    /// expired, if runs were missed), and not yet sent automatically [`MAX_AUTO_RESENDS`] times.
+    pub fn due_for_automatic_resend(&self, now: OffsetDateTime) -> bool {
+        self.auto_resends < MAX_AUTO_RESENDS
+            && self.expires_at.is_some_and(|expires_at| expires_at - now <= Duration::days(1))
+    }
+}
+
+/// Who sent an invitation again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// An admin, one user or every expired one.
+    ByAdmin,
+    /// The scheduled reminder of an app with `autoResend`.
+    Automatic,
+}
+
+/// Most automatic resends of one invitation: after that, an admin decides.
+pub const MAX_AUTO_RESENDS: u32 = 3;
 
 /// Where a user's account stands. The names are shown in the API (`status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +161,9 @@ pub struct Invitation {
     /// When the invitation was last sent (the first time, or a resend): its 7-day expiry runs from here.
     #[serde(with = "time::serde::rfc3339")]
     pub last_sent_at: OffsetDateTime,
+    /// How often the scheduled reminder has sent it again.
+    #[serde(default)]
+    pub auto_resends: u32,
 }
 
 /// A validated invitee.
@@ -196,6 +294,53 @@ mod tests {
         assert_eq!(body.validate().unwrap().name.as_deref(), Some("Xavier"));
         let body: InviteeBody = serde_json::from_str(r#"{"name": "n"}"#).unwrap();
         assert!(body.validate().is_err());
+    }
+
+    fn at(rfc3339: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn an_invitation_is_pending_for_the_pools_validity_then_expired_until_accepted() {
+        let sent = at("2026-11-01T09:00:00Z");
+        let pending = InvitationState::of(UserStatus::ForceChangePassword, sent, at("2026-11-08T08:59:59Z"));
+        assert_eq!(pending.status, InvitationStatus::Pending);
+        assert_eq!(pending.expires_at, Some(at("2026-11-08T09:00:00Z")), "7 days after it was sent");
+        let expired = InvitationState::of(UserStatus::ForceChangePassword, sent, at("2026-11-08T09:00:00Z"));
+        assert_eq!(expired.status, InvitationStatus::Expired);
+        let accepted = InvitationState::of(UserStatus::Confirmed, sent, at("2026-12-01T00:00:00Z"));
+        assert_eq!((accepted.status, accepted.expires_at), (InvitationStatus::Accepted, None));
+        let shown = serde_json::to_value(pending).unwrap();
+        assert_eq!(shown["status"], "PENDING");
+        assert_eq!(shown["sentAt"], "2026-11-01T09:00:00Z");
+        assert_eq!(shown["expiresAt"], "2026-11-08T09:00:00Z");
+        assert!(serde_json::to_value(accepted).unwrap().get("expiresAt").is_none());
+    }
+
+    #[test]
+    fn the_reminder_resends_in_the_last_day_and_at_most_three_times() {
+        let sent = at("2026-11-01T09:00:00Z");
+        let state = |now: &str, auto_resends| InvitationState {
+            auto_resends,
+            ..InvitationState::of(UserStatus::ForceChangePassword, sent, at(now))
+        };
+        assert!(!state("2026-11-07T08:59:59Z", 0).due_for_automatic_resend(at("2026-11-07T08:59:59Z")));
+        assert!(state("2026-11-07T09:00:00Z", 0).due_for_automatic_resend(at("2026-11-07T09:00:00Z")));
+        assert!(state("2026-11-20T00:00:00Z", 2).due_for_automatic_resend(at("2026-11-20T00:00:00Z")), "missed runs");
+        assert!(!state("2026-11-20T00:00:00Z", MAX_AUTO_RESENDS).due_for_automatic_resend(at("2026-11-20T00:00:00Z")));
+        let accepted = InvitationState::of(UserStatus::Confirmed, sent, at("2026-11-20T00:00:00Z"));
+        assert!(!accepted.due_for_automatic_resend(at("2026-11-20T00:00:00Z")));
+    }
+
+    #[test]
+    fn the_invitation_filter_takes_the_contract_names_only() {
+        assert_eq!(InvitationStatus::parse("EXPIRED").unwrap(), InvitationStatus::Expired);
+        for bad in ["expired", "", "ANY"] {
+            assert_eq!(InvitationStatus::parse(bad).unwrap_err().kind(), crate::error::ErrorKind::Invalid, "{bad}");
+        }
+        for status in [InvitationStatus::Pending, InvitationStatus::Accepted, InvitationStatus::Expired] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

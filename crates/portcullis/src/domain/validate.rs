@@ -20,6 +20,7 @@ struct CreateAppBody {
     target: Option<serde_json::Value>,
     session_timeout_seconds: Option<serde_json::Value>,
     dns_alias: Option<serde_json::Value>,
+    auto_resend: Option<serde_json::Value>,
 }
 
 /// A validated request for a new app.
@@ -32,6 +33,8 @@ pub struct NewApp {
     pub session_timeout_seconds: u32,
     /// Point the domain at the load balancer in the tenant's hosted zone once the app is protected.
     pub dns_alias: bool,
+    /// Resend invitations the day before they expire.
+    pub auto_resend: bool,
 }
 
 /// Parses and validates the body of `POST /apps`.
@@ -53,12 +56,18 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
                 ))
             })?,
     };
-    let dns_alias = match body.dns_alias {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Bool(alias)) => alias,
-        Some(_) => return Err(Error::Invalid("dnsAlias must be true or false".into())),
-    };
-    Ok(NewApp { name, domain, target, session_timeout_seconds, dns_alias })
+    let dns_alias = optional_flag(body.dns_alias, "dnsAlias")?;
+    let auto_resend = optional_flag(body.auto_resend, "autoResend")?;
+    Ok(NewApp { name, domain, target, session_timeout_seconds, dns_alias, auto_resend })
+}
+
+/// A true-or-false field, false when absent.
+fn optional_flag(value: Option<serde_json::Value>, field: &str) -> Result<bool> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(false),
+        Some(serde_json::Value::Bool(flag)) => Ok(flag),
+        Some(_) => Err(Error::Invalid(format!("{field} must be true or false"))),
+    }
 }
 
 fn missing(field: &str) -> Error {
@@ -241,6 +250,16 @@ mod tests {
         assert!(validate_new_app(&v.to_string()).unwrap().dns_alias);
         v["dnsAlias"] = serde_json::json!("yes");
         assert_eq!(detail(validate_new_app(&v.to_string())), "dnsAlias must be true or false");
+    }
+
+    #[test]
+    fn automatic_resends_are_asked_for_with_a_boolean() {
+        let mut v: serde_json::Value = serde_json::from_str(&body("ok", "a.example.com")).unwrap();
+        assert!(!validate_new_app(&v.to_string()).unwrap().auto_resend, "off unless asked for");
+        v["autoResend"] = serde_json::json!(true);
+        assert!(validate_new_app(&v.to_string()).unwrap().auto_resend);
+        v["autoResend"] = serde_json::json!(1);
+        assert_eq!(detail(validate_new_app(&v.to_string())), "autoResend must be true or false");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::ports::{
 };
 use crate::retry::Backoff;
 
+use super::every_active_app;
+
 /// The scheduled check's event (the template's `DriftCheckSchedule` input): `{"checkDrift": {"limit": 50}}`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct CheckDrift {
@@ -55,14 +57,11 @@ pub struct DriftCheck {
     pub user_pools: Arc<dyn UserPools>,
 }
 
-/// Pages read per listing while collecting the apps to check.
-const PAGE: u32 = 100;
-
 impl DriftCheck {
     /// The scheduled run: every ACTIVE app of every tenant is a candidate; at most `limit` are checked,
     /// never checked or checked longest ago first. One app's failure does not stop the others.
     pub async fn run(&self, request: CheckDrift) -> Result<DriftRun> {
-        let mut candidates = self.active_apps().await?;
+        let mut candidates = every_active_app(self.tenants.as_ref(), self.apps.as_ref()).await?;
         candidates.sort_by_key(|app| app.health.as_ref().map(|h| h.checked_at));
         let mut run = DriftRun::default();
         for mut app in candidates.into_iter().take(request.limit) {
@@ -79,29 +78,6 @@ impl DriftCheck {
         }
         tracing::info!(checked = run.checked, drifted = run.drifted, failed = run.failed, "drift check done");
         Ok(run)
-    }
-
-    async fn active_apps(&self) -> Result<Vec<App>> {
-        let mut active = Vec::new();
-        let mut tenants_token = None;
-        loop {
-            let tenants = self.tenants.list(PAGE, tenants_token.as_deref()).await?;
-            for tenant in &tenants.items {
-                let mut apps_token = None;
-                loop {
-                    let apps = self.apps.list(&tenant.id, PAGE, apps_token.as_deref()).await?;
-                    active.extend(apps.items.into_iter().filter(|a| a.status == AppStatus::Active));
-                    apps_token = apps.next_token;
-                    if apps_token.is_none() {
-                        break;
-                    }
-                }
-            }
-            tenants_token = tenants.next_token;
-            if tenants_token.is_none() {
-                return Ok(active);
-            }
-        }
     }
 
     /// Looks at the app now and records the result on it; a change of health goes into its history.

@@ -14,9 +14,9 @@ use super::{
 use crate::domain::{
     App, AppError, AppEvent, AppStatus, AuditAction, CertificateProgress, Closure, DnsRecord, EmailSending, Exposure,
     HostedZone, LoadBalancerView, MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, Placement, Poll, ProtectedApp,
-    RecordState, Resources, Step, Target, Tenant, WORKFLOW_ACTOR, ZoneRecord, certificate_token, client_name, closures,
-    exposed, exposures, invitation_message, left_open, lowest_free_priority, not_registered, placement,
-    pool_domain_prefix, pool_name, zone_covers, zone_problem,
+    RecordState, Resources, Step, TEMPORARY_PASSWORD_VALIDITY_DAYS, Target, Tenant, WORKFLOW_ACTOR, ZoneRecord,
+    certificate_token, client_name, closures, exposed, exposures, invitation_message, left_open, lowest_free_priority,
+    not_registered, placement, pool_domain_prefix, pool_name, zone_covers, zone_problem,
 };
 use crate::endpoint::{beanstalk_endpoint, listener_problem, no_environment};
 use crate::error::{Chain, Error};
@@ -457,6 +457,7 @@ impl Provisioner {
                     invitation_subject,
                     invitation_body,
                     ses,
+                    temporary_password_days: TEMPORARY_PASSWORD_VALIDITY_DAYS,
                 };
                 self.user_pools.create_pool(&spec).await?
             }
