@@ -84,6 +84,16 @@ struct NewApp {
     /// Sends each invitation again, automatically, the day before it expires (at most 3 times).
     #[arg(long)]
     auto_resend: bool,
+    /// Invites only addresses at this domain or below it (repeat for more); without it, the tenant's
+    /// default.
+    #[arg(long = "allowed-email-domain", value_name = "DOMAIN")]
+    allowed_email_domains: Vec<String>,
+    /// Invites any address, whatever the tenant's default.
+    #[arg(long, conflicts_with = "allowed_email_domains")]
+    any_email_domain: bool,
+    /// How many days an invited user's access lasts unless the invitation says otherwise.
+    #[arg(long)]
+    default_access_days: Option<u32>,
 }
 
 impl NewApp {
@@ -105,6 +115,12 @@ impl NewApp {
         }
         if self.auto_resend {
             body["autoResend"] = json!(true);
+        }
+        if !self.allowed_email_domains.is_empty() || self.any_email_domain {
+            body["allowedEmailDomains"] = json!(self.allowed_email_domains);
+        }
+        if let Some(days) = self.default_access_days {
+            body["defaultAccessDays"] = json!(days);
         }
         Ok(body)
     }
@@ -152,6 +168,10 @@ enum UsersCommand {
         email: String,
         #[arg(long)]
         name: Option<String>,
+        /// When the user's access ends (RFC 3339, e.g. 2027-01-31T18:00:00Z); without it, the app's
+        /// defaultAccessDays.
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// The app's users, with where each invitation stands.
     List {
@@ -364,10 +384,13 @@ async fn wait_for(api: &Api, id: &str, until: Wait) -> Outcome<Value> {
 
 async fn users(api: &Api, format: Format, command: UsersCommand) -> Outcome<Shown> {
     match command {
-        UsersCommand::Invite { app, email, name } => {
+        UsersCommand::Invite { app, email, name, expires_at } => {
             let mut body = json!({"email": email});
             if let Some(name) = name {
                 body["name"] = json!(name);
+            }
+            if let Some(end) = expires_at {
+                body["expiresAt"] = json!(end);
             }
             Ok(Shown::User(api.call(Method::POST, &format!("/apps/{}/users", segment(&app)), Some(&body)).await?))
         }

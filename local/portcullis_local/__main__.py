@@ -310,10 +310,10 @@ def parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--seed", type=int, default=9, help="the same requests every run (default: 9)")
     fuzz.set_defaults(run=cmd_fuzz)
 
-    from .schedules import DRIFT_CHECK, INVITATION_REMINDER
+    from .schedules import ACCESS_EXPIRY, DRIFT_CHECK, INVITATION_REMINDER
 
     schedule = commands.add_parser("run-schedule", help="run one of the template's scheduled jobs once")
-    schedule.add_argument("schedule", choices=[DRIFT_CHECK, INVITATION_REMINDER], help="the rule's logical id")
+    schedule.add_argument("schedule", choices=[DRIFT_CHECK, INVITATION_REMINDER, ACCESS_EXPIRY], help="the rule's logical id")
     drift = commands.add_parser("check-drift", help="run the scheduled drift check of the ACTIVE apps once")
     drift.set_defaults(schedule=DRIFT_CHECK)
     for command in (schedule, drift):

@@ -1,5 +1,6 @@
 """The local stand-in for the template's schedules: ``DriftCheckSchedule`` (the drift check of the ACTIVE
-apps) and ``InvitationReminderSchedule`` (resending the invitations of apps with autoResend).
+apps), ``InvitationReminderSchedule`` (resending the invitations of apps with autoResend) and
+``AccessExpirySchedule`` (ending the access of invited users whose end has come).
 
 On AWS, EventBridge invokes the provisioner on each rule's rate with the rule's input.  Locally nothing runs
 on a clock (tests must not wait for one): ``portcullis_local run-schedule NAME`` (``check-drift`` for the
@@ -21,6 +22,7 @@ from .gateway import kebab_case
 
 DRIFT_CHECK = "DriftCheckSchedule"
 INVITATION_REMINDER = "InvitationReminderSchedule"
+ACCESS_EXPIRY = "AccessExpirySchedule"
 
 
 class ScheduleError(RuntimeError):

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from portcullis_local.schedules import DRIFT_CHECK, INVITATION_REMINDER, Schedule, ScheduleError
+from portcullis_local.schedules import ACCESS_EXPIRY, DRIFT_CHECK, INVITATION_REMINDER, Schedule, ScheduleError
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra/template.yaml"
 
@@ -14,6 +14,8 @@ def test_the_local_trigger_sends_what_the_template_schedules():
     assert schedule.event == {"checkDrift": {"limit": 50}}
     reminder = Schedule.from_template(TEMPLATE, INVITATION_REMINDER)
     assert (reminder.function, reminder.event) == ("provisioner", {"resendInvitations": {}})
+    expiry = Schedule.from_template(TEMPLATE, ACCESS_EXPIRY)
+    assert (expiry.function, expiry.event) == ("provisioner", {"endExpiredAccess": {}})
 
 
 def test_only_a_schedule_can_be_run():

@@ -869,19 +869,28 @@ impl Harness {
     /// Moves an invitation's last sending back in time, as if it had been sent `age` ago: the emulator's
     /// pools never expire a temporary password, and a test cannot wait days.
     pub async fn backdate_invitation(&self, app_id: &str, username: &str, age: time::Duration) {
+        self.set_invitation_time(app_id, username, "lastSentAt", time::OffsetDateTime::now_utc() - age).await;
+    }
+
+    /// Sets when an invited user's access ends, as if the invitation had named that time (a test cannot
+    /// wait for one in the future, and the API takes none in the past).
+    pub async fn set_access_end(&self, app_id: &str, username: &str, end: time::OffsetDateTime) {
+        self.set_invitation_time(app_id, username, "accessExpiresAt", end).await;
+    }
+
+    async fn set_invitation_time(&self, app_id: &str, username: &str, attribute: &str, at: time::OffsetDateTime) {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let sent = (time::OffsetDateTime::now_utc() - age)
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("a time");
+        let at = at.format(&time::format_description::well_known::Rfc3339).expect("a time");
         self.aws
             .dynamodb
             .update_item()
             .table_name(TABLE_NAME)
             .key("pk", AttributeValue::S(format!("APP#{app_id}")))
             .key("sk", AttributeValue::S(format!("USER#{username}")))
-            .update_expression("SET lastSentAt = :sent")
+            .update_expression("SET #at = :at")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":sent", AttributeValue::S(sent))
+            .expression_attribute_names("#at", attribute)
+            .expression_attribute_values(":at", AttributeValue::S(at))
             .send()
             .await
             .expect("the invitation is recorded");

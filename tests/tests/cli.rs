@@ -44,10 +44,16 @@ async fn active_app(h: &Harness, tenant: &TestTenant) -> String {
     let domain = fresh_domain("cli");
     let (listener, group) = (target["listenerArn"].as_str().unwrap(), target["targetGroupArn"].as_str().unwrap());
     let args = ["apps", "create", "--name", "Tool", "--domain", &domain, "--listener-arn", listener];
-    let args = [&args[..], &["--target-group-arn", group, "--wait", "--output", "json"]].concat();
+    let policy = ["--allowed-email-domain", "example.com", "--default-access-days", "30", "--auto-resend"];
+    let args = [&args[..], &policy, &["--target-group-arn", group, "--wait", "--output", "json"]].concat();
     let created = run(h, Some(&tenant.admin), &args);
     let app = json_of(&created);
     assert_eq!((app["status"].as_str(), app["domain"].as_str()), (Some("ACTIVE"), Some(domain.as_str())), "{app}");
+    assert_eq!(
+        app["accessPolicy"],
+        serde_json::json!({"allowedEmailDomains": ["example.com"], "defaultAccessDays": 30})
+    );
+    assert_eq!(app["autoResend"], true, "{app}");
     // Without a terminal, --wait writes one line per change of status or step.
     let progress = stderr(&created);
     assert!(progress.lines().any(|l| l.starts_with("PROVISIONING")), "{progress}");
@@ -67,12 +73,14 @@ async fn a_script_protects_an_app_invites_imports_and_deletes_it() {
     let shown = run(&h, token, &["apps", "get", &id]);
     assert!(stdout(&shown).contains("status: ACTIVE"), "{}", stdout(&shown));
 
-    let invited = json_of(&run(
-        &h,
-        token,
-        &["users", "invite", &id, "--email", "ann@example.com", "--name", "Ann", "-o", "json"],
-    ));
+    let invite = ["users", "invite", &id, "--email", "ann@example.com", "--name", "Ann"];
+    let invited =
+        json_of(&run(&h, token, &[&invite[..], &["--expires-at", "2030-01-31T18:00:00Z", "-o", "json"]].concat()));
     assert_eq!(invited["email"], "ann@example.com");
+    assert_eq!(invited["accessExpiresAt"], "2030-01-31T18:00:00Z", "{invited}");
+    let outside = run(&h, token, &["users", "invite", &id, "--email", "eve@example.org"]);
+    assert_eq!(outside.status.code(), Some(3), "refused: {}", stderr(&outside));
+    assert!(stderr(&outside).contains("allowedEmailDomains"), "{}", stderr(&outside));
     let username = invited["username"].as_str().unwrap().to_string();
     json_of(&run(&h, token, &["users", "resend", &id, &username, "-o", "json"]));
 

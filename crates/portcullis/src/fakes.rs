@@ -148,6 +148,8 @@ impl PriorityReservations for MemoryReservations {
 pub struct MemoryAppUsers {
     pub users: Mutex<Vec<(String, AppUser)>>,
     pub resent: Mutex<Vec<String>>,
+    /// Users whose access was ended.
+    pub ended: Mutex<Vec<String>>,
     pub broken: Mutex<Vec<String>>,
 }
 
@@ -163,6 +165,8 @@ pub fn invited_user(username: &str, email: &str) -> AppUser {
         invited_at: epoch,
         invited_by: None,
         invitation: InvitationState::of(UserStatus::ForceChangePassword, epoch, epoch),
+        access_expires_at: None,
+        access_ended_at: None,
     }
 }
 
@@ -208,6 +212,11 @@ impl AppUsers for MemoryAppUsers {
     async fn revoke(&self, _: &str, _: &str) -> Result<()> {
         Err(Error::internal("not used"))
     }
+    async fn end_access(&self, pool_id: &str, username: &str) -> Result<()> {
+        self.check(pool_id)?;
+        self.ended.lock().unwrap().push(username.into());
+        Ok(())
+    }
 }
 
 /// Invitations by (app id, username).
@@ -240,6 +249,16 @@ impl InvitationRecords for MemoryInvitations {
         self.records.lock().unwrap().remove(&(app_id.into(), username.into()));
         Ok(())
     }
+    async fn list(&self, app_id: &str) -> Result<Vec<Invitation>> {
+        let records = self.records.lock().unwrap();
+        Ok(records.iter().filter(|((app, _), _)| app == app_id).map(|(_, i)| i.clone()).collect())
+    }
+    async fn mark_access_ended(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+        if let Some(record) = self.records.lock().unwrap().get_mut(&(app_id.into(), username.into())) {
+            record.access_ended_at = Some(at);
+        }
+        Ok(())
+    }
     async fn forget_all(&self, app_id: &str) -> Result<()> {
         self.records.lock().unwrap().retain(|(app, _), _| app != app_id);
         Ok(())
@@ -266,6 +285,7 @@ impl MemoryTenants {
             hosted_zone_id: None,
             ses: None,
             quotas: TenantQuotas::default(),
+            default_allowed_email_domains: vec![],
         };
         let now = OffsetDateTime::UNIX_EPOCH;
         let tenant = Tenant { id: TENANT.into(), registration, created_at: now, updated_at: now, version: 1 };
@@ -331,6 +351,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         session_timeout_seconds: 3600,
         dns_alias: false,
         auto_resend: false,
+        access_policy: Default::default(),
         status,
         step: None,
         resources: Resources::default(),

@@ -74,7 +74,8 @@ pub struct Resender {
 const PAGE: u32 = 60;
 
 impl Resender {
-    /// Every user of the pool who has not signed in yet, with the invitation state Portcullis recorded.
+    /// Every enabled user of the pool who has not signed in yet, with the invitation state Portcullis
+    /// recorded. A disabled one (their access ended) is left out: sending to them would be no use.
     pub async fn not_signed_in(&self, app: &App, pool_id: &str) -> Result<Vec<AppUser>> {
         let mut found = Vec::new();
         let mut next_token = None;
@@ -83,7 +84,8 @@ impl Resender {
                 .backoff
                 .retry(|| self.users.list(pool_id, UserFilter::NotSignedIn, PAGE, next_token.as_deref()))
                 .await?;
-            found.extend(self.with_records(app, page.items).await?);
+            let enabled = page.items.into_iter().filter(|user| user.enabled).collect();
+            found.extend(self.with_records(app, enabled).await?);
             next_token = page.next_token;
             if next_token.is_none() {
                 return Ok(found);

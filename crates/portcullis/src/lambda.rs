@@ -13,8 +13,8 @@ use serde_json::Value;
 use crate::adapters::{DynamoStore, JwksTokenVerifier};
 use crate::api::{AllowedOrigins, ApiRequest, ApiResponse, Cors, Operations, PageSeal};
 use crate::workflow::{
-    CheckDrift, DriftCheck, FailureName, InvitationReminder, Provisioner, ResendInvitations, RunEnded, StepFailure,
-    StepInput, StepOutput,
+    AccessExpiry, CheckDrift, DriftCheck, EndExpiredAccess, FailureName, InvitationReminder, Provisioner,
+    ResendInvitations, RunEnded, StepFailure, StepInput, StepOutput,
 };
 
 /// Turns API Gateway's request into the API's. The route is API Gateway's resource template, so a
@@ -121,6 +121,7 @@ pub async fn run_step(provisioner: &Provisioner, event: Value) -> Result<StepOut
 pub struct ScheduledJobs {
     pub drift: DriftCheck,
     pub reminder: InvitationReminder,
+    pub access_expiry: AccessExpiry,
 }
 
 /// Reads a schedule's event, `{"<job>": {…}}`.
@@ -129,8 +130,8 @@ fn job_request<T: serde::de::DeserializeOwned>(job: &str, request: &Value) -> Re
         .map_err(|e| StepFailure::new(FailureName::InvalidStepRequest, format!("the {job} event does not read: {e}")))
 }
 
-/// A schedule's event (`{"checkDrift": …}`, `{"resendInvitations": …}`) runs its job; anything else goes
-/// to `run_event`.
+/// A schedule's event (`{"checkDrift": …}`, `{"resendInvitations": …}`, `{"endExpiredAccess": …}`) runs
+/// its job; anything else goes to `run_event`.
 pub async fn run_invocation(
     provisioner: &Provisioner,
     jobs: &ScheduledJobs,
@@ -142,6 +143,9 @@ pub async fn run_invocation(
     } else if let Some(request) = event.get("resendInvitations") {
         let request: ResendInvitations = job_request("resendInvitations", request)?;
         serde_json::to_value(jobs.reminder.run(request).await.map_err(StepFailure::from)?)
+    } else if let Some(request) = event.get("endExpiredAccess") {
+        let request: EndExpiredAccess = job_request("endExpiredAccess", request)?;
+        serde_json::to_value(jobs.access_expiry.run(request).await.map_err(StepFailure::from)?)
     } else {
         serde_json::to_value(run_event(provisioner, event).await?)
     };

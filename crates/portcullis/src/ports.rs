@@ -83,6 +83,10 @@ pub trait InvitationRecords: Send + Sync {
     async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime, by: Resend) -> Result<()>;
     /// Forgets an invitation; none recorded is fine.
     async fn delete(&self, app_id: &str, username: &str) -> Result<()>;
+    /// Every invitation recorded for the app.
+    async fn list(&self, app_id: &str) -> Result<Vec<Invitation>>;
+    /// Notes that the user's access was ended at `at`; none recorded is fine.
+    async fn mark_access_ended(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()>;
     /// Forgets every invitation of the app (its pool is gone).
     async fn forget_all(&self, app_id: &str) -> Result<()>;
 }
@@ -335,6 +339,9 @@ pub trait AppUsers: Send + Sync {
     ) -> Result<Page<AppUser>>;
     /// Signs the user out everywhere and removes them from the pool. `NotFound` for an unknown user.
     async fn revoke(&self, pool_id: &str, username: &str) -> Result<()>;
+    /// Disables the user (no more sign-ins) and signs them out everywhere, keeping the account.
+    /// `NotFound` for an unknown user.
+    async fn end_access(&self, pool_id: &str, username: &str) -> Result<()>;
 }
 
 /// Starting, stopping and watching the state machines' executions (Step Functions).

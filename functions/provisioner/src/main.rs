@@ -1,6 +1,6 @@
 //! provisioner: the task steps of the provision and deprovision state machines, chosen by the event's
 //! `step`, and the scheduled jobs: the drift check (`{"checkDrift": …}`) and the invitation reminder
-//! (`{"resendInvitations": {}}`). IAM: the table, ACM, ELBv2, Cognito user pools (and their invitations),
+//! (`{"resendInvitations": {}}`) and the end of expired access (`{"endExpiredAccess": {}}`). IAM: the table, ACM, ELBv2, Cognito user pools (and their invitations),
 //! Elastic Beanstalk (read), Route 53 (the tenants' hosted zones).
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use portcullis::config::table_name;
 use portcullis::invitations::Resender;
 use portcullis::lambda::{ScheduledJobs, serve_steps};
 use portcullis::retry::Backoff;
-use portcullis::workflow::{DriftCheck, InvitationReminder, Provisioner};
+use portcullis::workflow::{AccessExpiry, DriftCheck, InvitationReminder, Provisioner};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -33,15 +33,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         logins: user_pools.clone(),
         user_pools: user_pools.clone(),
     };
+    let app_users = Arc::new(CognitoAppUsers::from_config(&aws));
     let reminder = InvitationReminder {
         apps: store.clone(),
         tenants: store.clone(),
         resender: Resender {
-            users: Arc::new(CognitoAppUsers::from_config(&aws)),
+            users: app_users.clone(),
             invitations: store.clone(),
             history: store.clone(),
             backoff: Backoff::default(),
         },
+    };
+    let access_expiry = AccessExpiry {
+        apps: store.clone(),
+        tenants: store.clone(),
+        invitations: store.clone(),
+        users: app_users,
+        history: store.clone(),
+        backoff: Backoff::default(),
     };
     let provisioner = Provisioner {
         apps: store.clone(),
@@ -56,5 +65,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         user_pools,
         dns: Arc::new(Route53Zone::from_config(&aws)),
     };
-    serve_steps(Arc::new(provisioner), Arc::new(ScheduledJobs { drift, reminder })).await
+    serve_steps(Arc::new(provisioner), Arc::new(ScheduledJobs { drift, reminder, access_expiry })).await
 }

@@ -27,6 +27,18 @@ impl CognitoAppUsers {
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         CognitoAppUsers { client: Client::new(config) }
     }
+
+    /// Revokes the user's refresh tokens everywhere.
+    async fn sign_out(&self, pool_id: &str, username: &str) -> Result<()> {
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| user_error(aws_failure("Cognito AdminUserGlobalSignOut", e)))?;
+        Ok(())
+    }
 }
 
 fn attribute(name: &str, value: &str) -> Result<AttributeType> {
@@ -87,6 +99,8 @@ fn app_user(user: UserType) -> AppUser {
         invited_at: created,
         invited_by: None,
         invitation: InvitationState::of(status, sent_at, OffsetDateTime::now_utc()),
+        access_expires_at: None,
+        access_ended_at: None,
     }
 }
 
@@ -156,15 +170,21 @@ impl AppUsers for CognitoAppUsers {
         })
     }
 
-    async fn revoke(&self, pool_id: &str, username: &str) -> Result<()> {
-        // Sign-out first: it revokes refresh tokens, so no session outlives the user.
+    async fn end_access(&self, pool_id: &str, username: &str) -> Result<()> {
+        // Disabled first, so that no new sign-in starts between the two calls.
         self.client
-            .admin_user_global_sign_out()
+            .admin_disable_user()
             .user_pool_id(pool_id)
             .username(username)
             .send()
             .await
-            .map_err(|e| user_error(aws_failure("Cognito AdminUserGlobalSignOut", e)))?;
+            .map_err(|e| user_error(aws_failure("Cognito AdminDisableUser", e)))?;
+        self.sign_out(pool_id, username).await
+    }
+
+    async fn revoke(&self, pool_id: &str, username: &str) -> Result<()> {
+        // Sign-out first: it revokes refresh tokens, so no session outlives the user.
+        self.sign_out(pool_id, username).await?;
         self.client
             .admin_delete_user()
             .user_pool_id(pool_id)

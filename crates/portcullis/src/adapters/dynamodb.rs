@@ -594,6 +594,40 @@ fn cancelled_at<R>(
     }
 }
 
+/// A time as the table keeps it.
+fn rfc3339(at: OffsetDateTime) -> Result<AttributeValue> {
+    let text = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::internal_from("cannot write a time", e))?;
+    Ok(s(text))
+}
+
+impl DynamoStore {
+    /// Updates an invitation record; none recorded (a user added outside Portcullis, or revoked
+    /// meanwhile) is left so.
+    async fn update_invitation<const N: usize>(
+        &self,
+        app_id: &str,
+        username: &str,
+        update: &str,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(invitation_key(app_id, username)))
+            .update_expression(update)
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+            .send()
+            .await
+            .map_err(|e| aws_failure("DynamoDB UpdateItem (invitation)", e));
+        done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl InvitationRecords for DynamoStore {
     async fn put(&self, app: &App, invitation: &Invitation) -> Result<()> {
@@ -667,25 +701,29 @@ impl InvitationRecords for DynamoStore {
     }
 
     async fn mark_sent(&self, app_id: &str, username: &str, at: OffsetDateTime, by: Resend) -> Result<()> {
-        let at = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::internal_from("cannot write a time", e))?;
-        let automatic = u32::from(by == Resend::Automatic);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(invitation_key(app_id, username)))
-            .update_expression("SET lastSentAt = :at ADD autoResends :automatic")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":at", s(at))
-            .expression_attribute_values(":automatic", AttributeValue::N(automatic.to_string()))
-            .send()
-            .await
-            .map_err(|e| aws_failure("DynamoDB UpdateItem (invitation)", e));
-        // No record (a user added outside Portcullis): nothing to mark.
-        done_if(result, &["ConditionalCheckFailedException"]).map_err(AwsFailure::into_error)?;
-        Ok(())
+        let automatic = AttributeValue::N(u32::from(by == Resend::Automatic).to_string());
+        let values = [(":at", rfc3339(at)?), (":automatic", automatic)];
+        self.update_invitation(app_id, username, "SET lastSentAt = :at ADD autoResends :automatic", values).await
+    }
+
+    async fn list(&self, app_id: &str) -> Result<Vec<Invitation>> {
+        let pk = format!("APP#{app_id}");
+        let mut invitations = Vec::new();
+        let mut next_token = None;
+        loop {
+            let (items, next) = self.query_page(&pk, "USER#", 100, next_token.as_deref(), false).await?;
+            for item in items {
+                invitations.push(from_item(item)?);
+            }
+            next_token = next;
+            if next_token.is_none() {
+                return Ok(invitations);
+            }
+        }
+    }
+
+    async fn mark_access_ended(&self, app_id: &str, username: &str, at: OffsetDateTime) -> Result<()> {
+        self.update_invitation(app_id, username, "SET accessEndedAt = :at", [(":at", rfc3339(at)?)]).await
     }
 
     async fn delete(&self, app_id: &str, username: &str) -> Result<()> {

@@ -11,8 +11,8 @@ use super::{
 };
 use crate::config::WorkflowTiming;
 use crate::domain::{
-    App, AppError, AppEvent, AppStatus, AuditAction, Caller, NewApp, Resources, Step, Tenant, not_registered,
-    validate_new_app,
+    AccessPolicy, App, AppError, AppEvent, AppStatus, AuditAction, Caller, NewApp, Resources, Step, Tenant,
+    not_registered, validate_new_app,
 };
 use crate::error::{Chain, Error, Result};
 use crate::ports::{
@@ -100,7 +100,10 @@ impl AppsApi {
     async fn create(&self, caller: &Caller, request: &ApiRequest) -> Result<ApiResponse> {
         let tenant_id = caller.require_admin()?;
         let new = validate_new_app(&request.body)?;
-        self.check_grants(tenant_id, &new).await?;
+        let tenant = self.check_grants(tenant_id, &new).await?;
+        // Without a list of its own, the app takes the tenant's default (an explicit [] is "any address").
+        let allowed_email_domains =
+            new.allowed_email_domains.unwrap_or_else(|| tenant.registration.default_allowed_email_domains.clone());
         let now = OffsetDateTime::now_utc();
         let mut app = App {
             id: uuid::Uuid::now_v7().to_string(),
@@ -111,6 +114,7 @@ impl AppsApi {
             session_timeout_seconds: new.session_timeout_seconds,
             dns_alias: new.dns_alias,
             auto_resend: new.auto_resend,
+            access_policy: AccessPolicy { allowed_email_domains, default_access_days: new.default_access_days },
             status: AppStatus::Provisioning,
             step: Some(Step::Certificate),
             resources: Resources::default(),

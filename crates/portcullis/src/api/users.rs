@@ -164,7 +164,10 @@ impl UsersApi {
         match self.invite_one(caller, app, pool_id, &invitee).await {
             Ok(_) => BatchResult::new(invitee.email, BatchOutcome::Invited, None),
             Err(Error::Conflict(detail)) => BatchResult::new(invitee.email, BatchOutcome::Exists, detail),
-            Err(Error::Invalid(detail)) => BatchResult::new(invitee.email, BatchOutcome::Invalid, detail),
+            // An address outside the app's access policy is one the batch cannot take, as a bad one.
+            Err(Error::Invalid(detail) | Error::Forbidden(detail)) => {
+                BatchResult::new(invitee.email, BatchOutcome::Invalid, detail)
+            }
             Err(e) => {
                 tracing::error!(error = %Chain(&e), "batch invitation failed");
                 let detail = "Cognito could not take this invitation now; send it again".to_string();
@@ -255,6 +258,7 @@ impl UsersApi {
 
     /// Invites one validated address: the pool first (retrying throttling), then the record and history.
     async fn invite_one(&self, caller: &Caller, app: &App, pool_id: &str, invitee: &Invitee) -> Result<AppUser> {
+        app.access_policy.admit(&invitee.email)?;
         let user = self.backoff.retry(|| self.users.invite(pool_id, invitee)).await?;
         let now = OffsetDateTime::now_utc();
         let invitation = Invitation {
@@ -264,6 +268,8 @@ impl UsersApi {
             invited_at: now,
             last_sent_at: now,
             auto_resends: 0,
+            access_expires_at: app.access_policy.access_ends(invitee.expires_at, now),
+            access_ended_at: None,
         };
         self.invitations.put(app, &invitation).await?;
         let detail = format!("{} ({})", user.email, user.username);
@@ -362,6 +368,9 @@ mod tests {
             Ok(Page { items: vec![], next_token: None })
         }
         async fn revoke(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn end_access(&self, _: &str, _: &str) -> Result<()> {
             Ok(())
         }
     }

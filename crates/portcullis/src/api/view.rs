@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use crate::domain::{
-    App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Target, ValidationRecord, ZoneRecord,
+    AccessPolicy, App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Target, ValidationRecord,
+    ZoneRecord,
 };
 
 #[derive(Debug, Serialize)]
@@ -76,6 +77,7 @@ pub struct AppView<'a> {
     pub session_timeout_seconds: u32,
     pub dns_alias: bool,
     pub auto_resend: bool,
+    pub access_policy: &'a AccessPolicy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_record: Option<DnsRecordView<'a>>,
     /// The last drift check; absent until the first.
@@ -119,6 +121,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             session_timeout_seconds: app.session_timeout_seconds,
             dns_alias: app.dns_alias,
             auto_resend: app.auto_resend,
+            access_policy: &app.access_policy,
             dns_record: r.alias_dns.as_ref().map(DnsRecordView::from),
             health: app.health.as_ref(),
             created_at: app.created_at,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{CertificateStatus, Closure, EmailSending, Health, ZoneRecord};
+use super::{AccessPolicy, CertificateStatus, Closure, EmailSending, Health, ZoneRecord};
 use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
@@ -198,6 +198,9 @@ pub struct App {
     /// [`super::MAX_AUTO_RESENDS`] times).
     #[serde(default)]
     pub auto_resend: bool,
+    /// Who may be invited, and for how long.
+    #[serde(default)]
+    pub access_policy: AccessPolicy,
     pub status: AppStatus,
     pub step: Option<Step>,
     #[serde(default)]

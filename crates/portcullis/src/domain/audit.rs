@@ -47,6 +47,9 @@ pub enum AuditAction {
     UserInvitationResent,
     #[serde(rename = "user.revoked")]
     UserRevoked,
+    /// The end of access an invitation was given came: the user was disabled and signed out.
+    #[serde(rename = "user.access-ended")]
+    UserAccessEnded,
     #[serde(rename = "tenant.registered")]
     TenantRegistered,
     #[serde(rename = "tenant.updated")]
@@ -110,6 +113,7 @@ mod tests {
             (AuditAction::UserInvited, "user.invited"),
             (AuditAction::UserInvitationResent, "user.invitation-resent"),
             (AuditAction::UserRevoked, "user.revoked"),
+            (AuditAction::UserAccessEnded, "user.access-ended"),
             (AuditAction::TenantRegistered, "tenant.registered"),
             (AuditAction::TenantUpdated, "tenant.updated"),
             (AuditAction::TenantDeleted, "tenant.deleted"),

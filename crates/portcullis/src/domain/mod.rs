@@ -1,5 +1,6 @@
 //! The domain: what an app is, what a caller may do, and the pure rules of provisioning. No AWS types.
 
+mod access;
 mod app;
 mod audit;
 mod caller;
@@ -18,6 +19,9 @@ mod tenant;
 mod users;
 mod validate;
 
+pub use access::{
+    AccessPolicy, MAX_ACCESS_DAYS, MAX_EMAIL_DOMAINS, parse_access_days, parse_access_end, parse_email_domains,
+};
 pub use app::*;
 pub use audit::{AppEvent, AuditAction, WORKFLOW_ACTOR};
 pub use caller::{Caller, Claims, Role};

@@ -166,6 +166,9 @@ pub struct Registration {
     pub ses: Option<SesConfig>,
     #[serde(default)]
     pub quotas: TenantQuotas,
+    /// The `allowedEmailDomains` a new app gets when it names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_allowed_email_domains: Vec<String>,
 }
 
 /// A registered tenant.
@@ -204,7 +207,8 @@ pub fn validate_registration(body: &str) -> Result<Registration> {
                  \"ses\"?: {\"sourceArn\", \"from\"?}, \"quotas\"?: {\"apps\"}}";
     let value: serde_json::Value = serde_json::from_str(body).map_err(|e| Error::Invalid(format!("{shape}: {e}")))?;
     let object = value.as_object().ok_or_else(|| Error::Invalid(shape.into()))?;
-    const FIELDS: [&str; 6] = ["displayName", "allowedDomains", "targets", "hostedZoneId", "ses", "quotas"];
+    const FIELDS: [&str; 7] =
+        ["displayName", "allowedDomains", "targets", "hostedZoneId", "ses", "quotas", "defaultAllowedEmailDomains"];
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Error::Invalid(format!("unknown field '{unknown}'; {shape}")));
     }
@@ -246,6 +250,11 @@ pub fn validate_registration(body: &str) -> Result<Registration> {
         hosted_zone_id: hosted_zone(object.get("hostedZoneId"))?,
         ses: ses(object.get("ses"))?,
         quotas: quotas(object.get("quotas"))?,
+        default_allowed_email_domains: super::parse_email_domains(
+            object.get("defaultAllowedEmailDomains"),
+            "defaultAllowedEmailDomains",
+        )?
+        .unwrap_or_default(),
     })
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use super::parse_access_end;
 use super::validate::{plain_text, validate_host};
 use crate::error::{Error, Result};
 
@@ -24,6 +25,12 @@ pub struct AppUser {
     pub invited_by: Option<String>,
     /// Whether the invitation was taken up, and until when it can be.
     pub invitation: InvitationState,
+    /// When the user's access ends (the invitation's `expiresAt`, or the app's `defaultAccessDays`).
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<OffsetDateTime>,
+    /// When it did end: the user was disabled and signed out.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub access_ended_at: Option<OffsetDateTime>,
 }
 
 impl AppUser {
@@ -34,6 +41,8 @@ impl AppUser {
         self.invited_by = Some(record.invited_by.clone());
         self.invitation = InvitationState::of(self.status, record.last_sent_at, now);
         self.invitation.auto_resends = record.auto_resends;
+        self.access_expires_at = record.access_expires_at;
+        self.access_ended_at = record.access_ended_at;
         self
     }
 }
@@ -164,6 +173,19 @@ pub struct Invitation {
     /// How often the scheduled reminder has sent it again.
     #[serde(default)]
     pub auto_resends: u32,
+    /// When the user's access ends; none: until revoked.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub access_expires_at: Option<OffsetDateTime>,
+    /// When the access was ended (the user disabled and signed out).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub access_ended_at: Option<OffsetDateTime>,
+}
+
+impl Invitation {
+    /// Whether the access it gave has come to its end and is still to be ended.
+    pub fn access_due_to_end(&self, now: OffsetDateTime) -> bool {
+        self.access_ended_at.is_none() && self.access_expires_at.is_some_and(|end| end <= now)
+    }
 }
 
 /// A validated invitee.
@@ -172,13 +194,17 @@ pub struct Invitee {
     /// Lower-cased.
     pub email: String,
     pub name: Option<String>,
+    /// The end of access the invitation names, if any.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// One entry of an invitation request, as received.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InviteeBody {
     pub email: Option<serde_json::Value>,
     pub name: Option<serde_json::Value>,
+    pub expires_at: Option<serde_json::Value>,
 }
 
 impl InviteeBody {
@@ -203,7 +229,8 @@ impl InviteeBody {
             Some(serde_json::Value::String(s)) => Some(plain_text(s, "name", 128)?),
             Some(_) => return Err(Error::Invalid("'name' must be a string".into())),
         };
-        Ok(Invitee { email, name })
+        let expires_at = parse_access_end(self.expires_at.as_ref(), OffsetDateTime::now_utc())?;
+        Ok(Invitee { email, name, expires_at })
     }
 }
 

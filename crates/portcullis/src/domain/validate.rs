@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::Target;
+use super::{Target, parse_access_days, parse_email_domains};
 use crate::error::{Error, Result};
 
 /// Default ALB session lifetime for an app's users: a working day.
@@ -21,6 +21,8 @@ struct CreateAppBody {
     session_timeout_seconds: Option<serde_json::Value>,
     dns_alias: Option<serde_json::Value>,
     auto_resend: Option<serde_json::Value>,
+    allowed_email_domains: Option<serde_json::Value>,
+    default_access_days: Option<serde_json::Value>,
 }
 
 /// A validated request for a new app.
@@ -35,6 +37,9 @@ pub struct NewApp {
     pub dns_alias: bool,
     /// Resend invitations the day before they expire.
     pub auto_resend: bool,
+    /// The domains invitations may go to, if the request names them (else the tenant's default).
+    pub allowed_email_domains: Option<Vec<String>>,
+    pub default_access_days: Option<u32>,
 }
 
 /// Parses and validates the body of `POST /apps`.
@@ -58,7 +63,18 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
     };
     let dns_alias = optional_flag(body.dns_alias, "dnsAlias")?;
     let auto_resend = optional_flag(body.auto_resend, "autoResend")?;
-    Ok(NewApp { name, domain, target, session_timeout_seconds, dns_alias, auto_resend })
+    let allowed_email_domains = parse_email_domains(body.allowed_email_domains.as_ref(), "allowedEmailDomains")?;
+    let default_access_days = parse_access_days(body.default_access_days.as_ref())?;
+    Ok(NewApp {
+        name,
+        domain,
+        target,
+        session_timeout_seconds,
+        dns_alias,
+        auto_resend,
+        allowed_email_domains,
+        default_access_days,
+    })
 }
 
 /// A true-or-false field, false when absent.

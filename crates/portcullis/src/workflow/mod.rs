@@ -3,8 +3,10 @@
 //! with, what each task receives and returns), the stable failure names their `Retry`/`Catch` match
 //! (`failure`), and the task steps themselves (`steps`): each does one thing, records what it made as
 //! soon as it exists, and is safe to run again. Beside them, the scheduled jobs over every ACTIVE app:
-//! the drift check (`drift`) and the invitation reminder (`reminders`).
+//! the drift check (`drift`), the invitation reminder (`reminders`) and the end of access
+//! (`access_expiry`).
 
+mod access_expiry;
 mod contract;
 mod drift;
 mod failure;
@@ -13,6 +15,7 @@ mod steps;
 #[cfg(test)]
 mod steps_tests;
 
+pub use access_expiry::{AccessExpiry, AccessExpiryRun, EndExpiredAccess};
 pub use contract::{
     AppRef, CaughtError, Execution, ExecutionInput, FailureReport, PollingInput, RunEnded, StateMachine, StepInput,
     StepName, StepOutput,

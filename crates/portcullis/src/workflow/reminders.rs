@@ -117,6 +117,8 @@ mod tests {
             invited_at: at,
             last_sent_at: at,
             auto_resends,
+            access_expires_at: None,
+            access_ended_at: None,
         };
         records.put(app, &invitation).await.unwrap();
     }

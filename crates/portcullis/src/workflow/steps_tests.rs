@@ -254,6 +254,8 @@ async fn teardown_forgets_the_apps_invitations_and_no_others() {
         invited_at: time::OffsetDateTime::UNIX_EPOCH,
         last_sent_at: time::OffsetDateTime::UNIX_EPOCH,
         auto_resends: 0,
+        access_expires_at: None,
+        access_ended_at: None,
     };
     for (app, user) in [("app-1", "alice"), ("app-1", "bob"), ("app-2", "carol")] {
         w.invitations.records.lock().unwrap().insert((app.into(), user.into()), invitation(user));
