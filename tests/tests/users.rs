@@ -148,6 +148,9 @@ async fn admins_invite_resend_list_and_revoke_with_an_audit_trail() {
     let actions: Vec<(&str, &str)> =
         items.iter().map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap())).collect();
     assert_eq!(actions[0], ("user.revoked", actor.as_str()));
+    // A revocation says how long a session the load balancer already holds may last.
+    let revoked = items[0]["detail"].as_str().unwrap();
+    assert!(revoked.contains(&format!("session timeout ({} s)", app["sessionTimeoutSeconds"])), "{revoked}");
     // Where an event about `subject` (a user name or email; "" for any) stands in the trail.
     let position = |action: &str, subject: &str| {
         items

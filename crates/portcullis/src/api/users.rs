@@ -250,7 +250,13 @@ impl UsersApi {
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         self.backoff.retry(|| self.users.revoke(&pool_id, username)).await?;
         self.invitations.delete(&app.id, username).await?;
-        self.record(caller, &app, AuditAction::UserRevoked, username).await?;
+        // Cognito can end the user's tokens, not the load balancer's session cookie: say how long it may last.
+        let detail = format!(
+            "{username}: signed out of the app's pool and removed; a session the load balancer already holds \
+             can last up to the app's session timeout ({} s)",
+            app.session_timeout_seconds
+        );
+        self.record(caller, &app, AuditAction::UserRevoked, detail).await?;
         let mut response = http::Response::new(String::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
         Ok(response)
