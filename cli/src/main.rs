@@ -94,6 +94,26 @@ struct NewApp {
     /// How many days an invited user's access lasts unless the invitation says otherwise.
     #[arg(long)]
     default_access_days: Option<u32>,
+    /// A code from an authenticator app (TOTP) at sign-in as well as the password.
+    #[arg(long, value_enum)]
+    mfa: Option<MfaChoice>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MfaChoice {
+    Off,
+    Optional,
+    Required,
+}
+
+impl MfaChoice {
+    fn as_api(self) -> &'static str {
+        match self {
+            MfaChoice::Off => "OFF",
+            MfaChoice::Optional => "OPTIONAL",
+            MfaChoice::Required => "REQUIRED",
+        }
+    }
 }
 
 impl NewApp {
@@ -121,6 +141,9 @@ impl NewApp {
         }
         if let Some(days) = self.default_access_days {
             body["defaultAccessDays"] = json!(days);
+        }
+        if let Some(mfa) = self.mfa {
+            body["mfa"] = json!(mfa.as_api());
         }
         Ok(body)
     }

@@ -29,11 +29,17 @@ async fn only_addresses_the_policy_allows_are_invited_and_the_tenant_default_app
     let h = Harness::new().await;
     let tenant = h.tenant().await;
     let admin = tenant.admin.clone();
-    let policy = json!({"allowedEmailDomains": ["Example.com"], "defaultAccessDays": 30});
+    let policy = json!({"allowedEmailDomains": ["Example.com"], "defaultAccessDays": 30, "mfa": "REQUIRED"});
     let app = h.active_app_with(&tenant, "Policy", policy).await;
     let id = app["id"].as_str().unwrap();
     let pool = app["auth"]["userPoolId"].as_str().unwrap();
     assert_eq!(app["accessPolicy"], json!({"allowedEmailDomains": ["example.com"], "defaultAccessDays": 30}));
+
+    // MFA REQUIRED: the pool asks every user for a TOTP code.
+    assert_eq!(app["mfa"], "REQUIRED");
+    let mfa = h.aws.cognito.get_user_pool_mfa_config().user_pool_id(pool).send().await.unwrap();
+    assert_eq!(mfa.mfa_configuration().map(|m| m.as_str()), Some("ON"));
+    assert_eq!(mfa.software_token_mfa_configuration().map(|t| t.enabled()), Some(true));
     let users = format!("/apps/{id}/users");
 
     // At the domain or below it: invited, with access for the app's 30 days.
@@ -91,6 +97,9 @@ async fn access_that_reaches_its_end_is_ended_within_the_hour_disabled_signed_ou
     let app = h.active_app(&tenant, "Contractors").await;
     let id = app["id"].as_str().unwrap();
     let pool = app["auth"]["userPoolId"].as_str().unwrap();
+    assert_eq!(app["mfa"], "OFF", "no second factor unless asked for");
+    let mfa = h.aws.cognito.get_user_pool_mfa_config().user_pool_id(pool).send().await.unwrap();
+    assert_eq!(mfa.mfa_configuration().map(|m| m.as_str()), Some("OFF"));
     let users = format!("/apps/{id}/users");
 
     // An invitation may name the end of access; one in the past, or no time at all, is 400.

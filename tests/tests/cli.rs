@@ -44,7 +44,8 @@ async fn active_app(h: &Harness, tenant: &TestTenant) -> String {
     let domain = fresh_domain("cli");
     let (listener, group) = (target["listenerArn"].as_str().unwrap(), target["targetGroupArn"].as_str().unwrap());
     let args = ["apps", "create", "--name", "Tool", "--domain", &domain, "--listener-arn", listener];
-    let policy = ["--allowed-email-domain", "example.com", "--default-access-days", "30", "--auto-resend"];
+    let policy =
+        ["--allowed-email-domain", "example.com", "--default-access-days", "30", "--auto-resend", "--mfa", "optional"];
     let args = [&args[..], &policy, &["--target-group-arn", group, "--wait", "--output", "json"]].concat();
     let created = run(h, Some(&tenant.admin), &args);
     let app = json_of(&created);
@@ -54,6 +55,7 @@ async fn active_app(h: &Harness, tenant: &TestTenant) -> String {
         serde_json::json!({"allowedEmailDomains": ["example.com"], "defaultAccessDays": 30})
     );
     assert_eq!(app["autoResend"], true, "{app}");
+    assert_eq!(app["mfa"], "OPTIONAL", "{app}");
     // Without a terminal, --wait writes one line per change of status or step.
     let progress = stderr(&created);
     assert!(progress.lines().any(|l| l.starts_with("PROVISIONING")), "{progress}");

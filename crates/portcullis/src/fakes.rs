@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::domain::{
     AliasTarget, App, AppEvent, AppStatus, AppUser, Caller, CertificateStatus, DnsRecord, DomainRule, EnvironmentState,
     FoundRecord, GrantedTarget, HostedZone, Invitation, InvitationState, Invitee, ListenerDefault, ListenerProtocol,
-    LoadBalancerView, Registration, Resend, Resources, Role, RuleAction, Scope, ServiceToken, SesConfig, Target,
+    LoadBalancerView, Mfa, Registration, Resend, Resources, Role, RuleAction, Scope, ServiceToken, SesConfig, Target,
     Tenant, TenantQuotas, UserStatus,
 };
 use crate::error::{Error, Result};
@@ -352,6 +352,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         dns_alias: false,
         auto_resend: false,
         access_policy: Default::default(),
+        mfa: Default::default(),
         status,
         step: None,
         resources: Resources::default(),
@@ -507,6 +508,7 @@ pub struct MemoryPool {
     pub app_id: String,
     pub domain_prefix: Option<String>,
     pub clients: BTreeMap<String, String>,
+    pub mfa: Mfa,
 }
 
 impl MemoryPools {
@@ -527,6 +529,11 @@ impl UserPools for MemoryPools {
         self.created.lock().unwrap().push(id.clone());
         self.put(&id, MemoryPool { name: spec.pool_name.clone(), app_id: spec.app_id.clone(), ..Default::default() });
         Ok(CreatedPool { arn: format!("arn:{id}"), id })
+    }
+    async fn set_mfa(&self, pool_id: &str, mfa: Mfa) -> Result<()> {
+        let mut pools = self.pools.lock().unwrap();
+        pools.get_mut(pool_id).ok_or_else(|| Error::Invalid(format!("no pool {pool_id}")))?.mfa = mfa;
+        Ok(())
     }
     async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String> {
         let mut pools = self.pools.lock().unwrap();

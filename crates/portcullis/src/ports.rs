@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::domain::{
     AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, ClaimOutcome, ClientSettings, DnsRecord,
     EnvironmentState, FoundRecord, HostedZone, Invitation, Invitee, KeyClaim, ListenerDefault, ListenerProtocol,
-    LoadBalancerView, Resend, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant,
+    LoadBalancerView, Mfa, Resend, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant,
     ValidationRecord,
 };
 use crate::error::Result;
@@ -296,6 +296,8 @@ pub struct FoundPool {
 #[async_trait]
 pub trait UserPools: Send + Sync {
     async fn create_pool(&self, spec: &PoolSpec) -> Result<CreatedPool>;
+    /// Sets whether the pool's users sign in with a TOTP code too; the same again is a no-op.
+    async fn set_mfa(&self, pool_id: &str, mfa: Mfa) -> Result<()>;
     /// Creates the client and returns its id (never its secret).
     async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String>;
     /// Creates the hosted domain and returns its host name.

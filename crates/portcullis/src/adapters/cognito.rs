@@ -5,11 +5,12 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, AdminCreateUserConfigType, EmailConfigurationType, EmailSendingAccountType,
     MessageTemplateType, OAuthFlowType, PasswordPolicyType, PreventUserExistenceErrorTypes, RecoveryOptionNameType,
-    RecoveryOptionType, UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType,
+    RecoveryOptionType, SoftwareTokenMfaConfigType, UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType,
+    VerifiedAttributeType,
 };
 
 use super::{APP_ID_TAG, AwsFailure, all_pages, aws_failure, build_error, done_if};
-use crate::domain::{ClientSettings, SesIdentity, is_pool_name_of};
+use crate::domain::{ClientSettings, Mfa, SesIdentity, is_pool_name_of};
 use crate::error::{Error, Result};
 use crate::ports::{ClientSpec, CreatedPool, FoundPool, LoginInspection, PoolSpec, UserPools};
 
@@ -111,6 +112,23 @@ impl UserPools for CognitoUserPools {
             (Some(id), Some(arn)) => Ok(CreatedPool { id, arn }),
             _ => Err(Error::upstream("Cognito CreateUserPool returned a pool without id or ARN")),
         }
+    }
+
+    async fn set_mfa(&self, pool_id: &str, mfa: Mfa) -> Result<()> {
+        let (configuration, totp) = match mfa {
+            Mfa::Off => (UserPoolMfaType::Off, false),
+            Mfa::Optional => (UserPoolMfaType::Optional, true),
+            Mfa::Required => (UserPoolMfaType::On, true),
+        };
+        self.client
+            .set_user_pool_mfa_config()
+            .user_pool_id(pool_id)
+            .mfa_configuration(configuration)
+            .software_token_mfa_configuration(SoftwareTokenMfaConfigType::builder().enabled(totp).build())
+            .send()
+            .await
+            .map_err(|e| aws_failure("Cognito SetUserPoolMfaConfig", e).into_error())?;
+        Ok(())
     }
 
     async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String> {

@@ -115,6 +115,7 @@ impl AppsApi {
             dns_alias: new.dns_alias,
             auto_resend: new.auto_resend,
             access_policy: AccessPolicy { allowed_email_domains, default_access_days: new.default_access_days },
+            mfa: new.mfa,
             status: AppStatus::Provisioning,
             step: Some(Step::Certificate),
             resources: Resources::default(),

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::domain::{
-    AccessPolicy, App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Target, ValidationRecord,
+    AccessPolicy, App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Mfa, Target, ValidationRecord,
     ZoneRecord,
 };
 
@@ -78,6 +78,7 @@ pub struct AppView<'a> {
     pub dns_alias: bool,
     pub auto_resend: bool,
     pub access_policy: &'a AccessPolicy,
+    pub mfa: Mfa,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_record: Option<DnsRecordView<'a>>,
     /// The last drift check; absent until the first.
@@ -122,6 +123,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             dns_alias: app.dns_alias,
             auto_resend: app.auto_resend,
             access_policy: &app.access_policy,
+            mfa: app.mfa,
             dns_record: r.alias_dns.as_ref().map(DnsRecordView::from),
             health: app.health.as_ref(),
             created_at: app.created_at,

@@ -1,4 +1,5 @@
-//! An app's access policy: which addresses may be invited, and for how long their access lasts.
+//! An app's access policy: which addresses may be invited, and for how long their access lasts; and
+//! whether its users sign in with a second factor.
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -49,6 +50,29 @@ impl AccessPolicy {
     /// never.
     pub fn access_ends(&self, named: Option<OffsetDateTime>, now: OffsetDateTime) -> Option<OffsetDateTime> {
         named.or_else(|| self.default_access_days.map(|days| now + Duration::days(days.into())))
+    }
+}
+
+/// Whether an app's users sign in with a one-time code from an authenticator app (TOTP) as well as their
+/// password. The names are part of the API contract.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Mfa {
+    #[default]
+    Off,
+    /// Each user may set up a code.
+    Optional,
+    /// Every user sets one up at their first sign-in, and gives a code at every sign-in.
+    Required,
+}
+
+/// Reads `mfa`: OFF, OPTIONAL or REQUIRED; `None` when absent or null.
+pub fn parse_mfa(value: Option<&serde_json::Value>) -> Result<Option<Mfa>> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|_| Error::Invalid("mfa must be OFF, OPTIONAL or REQUIRED".into())),
     }
 }
 
@@ -143,6 +167,15 @@ mod tests {
         assert_eq!(days.access_ends(Some(named), now), Some(named));
         assert_eq!(days.access_ends(None, now), Some(now + Duration::days(30)));
         assert_eq!(AccessPolicy::default().access_ends(None, now), None);
+    }
+
+    #[test]
+    fn mfa_takes_the_contract_names_only() {
+        assert_eq!(parse_mfa(Some(&serde_json::json!("REQUIRED"))).unwrap(), Some(Mfa::Required));
+        assert_eq!(parse_mfa(None).unwrap(), None);
+        for bad in [serde_json::json!("required"), serde_json::json!(true)] {
+            assert!(parse_mfa(Some(&bad)).unwrap_err().to_string().contains("OFF, OPTIONAL or REQUIRED"), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{AccessPolicy, CertificateStatus, Closure, EmailSending, Health, ZoneRecord};
+use super::{AccessPolicy, CertificateStatus, Closure, EmailSending, Health, Mfa, ZoneRecord};
 use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
@@ -201,6 +201,9 @@ pub struct App {
     /// Who may be invited, and for how long.
     #[serde(default)]
     pub access_policy: AccessPolicy,
+    /// A second factor at sign-in (TOTP).
+    #[serde(default)]
+    pub mfa: Mfa,
     pub status: AppStatus,
     pub step: Option<Step>,
     #[serde(default)]

@@ -20,7 +20,8 @@ mod users;
 mod validate;
 
 pub use access::{
-    AccessPolicy, MAX_ACCESS_DAYS, MAX_EMAIL_DOMAINS, parse_access_days, parse_access_end, parse_email_domains,
+    AccessPolicy, MAX_ACCESS_DAYS, MAX_EMAIL_DOMAINS, Mfa, parse_access_days, parse_access_end, parse_email_domains,
+    parse_mfa,
 };
 pub use app::*;
 pub use audit::{AppEvent, AuditAction, WORKFLOW_ACTOR};

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Target, parse_access_days, parse_email_domains};
+use super::{Mfa, Target, parse_access_days, parse_email_domains, parse_mfa};
 use crate::error::{Error, Result};
 
 /// Default ALB session lifetime for an app's users: a working day.
@@ -23,6 +23,7 @@ struct CreateAppBody {
     auto_resend: Option<serde_json::Value>,
     allowed_email_domains: Option<serde_json::Value>,
     default_access_days: Option<serde_json::Value>,
+    mfa: Option<serde_json::Value>,
 }
 
 /// A validated request for a new app.
@@ -40,6 +41,7 @@ pub struct NewApp {
     /// The domains invitations may go to, if the request names them (else the tenant's default).
     pub allowed_email_domains: Option<Vec<String>>,
     pub default_access_days: Option<u32>,
+    pub mfa: Mfa,
 }
 
 /// Parses and validates the body of `POST /apps`.
@@ -65,6 +67,7 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
     let auto_resend = optional_flag(body.auto_resend, "autoResend")?;
     let allowed_email_domains = parse_email_domains(body.allowed_email_domains.as_ref(), "allowedEmailDomains")?;
     let default_access_days = parse_access_days(body.default_access_days.as_ref())?;
+    let mfa = parse_mfa(body.mfa.as_ref())?.unwrap_or_default();
     Ok(NewApp {
         name,
         domain,
@@ -74,6 +77,7 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
         auto_resend,
         allowed_email_domains,
         default_access_days,
+        mfa,
     })
 }
 

@@ -420,6 +420,8 @@ impl Provisioner {
             self.create_pool(app).await?;
         }
         let pool_id = app.resources.pool()?.id.to_string();
+        // Every time: a pool made by an attempt that died before this call is adopted above.
+        self.user_pools.set_mfa(&pool_id, app.mfa).await?;
         if app.resources.client_id.is_none() {
             let client_id = match self.user_pools.find_client(&pool_id, &client_name(&app.domain)).await? {
                 Some(found) => found,

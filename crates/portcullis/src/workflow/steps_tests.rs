@@ -55,6 +55,9 @@ impl UserPools for Quiet {
     async fn create_pool(&self, _: &PoolSpec) -> Result<CreatedPool> {
         unreachable!()
     }
+    async fn set_mfa(&self, _: &str, _: crate::domain::Mfa) -> Result<()> {
+        unreachable!()
+    }
     async fn create_client(&self, _: &str, _: &ClientSpec) -> Result<String> {
         unreachable!()
     }
@@ -838,12 +841,15 @@ fn unrecorded_pool(app_id: &str, client: Option<&str>) -> MemoryPool {
         app_id: app_id.into(),
         domain_prefix: Some(format!("pc-grafana-{app_id}")),
         clients: client.map(|id| (id.to_string(), client_name("grafana.example.com"))).into_iter().collect(),
+        mfa: Default::default(),
     }
 }
 
 #[tokio::test]
 async fn a_pool_and_client_made_before_a_lost_answer_are_adopted_not_made_twice() {
-    let mut w = world(fakes::app("app-1", AppStatus::Provisioning));
+    let mut app = fakes::app("app-1", AppStatus::Provisioning);
+    app.mfa = crate::domain::Mfa::Required;
+    let mut w = world(app);
     let pools = Arc::new(MemoryPools::default());
     pools.put("pool-lost", unrecorded_pool("app-1", Some("client-lost")));
     pools.put("pool-of-app-2", unrecorded_pool("app-2", Some("client-2")));
@@ -856,6 +862,7 @@ async fn a_pool_and_client_made_before_a_lost_answer_are_adopted_not_made_twice(
     assert!(pools.created.lock().unwrap().is_empty(), "no second pool");
     assert_eq!(pools.pool("pool-lost").unwrap().clients.len(), 1, "no second client");
     assert_eq!(pools.pool("pool-of-app-2").unwrap().clients.len(), 1, "another app's pool is untouched");
+    assert_eq!(pools.pool("pool-lost").unwrap().mfa, crate::domain::Mfa::Required, "the adopted pool asks for MFA");
 }
 
 #[tokio::test]
