@@ -89,8 +89,8 @@ pub fn parse_email_domains(value: Option<&serde_json::Value>, field: &str) -> Re
         let text = item.as_str().ok_or_else(shape)?;
         let domain = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
         let not_a_domain = || Error::Invalid(format!("{field}: '{domain}' is not a domain name (e.g. example.com)"));
-        // validate_host would trim white space; a listed domain has none.
-        if domain.trim() != domain {
+        // validate_host would trim white space, and measures the name without its trailing dot.
+        if domain.trim() != domain || text.len() > 253 {
             return Err(not_a_domain());
         }
         validate_host(&domain).map_err(|_| not_a_domain())?;
