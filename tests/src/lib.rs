@@ -312,12 +312,20 @@ impl Harness {
 
     /// Creates an app on a target of its own and waits until it is ACTIVE; returns its body.
     pub async fn active_app(&self, tenant: &TestTenant, name: &str) -> Value {
-        self.active_app_with(tenant, name, serde_json::json!({})).await
+        let target = self.alb_target(tenant).await;
+        self.active_app_on(tenant, name, target, serde_json::json!({})).await
     }
 
-    /// As `active_app`, with these fields added to the create request.
+    /// As `active_app`, with these fields added to the create request, on a listener of its own: the
+    /// demo listener's 25 certificates are shared by the whole suite.
     pub async fn active_app_with(&self, tenant: &TestTenant, name: &str, fields: Value) -> Value {
-        let target = self.alb_target(tenant).await;
+        let listener = self.listener_of_its_own().await;
+        let target = self.alb_targets_on(tenant, &listener, 1).await.remove(0);
+        self.active_app_on(tenant, name, target, fields).await
+    }
+
+    /// Creates an app on `target` with these fields added, and waits until it is ACTIVE.
+    async fn active_app_on(&self, tenant: &TestTenant, name: &str, target: Value, fields: Value) -> Value {
         let mut body = serde_json::json!({"name": name, "domain": fresh_domain("app"), "target": target});
         body.as_object_mut().unwrap().extend(fields.as_object().cloned().unwrap_or_default());
         let token = tenant.admin.as_str();

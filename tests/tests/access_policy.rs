@@ -72,7 +72,8 @@ async fn only_addresses_the_policy_allows_are_invited_and_the_tenant_default_app
     }
 
     // The tenant's default: a new app that names no domains gets it.
-    let target = h.alb_target(&tenant).await;
+    let listener = h.listener_of_its_own().await;
+    let target = h.alb_targets_on(&tenant, &listener, 1).await.remove(0);
     let platform = h.platform().await;
     let path = format!("/tenants/{}", tenant.id);
     let registration = h.call(Method::GET, &path, Some(&platform), None).await.body;
@@ -94,7 +95,7 @@ async fn access_that_reaches_its_end_is_ended_within_the_hour_disabled_signed_ou
     let h = Harness::new().await;
     let tenant = h.tenant().await;
     let admin = tenant.admin.clone();
-    let app = h.active_app(&tenant, "Contractors").await;
+    let app = h.active_app_with(&tenant, "Contractors", json!({})).await;
     let id = app["id"].as_str().unwrap();
     let pool = app["auth"]["userPoolId"].as_str().unwrap();
     assert_eq!(app["mfa"], "OFF", "no second factor unless asked for");

@@ -55,7 +55,7 @@ async fn each_user_shows_where_their_invitation_stands_and_expired_ones_are_sent
     let tenant = h.tenant().await;
     let admin = tenant.admin.clone();
     let viewer = h.operator(Some(&tenant.id), Some("viewer")).await;
-    let app = h.active_app(&tenant, "Invitations").await;
+    let app = h.active_app_with(&tenant, "Invitations", json!({})).await;
     let id = app["id"].as_str().unwrap();
     let pool = app["auth"]["userPoolId"].as_str().unwrap();
     assert_eq!(app["autoResend"], false, "off unless asked for");
@@ -157,7 +157,7 @@ async fn apps_with_auto_resend_send_an_invitation_again_the_day_before_it_expire
     let tenant = h.tenant().await;
     let admin = tenant.admin.clone();
     let reminded = h.active_app_with(&tenant, "Reminded", json!({"autoResend": true})).await;
-    let plain = h.active_app(&tenant, "Plain").await;
+    let plain = h.active_app_with(&tenant, "Plain", json!({})).await;
     let (id, plain_id) = (reminded["id"].as_str().unwrap(), plain["id"].as_str().unwrap());
     assert_eq!(reminded["autoResend"], true);
     let pool = reminded["auth"]["userPoolId"].as_str().unwrap();
