@@ -16,6 +16,9 @@ pub enum Error {
     /// The request is malformed or breaks a rule; the detail says which. The caller's fault.
     #[error("{0}")]
     Invalid(String),
+    /// The request is well formed, but what it asks for cannot be done as asked (a time already past).
+    #[error("{0}")]
+    Unprocessable(String),
     /// No credentials, or credentials that do not verify.
     #[error("{0}")]
     Unauthenticated(String),
@@ -68,6 +71,7 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Invalid,
+    Unprocessable,
     Unauthenticated,
     Forbidden,
     NotFound,
@@ -110,6 +114,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Unprocessable(_) => ErrorKind::Unprocessable,
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::NotFound(_) => ErrorKind::NotFound,

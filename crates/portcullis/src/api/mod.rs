@@ -106,7 +106,7 @@ pub fn problem(err: &Error) -> ApiResponse {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::PriorityInUse(_) => StatusCode::CONFLICT,
-        Error::QuotaExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::QuotaExceeded(_) | Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Retryable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
         Error::Internal { .. } | Error::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,

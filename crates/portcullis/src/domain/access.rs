@@ -116,8 +116,9 @@ pub fn parse_access_days(value: Option<&serde_json::Value>) -> Result<Option<u32
     }
 }
 
-/// Reads an invitation's `expiresAt`: an RFC 3339 time after `now` and at most [`MAX_ACCESS_DAYS`]
-/// ahead; `None` when absent or null.
+/// Reads an invitation's `expiresAt`: an RFC 3339 time (else `Invalid`, 400) after `now` and at most
+/// [`MAX_ACCESS_DAYS`] ahead (else `Unprocessable`, 422: the contract cannot say "in the future");
+/// `None` when absent or null.
 pub fn parse_access_end(value: Option<&serde_json::Value>, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
     let end = match value {
         None | Some(serde_json::Value::Null) => return Ok(None),
@@ -126,10 +127,10 @@ pub fn parse_access_end(value: Option<&serde_json::Value>, now: OffsetDateTime) 
         Some(_) => return Err(Error::Invalid("expiresAt must be an RFC 3339 time as a string".into())),
     };
     if end <= now {
-        return Err(Error::Invalid("expiresAt must be in the future".into()));
+        return Err(Error::Unprocessable("expiresAt must be in the future".into()));
     }
     if end - now > Duration::days(MAX_ACCESS_DAYS.into()) {
-        return Err(Error::Invalid(format!("expiresAt must be at most {MAX_ACCESS_DAYS} days ahead")));
+        return Err(Error::Unprocessable(format!("expiresAt must be at most {MAX_ACCESS_DAYS} days ahead")));
     }
     Ok(Some(end))
 }
@@ -201,8 +202,12 @@ mod tests {
         let now = OffsetDateTime::parse("2026-11-21T12:00:00Z", &Rfc3339).unwrap();
         let end = parse_access_end(Some(&serde_json::json!("2026-12-31T18:00:00Z")), now).unwrap().unwrap();
         assert_eq!(end - now, Duration::days(40) + Duration::hours(6));
-        for bad in ["2026-11-21T11:00:00Z", "2040-01-01T00:00:00Z", "next week"] {
-            assert!(parse_access_end(Some(&serde_json::json!(bad)), now).is_err(), "{bad}");
+        for (bad, kind) in [
+            ("2026-11-21T11:00:00Z", ErrorKind::Unprocessable),
+            ("2040-01-01T00:00:00Z", ErrorKind::Unprocessable),
+            ("next week", ErrorKind::Invalid),
+        ] {
+            assert_eq!(parse_access_end(Some(&serde_json::json!(bad)), now).unwrap_err().kind(), kind, "{bad}");
         }
     }
 }

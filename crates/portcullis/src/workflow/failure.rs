@@ -137,9 +137,11 @@ impl From<Error> for StepFailure {
             ErrorKind::Upstream => FailureName::AwsError,
             ErrorKind::Config => FailureName::Misconfigured,
             // The API's own kinds have no business in a step: a bug if they reach here.
-            ErrorKind::Internal | ErrorKind::Unauthenticated | ErrorKind::Forbidden | ErrorKind::NotFound => {
-                FailureName::Internal
-            }
+            ErrorKind::Internal
+            | ErrorKind::Unauthenticated
+            | ErrorKind::Forbidden
+            | ErrorKind::NotFound
+            | ErrorKind::Unprocessable => FailureName::Internal,
         };
         StepFailure { name, message: err.to_string(), cause: Some(err) }
     }
