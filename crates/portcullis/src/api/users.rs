@@ -14,8 +14,8 @@ use super::{
     respond,
 };
 use crate::domain::{
-    App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, InvitationState,
-    InvitationStatus, Invitee, InviteeBody, MAX_BATCH, Resend, UserStatus,
+    App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, InvitationStatus, Invitee,
+    InviteeBody, MAX_BATCH, Resend, invitation_expiry,
 };
 use crate::error::{Chain, Error, Result};
 use crate::invitations::{REQUEST_SEND_BUDGET, Resender, within_budget};
@@ -72,6 +72,17 @@ impl Route {
 struct BatchBody {
     /// Objects only: serde would also read `[email, name]` as an entry.
     users: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// The answer to a resend.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resent<'a> {
+    username: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    resent_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
 }
 
 /// One line of a batch's answer.
@@ -208,14 +219,8 @@ impl UsersApi {
         caller.require_admin()?;
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         let by = (caller.actor.as_str(), Resend::ByAdmin);
-        let sent_at = self.resender().resend(&app, &pool_id, username, by, username.to_string()).await?;
-        let invitation = InvitationState::of(UserStatus::ForceChangePassword, sent_at, sent_at);
-        let rfc3339 = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
-        let body = serde_json::json!({
-            "username": username,
-            "resentAt": rfc3339(sent_at),
-            "expiresAt": invitation.expires_at.and_then(rfc3339),
-        });
+        let resent_at = self.resender().resend(&app, &pool_id, username, by, username.to_string()).await?;
+        let body = Resent { username, resent_at, expires_at: invitation_expiry(resent_at) };
         Ok(json_response(StatusCode::ACCEPTED, &body))
     }
 
@@ -250,12 +255,7 @@ impl UsersApi {
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         self.backoff.retry(|| self.users.revoke(&pool_id, username)).await?;
         self.invitations.delete(&app.id, username).await?;
-        // Cognito can end the user's tokens, not the load balancer's session cookie: say how long it may last.
-        let detail = format!(
-            "{username}: signed out of the app's pool and removed; a session the load balancer already holds \
-             can last up to the app's session timeout ({} s)",
-            app.session_timeout_seconds
-        );
+        let detail = format!("{username}: signed out of the app's pool and removed; {}", app.open_session_note());
         self.record(caller, &app, AuditAction::UserRevoked, detail).await?;
         let mut response = http::Response::new(String::new());
         *response.status_mut() = StatusCode::NO_CONTENT;

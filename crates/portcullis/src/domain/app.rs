@@ -243,6 +243,15 @@ impl App {
         Some(format!("https://{host}/logout?{query}"))
     }
 
+    /// What ending a user's access in the pool leaves open, for the app's history: Cognito ends the
+    /// user's tokens, not the load balancer's session cookie.
+    pub fn open_session_note(&self) -> String {
+        format!(
+            "a session the load balancer already holds can last up to the app's session timeout ({} s)",
+            self.session_timeout_seconds
+        )
+    }
+
     /// The OAuth callback the ALB's authenticate-cognito action uses.
     pub fn callback_url(&self) -> String {
         format!("https://{}/oauth2/idpresponse", self.domain)

@@ -60,6 +60,7 @@ pub use tenant::{
 };
 pub use users::{
     AppUser, BatchOutcome, EmailSending, Invitation, InvitationState, InvitationStatus, Invitee, InviteeBody,
-    MAX_AUTO_RESENDS, MAX_BATCH, Resend, SesIdentity, TEMPORARY_PASSWORD_VALIDITY_DAYS, UserStatus, validate_email,
+    MAX_AUTO_RESENDS, MAX_BATCH, Resend, SesIdentity, TEMPORARY_PASSWORD_VALIDITY_DAYS, UserStatus, invitation_expiry,
+    validate_email,
 };
 pub use validate::{MAX_APP_DOMAIN_LENGTH, NewApp, validate_new_app};

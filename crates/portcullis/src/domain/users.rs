@@ -51,6 +51,11 @@ impl AppUser {
 /// when Portcullis creates the pool (to Cognito's default).
 pub const TEMPORARY_PASSWORD_VALIDITY_DAYS: u8 = 7;
 
+/// When an invitation sent at `sent_at` stops working.
+pub fn invitation_expiry(sent_at: OffsetDateTime) -> OffsetDateTime {
+    sent_at + Duration::days(TEMPORARY_PASSWORD_VALIDITY_DAYS.into())
+}
+
 /// Where an invitation stands. The names are part of the API contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -103,7 +108,7 @@ impl InvitationState {
         if status != UserStatus::ForceChangePassword {
             return InvitationState { status: InvitationStatus::Accepted, sent_at, expires_at: None, auto_resends: 0 };
         }
-        let expires_at = sent_at + Duration::days(TEMPORARY_PASSWORD_VALIDITY_DAYS.into());
+        let expires_at = invitation_expiry(sent_at);
         let status = if now < expires_at { InvitationStatus::Pending } else { InvitationStatus::Expired };
         InvitationState { status, sent_at, expires_at: Some(expires_at), auto_resends: 0 }
     }

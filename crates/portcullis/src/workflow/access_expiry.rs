@@ -84,9 +84,9 @@ impl AccessExpiry {
         self.invitations.mark_access_ended(&app.id, username, now).await?;
         let end = invitation.access_expires_at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
         let detail = format!(
-            "{} ({username}): access ended as set ({end}); disabled and signed out of the app's pool. A session \
-             the load balancer already holds can last up to the app's session timeout ({} s).",
-            invitation.email, app.session_timeout_seconds
+            "{} ({username}): access ended as set ({end}); disabled and signed out of the app's pool; {}",
+            invitation.email,
+            app.open_session_note()
         );
         let event = AppEvent::now(WORKFLOW_ACTOR, AuditAction::UserAccessEnded, detail);
         self.history.append(Subject::App(&app.id), &event).await
