@@ -89,6 +89,8 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
         row(Method::GET, format!("{app_path}/events"), None, [403, 200, 200, 404, 401, 200, 404]),
         row(Method::GET, users.clone(), None, [403, 200, 200, 404, 401, 200, 404]),
         row(Method::GET, format!("{users}?invitation=EXPIRED"), None, [403, 200, 200, 404, 401, 200, 404]),
+        row(Method::GET, format!("{app_path}/roles"), None, [403, 200, 200, 404, 401, 200, 404]),
+        row(Method::GET, format!("{user}/roles"), None, [403, 200, 200, 404, 401, 200, 404]),
         row(Method::GET, "/tenant", None, [403, 200, 200, 200, 401, 403, 403]),
         row(Method::GET, "/tenants", None, [200, 403, 403, 403, 401, 403, 403]),
         row(Method::GET, tenant_path.clone(), None, [200, 403, 403, 403, 401, 403, 403]),
@@ -109,6 +111,19 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
             Some(json!({"users": [{"email": email()}]})),
             [403, 200, 403, 404, 401, 403, 404],
         ),
+        row(
+            Method::POST,
+            format!("{app_path}/roles"),
+            Some(json!({"name": "editor"})),
+            [403, 201, 403, 404, 401, 403, 404],
+        ),
+        row(
+            Method::PUT,
+            format!("{user}/roles"),
+            Some(json!({"roles": ["editor"]})),
+            [403, 200, 403, 404, 401, 403, 404],
+        ),
+        row(Method::DELETE, format!("{app_path}/roles/editor"), None, [403, 204, 403, 404, 401, 403, 404]),
         row(Method::DELETE, user.clone(), None, [403, 204, 403, 404, 401, 403, 404]),
         row(Method::DELETE, app_path.clone(), None, [403, 202, 403, 404, 401, 403, 404]),
     ];
@@ -116,7 +131,7 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
     let mut table = String::new();
     let mut wrong = Vec::new();
     for route in &rows {
-        let before = state_of(&h, &tenant.admin, &id).await;
+        let before = state_of(&h, &tenant.admin, &id, &username).await;
         table.push_str(&format!(
             "{:<7} {:<58}",
             route.method.as_str(),
@@ -146,7 +161,7 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
                 assert_no_leak(&reply, &[&id, &username, &spare_client_id]);
             }
             if who != Who::Admin {
-                let after = state_of(&h, &tenant.admin, &id).await;
+                let after = state_of(&h, &tenant.admin, &id, &username).await;
                 assert_eq!(after, before, "{} {} as {who:?} changed tenant A's app", route.method, route.path);
             }
         }
@@ -165,8 +180,9 @@ fn assert_no_leak(reply: &Reply, owned_by_a: &[&str]) {
     assert!(!owned_by_a.iter().any(|s| reply.text.contains(s)), "{}", reply.text);
 }
 
-/// What a write to A's app would change: its status and the usernames of its pool.
-async fn state_of(h: &Harness, admin: &str, app_id: &str) -> (Value, Vec<String>) {
+/// What a write to A's app would change: its status, the usernames of its pool, its roles and the roles
+/// of the user the matrix works on.
+async fn state_of(h: &Harness, admin: &str, app_id: &str, username: &str) -> (Value, Vec<String>, Value, Value) {
     let app = h.call(Method::GET, &format!("/apps/{app_id}"), Some(admin), None).await;
     let users = h.call(Method::GET, &format!("/apps/{app_id}/users"), Some(admin), None).await;
     let mut names: Vec<String> = users.body["items"]
@@ -174,5 +190,7 @@ async fn state_of(h: &Harness, admin: &str, app_id: &str) -> (Value, Vec<String>
         .map(|items| items.iter().filter_map(|u| u["username"].as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     names.sort();
-    (app.body["status"].clone(), names)
+    let roles = h.call(Method::GET, &format!("/apps/{app_id}/roles"), Some(admin), None).await;
+    let held = h.call(Method::GET, &format!("/apps/{app_id}/users/{username}/roles"), Some(admin), None).await;
+    (app.body["status"].clone(), names, roles.body["items"].clone(), held.body["roles"].clone())
 }

@@ -1,23 +1,23 @@
 //! In-memory ports for unit tests of the library's logic. The real path of each is tested end to end
 //! in tests/ against the local stack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    AliasTarget, App, AppEvent, AppStatus, AppUser, Caller, CertificateStatus, DnsRecord, DomainRule, EnvironmentState,
-    FoundRecord, GrantedTarget, HostedZone, Invitation, InvitationState, Invitee, ListenerDefault, ListenerProtocol,
-    LoadBalancerView, Mfa, Registration, Resend, Resources, Role, RuleAction, Scope, ServiceToken, SesConfig, Target,
-    Tenant, TenantQuotas, UserStatus,
+    AliasTarget, App, AppEvent, AppRole, AppStatus, AppUser, Caller, CertificateStatus, DnsRecord, DomainRule,
+    EnvironmentState, FoundRecord, GrantedTarget, HostedZone, Invitation, InvitationState, Invitee, ListenerDefault,
+    ListenerProtocol, LoadBalancerView, Mfa, NewAppRole, Registration, Resend, Resources, Role, RuleAction, Scope,
+    ServiceToken, SesConfig, Target, Tenant, TenantQuotas, UserStatus,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    AppRepository, AppUsers, DnsZone, Environments, History, InvitationRecords, ListenerRule, LoadBalancer, Page,
-    PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, ServiceCredentials, ServiceTokenRecords,
-    Subject, TenantRegistry, TokenVerifier, UserFilter,
+    AppRepository, AppRoles, AppUsers, DnsZone, Environments, History, InvitationRecords, ListenerRule, LoadBalancer,
+    Page, PriorityReservations, ProtectRule, RecordClaim, RecordClaims, Removal, ServiceCredentials,
+    ServiceTokenRecords, Subject, TenantRegistry, TokenVerifier, UserFilter,
 };
 use crate::ports::{
     CertificateAuthority, CertificateState, ClientSecret, ClientSpec, CreatedCredential, CreatedPool, FoundPool,
@@ -215,6 +215,54 @@ impl AppUsers for MemoryAppUsers {
     async fn end_access(&self, pool_id: &str, username: &str) -> Result<()> {
         self.check(pool_id)?;
         self.ended.lock().unwrap().push(username.into());
+        Ok(())
+    }
+}
+
+/// One pool's roles and who holds them; `give` fails for the roles in `refused`.
+#[derive(Default)]
+pub struct MemoryRoles {
+    pub roles: Mutex<BTreeSet<String>>,
+    pub held: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    pub refused: Mutex<BTreeSet<String>>,
+}
+
+#[async_trait]
+impl AppRoles for MemoryRoles {
+    async fn create(&self, _: &str, role: &NewAppRole) -> Result<AppRole> {
+        if !self.roles.lock().unwrap().insert(role.name.clone()) {
+            return Err(Error::Conflict(format!("the app already has a role named '{}'", role.name)));
+        }
+        let created_at = OffsetDateTime::UNIX_EPOCH;
+        Ok(AppRole { name: role.name.clone(), description: role.description.clone(), created_at })
+    }
+    async fn list(&self, _: &str, _: u32, _: Option<&str>) -> Result<Page<AppRole>> {
+        let created_at = OffsetDateTime::UNIX_EPOCH;
+        let roles = self.roles.lock().unwrap();
+        let items = roles.iter().map(|name| AppRole { name: name.clone(), description: None, created_at }).collect();
+        Ok(Page { items, next_token: None })
+    }
+    async fn exists(&self, _: &str, name: &str) -> Result<bool> {
+        Ok(self.roles.lock().unwrap().contains(name))
+    }
+    async fn delete(&self, _: &str, name: &str) -> Result<()> {
+        match self.roles.lock().unwrap().remove(name) {
+            true => Ok(()),
+            false => Err(Error::NotFound(format!("the app has no role '{name}'"))),
+        }
+    }
+    async fn held_by(&self, _: &str, username: &str) -> Result<BTreeSet<String>> {
+        Ok(self.held.lock().unwrap().get(username).cloned().unwrap_or_default())
+    }
+    async fn give(&self, _: &str, username: &str, role: &str) -> Result<()> {
+        if self.refused.lock().unwrap().contains(role) {
+            return Err(Error::upstream("the pool is unavailable"));
+        }
+        self.held.lock().unwrap().entry(username.into()).or_default().insert(role.into());
+        Ok(())
+    }
+    async fn take(&self, _: &str, username: &str, role: &str) -> Result<()> {
+        self.held.lock().unwrap().entry(username.into()).or_default().remove(role);
         Ok(())
     }
 }

@@ -1,16 +1,16 @@
 //! Ports: what the domain needs from the outside world, in domain types. Adapters (`crate::adapters`)
 //! implement them on aws-sdk-rust; unit tests implement them in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    AliasTarget, App, AppEvent, AppUser, Caller, CertificateStatus, ClaimOutcome, ClientSettings, DnsRecord,
+    AliasTarget, App, AppEvent, AppRole, AppUser, Caller, CertificateStatus, ClaimOutcome, ClientSettings, DnsRecord,
     EnvironmentState, FoundRecord, HostedZone, Invitation, Invitee, KeyClaim, ListenerDefault, ListenerProtocol,
-    LoadBalancerView, Mfa, Resend, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer, Tenant,
-    ValidationRecord,
+    LoadBalancerView, Mfa, NewAppRole, Resend, RuleSettings, Scope, ServiceToken, SesConfig, SesIdentity, StoredAnswer,
+    Tenant, ValidationRecord,
 };
 use crate::error::Result;
 use crate::workflow::Execution;
@@ -344,6 +344,25 @@ pub trait AppUsers: Send + Sync {
     /// Disables the user (no more sign-ins) and signs them out everywhere, keeping the account.
     /// `NotFound` for an unknown user.
     async fn end_access(&self, pool_id: &str, username: &str) -> Result<()>;
+}
+
+/// The roles of an app's pool (Cognito groups) and who holds them.
+#[async_trait]
+pub trait AppRoles: Send + Sync {
+    /// Creates the role. `Conflict` if the app has one by that name.
+    async fn create(&self, pool_id: &str, role: &NewAppRole) -> Result<AppRole>;
+    /// A page of the app's roles.
+    async fn list(&self, pool_id: &str, limit: u32, next_token: Option<&str>) -> Result<Page<AppRole>>;
+    /// Whether the app has a role by that name.
+    async fn exists(&self, pool_id: &str, name: &str) -> Result<bool>;
+    /// Deletes the role; whoever held it no longer does. `NotFound` if there is none by that name.
+    async fn delete(&self, pool_id: &str, name: &str) -> Result<()>;
+    /// The roles the user holds. `NotFound` for an unknown user.
+    async fn held_by(&self, pool_id: &str, username: &str) -> Result<BTreeSet<String>>;
+    /// Gives the user the role (held already is fine). `NotFound` for an unknown user or role.
+    async fn give(&self, pool_id: &str, username: &str, role: &str) -> Result<()>;
+    /// Takes the role from the user (not held is fine). `NotFound` for an unknown user or role.
+    async fn take(&self, pool_id: &str, username: &str, role: &str) -> Result<()>;
 }
 
 /// Starting, stopping and watching the state machines' executions (Step Functions).

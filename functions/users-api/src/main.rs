@@ -1,5 +1,5 @@
-//! users-api: `/apps/{id}/users` behind API Gateway. Wires the adapters once per cold start and serves.
-//! IAM: the table, and user administration in Portcullis-tagged user pools.
+//! users-api: `/apps/{id}/users` and `/apps/{id}/roles` behind API Gateway. Wires the adapters once per
+//! cold start and serves. IAM: the table, and user and group administration in Portcullis-tagged user pools.
 
 use std::sync::Arc;
 
@@ -15,11 +15,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = load_aws_config("portcullis-users-api").await?;
     let store = Arc::new(DynamoStore::from_config(&aws, table_name()?));
     let verifier = Arc::new(JwksTokenVerifier::new(TokenConfig::from_env()?).with_service_tokens(store.clone()));
+    let cognito = Arc::new(CognitoAppUsers::from_config(&aws));
     let api = UsersApi {
         apps: store.clone(),
         history: store.clone(),
         invitations: store.clone(),
-        users: Arc::new(CognitoAppUsers::from_config(&aws)),
+        users: cognito.clone(),
+        roles: cognito,
         verifier: verifier.clone(),
         backoff: Backoff::default(),
     };

@@ -28,6 +28,10 @@ impl CognitoAppUsers {
         CognitoAppUsers { client: Client::new(config) }
     }
 
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Revokes the user's refresh tokens everywhere.
     async fn sign_out(&self, pool_id: &str, username: &str) -> Result<()> {
         self.client
@@ -46,7 +50,7 @@ fn attribute(name: &str, value: &str) -> Result<AttributeType> {
 }
 
 /// Cognito's user errors, translated once.
-fn user_error(failure: AwsFailure) -> Error {
+pub(super) fn user_error(failure: AwsFailure) -> Error {
     match failure.code.as_deref() {
         Some("UsernameExistsException" | "AliasExistsException") => {
             Error::Conflict("a user with this email already exists in the app".into())

@@ -3,6 +3,7 @@
 
 mod acm;
 mod cognito;
+mod cognito_roles;
 mod cognito_service_credentials;
 mod cognito_users;
 mod dynamodb;

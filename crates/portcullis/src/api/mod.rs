@@ -7,6 +7,7 @@ mod cors;
 mod idempotency;
 mod page_token;
 mod preflight;
+mod roles;
 mod scopes;
 mod service_tokens;
 mod tenants;

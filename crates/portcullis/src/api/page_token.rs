@@ -42,6 +42,10 @@ impl PageScope {
             Some(status) => PageScope(format!("users\n{app_id}\n{}", status.as_str())),
         }
     }
+    /// An app's roles.
+    pub fn roles(app_id: &str) -> Self {
+        PageScope(format!("roles\n{app_id}"))
+    }
     /// The tenant registry.
     pub fn tenants() -> Self {
         PageScope("tenants".into())

@@ -10,7 +10,15 @@ use crate::error::{Error, Result};
 /// The scope a service token needs for `method resource`, if service tokens may call it at all.
 pub fn needed(method: &Method, resource: &str) -> Option<Scope> {
     Some(match (method, resource) {
-        (&Method::GET, "/apps" | "/apps/{id}" | "/apps/{id}/events" | "/apps/{id}/users") => Scope::AppsRead,
+        (
+            &Method::GET,
+            "/apps"
+            | "/apps/{id}"
+            | "/apps/{id}/events"
+            | "/apps/{id}/users"
+            | "/apps/{id}/roles"
+            | "/apps/{id}/users/{username}/roles",
+        ) => Scope::AppsRead,
         // Preflight creates nothing: it is a read.
         (&Method::POST, "/apps/preflight") => Scope::AppsRead,
         (&Method::POST, "/apps" | "/apps/{id}/repair") | (&Method::DELETE, "/apps/{id}") => Scope::AppsWrite,
@@ -19,9 +27,11 @@ pub fn needed(method: &Method, resource: &str) -> Option<Scope> {
             "/apps/{id}/users"
             | "/apps/{id}/users/batch"
             | "/apps/{id}/users/{username}/resend"
-            | "/apps/{id}/users/resend-expired",
+            | "/apps/{id}/users/resend-expired"
+            | "/apps/{id}/roles",
         )
-        | (&Method::DELETE, "/apps/{id}/users/{username}") => Scope::UsersWrite,
+        | (&Method::DELETE, "/apps/{id}/users/{username}" | "/apps/{id}/roles/{role}")
+        | (&Method::PUT, "/apps/{id}/users/{username}/roles") => Scope::UsersWrite,
         _ => return None,
     })
 }
@@ -69,6 +79,10 @@ mod tests {
         assert!(check(&inviter, &Method::POST, "/apps/{id}/users/resend-expired").is_ok());
         assert!(check(&reader, &Method::POST, "/apps/{id}/users/resend-expired").is_err());
         assert!(check(&inviter, &Method::GET, "/apps").is_err());
+        assert!(check(&inviter, &Method::PUT, "/apps/{id}/users/{username}/roles").is_ok());
+        assert!(check(&inviter, &Method::DELETE, "/apps/{id}/roles/{role}").is_ok());
+        assert!(check(&reader, &Method::GET, "/apps/{id}/roles").is_ok());
+        assert!(check(&reader, &Method::POST, "/apps/{id}/roles").is_err());
     }
 
     #[test]

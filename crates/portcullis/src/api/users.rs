@@ -1,5 +1,6 @@
 //! `/apps/{id}/users`: an app's admins invite, resend, list and revoke the app's users. Each app has its
-//! own pool, so an invitation grants nothing beyond its app.
+//! own pool, so an invitation grants nothing beyond its app. Its roles (`/apps/{id}/roles`, and a user's
+//! roles) are served here too, in `super::roles`: they are the same pool's groups.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::domain::{
 };
 use crate::error::{Chain, Error, Result};
 use crate::invitations::{REQUEST_SEND_BUDGET, Resender, within_budget};
-use crate::ports::{AppRepository, AppUsers, History, InvitationRecords, Subject, TokenVerifier, UserFilter};
+use crate::ports::{AppRepository, AppRoles, AppUsers, History, InvitationRecords, Subject, TokenVerifier, UserFilter};
 use crate::retry::Backoff;
 
 /// The `/apps/{id}/users` operations.
@@ -28,6 +29,7 @@ pub struct UsersApi {
     pub history: Arc<dyn History>,
     pub invitations: Arc<dyn InvitationRecords>,
     pub users: Arc<dyn AppUsers>,
+    pub roles: Arc<dyn AppRoles>,
     pub verifier: Arc<dyn TokenVerifier>,
     pub backoff: Backoff,
 }
@@ -41,6 +43,11 @@ enum Route {
     ResendInvitation,
     ResendExpiredInvitations,
     RevokeUser,
+    CreateRole,
+    ListRoles,
+    DeleteRole,
+    GetUserRoles,
+    SetUserRoles,
 }
 
 impl Route {
@@ -52,6 +59,11 @@ impl Route {
             (&Method::POST, "/apps/{id}/users/{username}/resend") => Route::ResendInvitation,
             (&Method::POST, "/apps/{id}/users/resend-expired") => Route::ResendExpiredInvitations,
             (&Method::DELETE, "/apps/{id}/users/{username}") => Route::RevokeUser,
+            (&Method::POST, "/apps/{id}/roles") => Route::CreateRole,
+            (&Method::GET, "/apps/{id}/roles") => Route::ListRoles,
+            (&Method::DELETE, "/apps/{id}/roles/{role}") => Route::DeleteRole,
+            (&Method::GET, "/apps/{id}/users/{username}/roles") => Route::GetUserRoles,
+            (&Method::PUT, "/apps/{id}/users/{username}/roles") => Route::SetUserRoles,
             _ => return None,
         })
     }
@@ -64,6 +76,11 @@ impl Route {
             Route::ResendInvitation => "resendInvitation",
             Route::ResendExpiredInvitations => "resendExpiredInvitations",
             Route::RevokeUser => "revokeUser",
+            Route::CreateRole => "createRole",
+            Route::ListRoles => "listRoles",
+            Route::DeleteRole => "deleteRole",
+            Route::GetUserRoles => "getUserRoles",
+            Route::SetUserRoles => "setUserRoles",
         }
     }
 }
@@ -114,6 +131,11 @@ impl Operations for UsersApi {
                 Route::ResendInvitation => self.resend(&caller, app_id, username).await,
                 Route::ResendExpiredInvitations => self.resend_expired(&caller, app_id).await,
                 Route::RevokeUser => self.revoke(&caller, app_id, username).await,
+                Route::CreateRole => self.create_role(&caller, app_id, &request.body).await,
+                Route::ListRoles => self.list_roles(&caller, app_id, request).await,
+                Route::DeleteRole => self.delete_role(&caller, app_id, request.path("role")).await,
+                Route::GetUserRoles => self.user_roles(&caller, app_id, username).await,
+                Route::SetUserRoles => self.set_user_roles(&caller, app_id, username, &request.body).await,
             }
         })
         .await
@@ -127,7 +149,9 @@ impl UsersApi {
         let (app, pool_id) = self.active_app(caller, app_id).await?;
         let invitee: InviteeBody = serde_json::from_str(body)
             .map_err(|e| Error::Invalid(format!("the body must be {{\"email\": …, \"name\": …}}: {e}")))?;
-        let user = self.invite_one(caller, &app, &pool_id, &invitee.validate()?).await?;
+        let invitee = invitee.validate()?;
+        self.check_roles_exist(&pool_id, &invitee.roles).await?;
+        let user = self.invite_one(caller, &app, &pool_id, &invitee).await?;
         Ok(json_response(StatusCode::CREATED, &user))
     }
 
@@ -136,7 +160,9 @@ impl UsersApi {
         caller.require_admin()?;
         let entries = parse_batch(body)?;
         let (app, pool_id) = self.active_app(caller, app_id).await?;
-        let results = self.invite_within_budget(caller, &app, &pool_id, screen(&entries)).await;
+        let refuse = |invitee: Invitee, detail| BatchResult::new(invitee.email, BatchOutcome::Invalid, detail);
+        let screened = self.screen_roles(&pool_id, screen(&entries), refuse).await?;
+        let results = self.invite_within_budget(caller, &app, &pool_id, screened).await;
         Ok(json_response(StatusCode::OK, &serde_json::json!({ "results": results })))
     }
 
@@ -262,10 +288,12 @@ impl UsersApi {
         Ok(response)
     }
 
-    /// Invites one validated address: the pool first (retrying throttling), then the record and history.
+    /// Invites one validated address whose roles exist: the pool first (retrying throttling), then its
+    /// roles, the record and history.
     async fn invite_one(&self, caller: &Caller, app: &App, pool_id: &str, invitee: &Invitee) -> Result<AppUser> {
         app.access_policy.admit(&invitee.email)?;
         let user = self.backoff.retry(|| self.users.invite(pool_id, invitee)).await?;
+        self.give_roles_or_undo(pool_id, &user.username, &invitee.roles).await?;
         let now = OffsetDateTime::now_utc();
         let invitation = Invitation {
             username: user.username.clone(),
@@ -284,7 +312,7 @@ impl UsersApi {
     }
 
     /// The caller's app and its pool, if it is ACTIVE (409 otherwise, 404 if not theirs).
-    async fn active_app(&self, caller: &Caller, app_id: &str) -> Result<(App, String)> {
+    pub(super) async fn active_app(&self, caller: &Caller, app_id: &str) -> Result<(App, String)> {
         let app = find_app(self.apps.as_ref(), caller, app_id).await?;
         match (app.status, app.resources.user_pool_id.clone()) {
             (AppStatus::Active, Some(pool_id)) => Ok((app, pool_id)),
@@ -295,7 +323,13 @@ impl UsersApi {
         }
     }
 
-    async fn record(&self, caller: &Caller, app: &App, action: AuditAction, detail: impl Into<String>) -> Result<()> {
+    pub(super) async fn record(
+        &self,
+        caller: &Caller,
+        app: &App,
+        action: AuditAction,
+        detail: impl Into<String>,
+    ) -> Result<()> {
         self.history.append(Subject::App(&app.id), &AppEvent::now(&caller.actor, action, detail)).await
     }
 }
@@ -342,7 +376,9 @@ mod tests {
 
     use super::*;
     use crate::domain::Role;
-    use crate::fakes::{FixedCaller, MemoryApps, MemoryHistory, MemoryInvitations, active_app, invited_user};
+    use crate::fakes::{
+        FixedCaller, MemoryApps, MemoryHistory, MemoryInvitations, MemoryRoles, active_app, invited_user,
+    };
     use crate::ports::Page;
 
     #[test]
@@ -400,6 +436,7 @@ mod tests {
             history: Arc::new(MemoryHistory::default()),
             invitations: Arc::new(MemoryInvitations::default()),
             users: pool,
+            roles: Arc::new(MemoryRoles::default()),
             verifier: Arc::new(FixedCaller(Role::Admin)),
             backoff: Backoff::default(),
         }

@@ -50,6 +50,13 @@ pub enum AuditAction {
     /// The end of access an invitation was given came: the user was disabled and signed out.
     #[serde(rename = "user.access-ended")]
     UserAccessEnded,
+    #[serde(rename = "user.roles-changed")]
+    UserRolesChanged,
+    #[serde(rename = "role.created")]
+    RoleCreated,
+    /// The role was deleted, and with it every user's hold of it.
+    #[serde(rename = "role.deleted")]
+    RoleDeleted,
     #[serde(rename = "tenant.registered")]
     TenantRegistered,
     #[serde(rename = "tenant.updated")]
@@ -114,6 +121,9 @@ mod tests {
             (AuditAction::UserInvitationResent, "user.invitation-resent"),
             (AuditAction::UserRevoked, "user.revoked"),
             (AuditAction::UserAccessEnded, "user.access-ended"),
+            (AuditAction::UserRolesChanged, "user.roles-changed"),
+            (AuditAction::RoleCreated, "role.created"),
+            (AuditAction::RoleDeleted, "role.deleted"),
             (AuditAction::TenantRegistered, "tenant.registered"),
             (AuditAction::TenantUpdated, "tenant.updated"),
             (AuditAction::TenantDeleted, "tenant.deleted"),

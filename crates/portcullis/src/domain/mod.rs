@@ -14,6 +14,7 @@ mod naming;
 mod poll;
 mod preflight;
 mod priority;
+mod roles;
 mod service_token;
 mod tenant;
 mod users;
@@ -50,6 +51,10 @@ pub use preflight::{
     Check, CheckName, CheckStatus, PreflightReport, certificate_headroom, domain_taken, rule_headroom,
 };
 pub use priority::{MAX_CERTIFICATES_PER_LISTENER, MAX_RULES_PER_LISTENER, lowest_free_priority};
+pub use roles::{
+    AppRole, AppRoleBody, MAX_ROLE_NAME, MAX_ROLES_PER_USER, NewAppRole, UserRoles, parse_roles, role_changes,
+    unknown_roles, validate_role_name,
+};
 pub use service_token::{
     ACCESS_TOKEN_MINUTES, MAX_EXPIRES_IN_DAYS, MAX_SERVICE_TOKENS, NewServiceToken, RESOURCE_SERVER, Scope, Scopes,
     ServiceToken, validate_new_service_token,

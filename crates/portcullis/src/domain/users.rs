@@ -1,10 +1,12 @@
 //! An app's users: who was invited, by whom, and where their sign-up stands.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::parse_access_end;
 use super::validate::{plain_text, validate_host};
+use super::{parse_access_end, parse_roles};
 use crate::error::{Error, Result};
 
 /// A user of an app's pool, as Cognito reports it plus Portcullis's invitation record.
@@ -201,6 +203,8 @@ pub struct Invitee {
     pub name: Option<String>,
     /// The end of access the invitation names, if any.
     pub expires_at: Option<OffsetDateTime>,
+    /// The app's roles the user is given.
+    pub roles: BTreeSet<String>,
 }
 
 /// One entry of an invitation request, as received.
@@ -210,6 +214,7 @@ pub struct InviteeBody {
     pub email: Option<serde_json::Value>,
     pub name: Option<serde_json::Value>,
     pub expires_at: Option<serde_json::Value>,
+    pub roles: Option<serde_json::Value>,
 }
 
 impl InviteeBody {
@@ -235,7 +240,8 @@ impl InviteeBody {
             Some(_) => return Err(Error::Invalid("'name' must be a string".into())),
         };
         let expires_at = parse_access_end(self.expires_at.as_ref(), OffsetDateTime::now_utc())?;
-        Ok(Invitee { email, name, expires_at })
+        let roles = parse_roles(self.roles.as_ref())?;
+        Ok(Invitee { email, name, expires_at, roles })
     }
 }
 
