@@ -99,6 +99,61 @@ struct NewApp {
     mfa: Option<MfaChoice>,
 }
 
+/// What `apps update` changes; only the options given.
+#[derive(Args)]
+struct AppChanges {
+    #[arg(long)]
+    name: Option<String>,
+    /// How long a sign-in lasts at the load balancer (sessions started from then on).
+    #[arg(long)]
+    session_timeout_seconds: Option<u64>,
+    /// Whether invitations are sent again, automatically, the day before they expire.
+    #[arg(long, value_name = "true|false")]
+    auto_resend: Option<bool>,
+    /// Invites only addresses at this domain or below it (repeat for more); replaces the app's list.
+    #[arg(long = "allowed-email-domain", value_name = "DOMAIN")]
+    allowed_email_domains: Vec<String>,
+    /// Invites any address.
+    #[arg(long, conflicts_with = "allowed_email_domains")]
+    any_email_domain: bool,
+    /// How many days an invited user's access lasts unless the invitation says otherwise.
+    #[arg(long, conflicts_with = "no_default_access_days")]
+    default_access_days: Option<u32>,
+    /// Access lasts until revoked unless the invitation names an end.
+    #[arg(long)]
+    no_default_access_days: bool,
+    #[arg(long, value_enum)]
+    mfa: Option<MfaChoice>,
+}
+
+impl AppChanges {
+    fn body(&self) -> Value {
+        let mut body = json!({});
+        if let Some(name) = &self.name {
+            body["name"] = json!(name);
+        }
+        if let Some(seconds) = self.session_timeout_seconds {
+            body["sessionTimeoutSeconds"] = json!(seconds);
+        }
+        if let Some(flag) = self.auto_resend {
+            body["autoResend"] = json!(flag);
+        }
+        if !self.allowed_email_domains.is_empty() || self.any_email_domain {
+            body["allowedEmailDomains"] = json!(self.allowed_email_domains);
+        }
+        if let Some(days) = self.default_access_days {
+            body["defaultAccessDays"] = json!(days);
+        }
+        if self.no_default_access_days {
+            body["defaultAccessDays"] = Value::Null;
+        }
+        if let Some(mfa) = self.mfa {
+            body["mfa"] = json!(mfa.as_api());
+        }
+        body
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum MfaChoice {
     Off,
@@ -171,6 +226,16 @@ enum AppsCommand {
     /// Puts back what Portcullis owns of an ACTIVE app that drifted (its rule, listener certificate, app
     /// client, pool domain); refuses, changing nothing, what it does not own.
     Repair { id: String },
+    /// Changes an ACTIVE app's settings, keeping its users. A new name, MFA or session timeout is
+    /// applied by the workflow (the app shows `settingsChange` until then).
+    Update {
+        id: String,
+        #[command(flatten)]
+        changes: AppChanges,
+        /// Waits until the change is applied.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Removes the protection and everything Portcullis made for the app.
     Delete {
         id: String,
@@ -237,6 +302,8 @@ impl InvitationState {
 #[derive(Clone, Copy, ValueEnum)]
 enum Wait {
     Active,
+    /// ACTIVE with no change of settings under way.
+    Settled,
     Deleted,
 }
 
@@ -319,6 +386,14 @@ async fn apps(api: &Api, command: AppsCommand) -> Outcome<Shown> {
         AppsCommand::Repair { id } => {
             Ok(Shown::App(api.call(Method::POST, &format!("/apps/{}/repair", segment(&id)), None).await?))
         }
+        AppsCommand::Update { id, changes, wait } => {
+            let path = format!("/apps/{}", segment(&id));
+            let updated = api.call(Method::PATCH, &path, Some(&changes.body())).await?;
+            if !wait {
+                return Ok(Shown::App(updated));
+            }
+            Ok(Shown::App(wait_for(api, &id, Wait::Settled).await?))
+        }
         AppsCommand::Delete { id, wait } => {
             let deleting = api.call(Method::DELETE, &format!("/apps/{}", segment(&id)), None).await?;
             if !wait {
@@ -397,6 +472,10 @@ async fn wait_for(api: &Api, id: &str, until: Wait) -> Outcome<Value> {
                 return Err(Failure::AppFailed { id: id.to_string(), reason });
             }
             ("ACTIVE", Wait::Active) | ("DELETED", Wait::Deleted) => {
+                progress.finish_and_clear();
+                return Ok(app);
+            }
+            ("ACTIVE", Wait::Settled) if app.get("settingsChange").is_none() => {
                 progress.finish_and_clear();
                 return Ok(app);
             }

@@ -297,7 +297,8 @@ def bootstrap(
 
     Keys: ``listenerArn``, ``targetGroupArn``, ``loadBalancerArn``, ``certificateArn``, ``userPoolId``,
     ``userPoolClientId``, ``tokenIssuer``, ``stateMachines`` (``{name: arn}``), and
-    ``provisionStateMachineArn`` / ``deprovisionStateMachineArn`` when those files exist.
+    ``provisionStateMachineArn`` / ``deprovisionStateMachineArn`` / ``settingsStateMachineArn`` when those
+    files exist.
     """
     create_table(endpoint_url)
     machines = create_state_machines(endpoint_url, statemachine_dir, substitutions)
@@ -311,7 +312,7 @@ def bootstrap(
         "tokenIssuer": operators["issuer"],
         "stateMachines": machines,
     }
-    for stem in ("provision", "deprovision"):
+    for stem in ("provision", "deprovision", "settings"):
         arn = machines.get(c.STATE_MACHINE_PREFIX + stem)
         if arn:
             result[f"{stem}StateMachineArn"] = arn

@@ -67,8 +67,8 @@ IMPLIED: tuple[Implied, ...] = (
     ),
     Implied(
         "cognito-idp:TagResource",
-        ("cognito-idp:CreateUserPool",),
-        "CreateUserPool with UserPoolTags is also authorized as TagResource (a dependent action)",
+        ("cognito-idp:CreateUserPool", "cognito-idp:UpdateUserPool"),
+        "CreateUserPool and UpdateUserPool with UserPoolTags are also authorized as TagResource (a dependent action)",
     ),
     Implied(
         "elasticloadbalancing:AddTags",
@@ -77,7 +77,7 @@ IMPLIED: tuple[Implied, ...] = (
     ),
     Implied(
         "cognito-idp:DescribeUserPoolClient",
-        ("elasticloadbalancing:CreateRule",),
+        ("elasticloadbalancing:CreateRule", "elasticloadbalancing:ModifyRule"),
         "ELB reads the app client with the caller's rights when a rule authenticates with Cognito",
     ),
     *(

@@ -102,6 +102,7 @@ def functions_env(aws_endpoint: str, resources: dict, environ: dict[str, str] | 
         "PORTCULLIS_TABLE_NAME": c.TABLE_NAME,
         "PORTCULLIS_PROVISION_STATE_MACHINE_ARN": resources.get("provisionStateMachineArn", ""),
         "PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN": resources.get("deprovisionStateMachineArn", ""),
+        "PORTCULLIS_SETTINGS_STATE_MACHINE_ARN": resources.get("settingsStateMachineArn", ""),
         # moto serves each pool's keys under the emulator's own address, not cognito-idp's.
         "PORTCULLIS_JWKS_URL": f"{aws_endpoint}/{pool_id}/.well-known/jwks.json",
         # …but signs tokens with the real-looking issuer, which is what the functions must expect.

@@ -157,6 +157,7 @@ def test_functions_env(emulator, resources):
     assert env["PORTCULLIS_TABLE_NAME"] == "portcullis"
     assert env["PORTCULLIS_PROVISION_STATE_MACHINE_ARN"] == resources["provisionStateMachineArn"]
     assert env["PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN"] == resources["deprovisionStateMachineArn"]
+    assert env["PORTCULLIS_SETTINGS_STATE_MACHINE_ARN"] == resources["settingsStateMachineArn"]
     assert env["PORTCULLIS_JWKS_URL"] == f"{emulator.url}/{resources['userPoolId']}/.well-known/jwks.json"
     assert env["PORTCULLIS_TOKEN_ISSUER"] == resources["tokenIssuer"]
     assert env["PORTCULLIS_TOKEN_AUDIENCE"] == resources["userPoolClientId"]

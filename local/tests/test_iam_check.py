@@ -142,6 +142,7 @@ def test_every_function_and_state_machine_has_its_role(roles):
         "portcullis-provisioner": "ProvisionerFunctionRole",
         "portcullis-provision": "ProvisionStateMachineRole",
         "portcullis-deprovision": "DeprovisionStateMachineRole",
+        "portcullis-settings": "SettingsStateMachineRole",
     }
 
 

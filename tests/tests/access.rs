@@ -101,6 +101,7 @@ async fn every_route_answers_each_role_as_the_design_says_with_no_cross_tenant_r
         row(Method::POST, service_tokens, Some(new_token), [403, 201, 403, 201, 401, 403, 403]),
         row(Method::DELETE, spare_token_path, None, [403, 204, 403, 404, 401, 403, 403]),
         row(Method::POST, format!("{app_path}/repair"), None, [403, 200, 403, 404, 401, 403, 404]),
+        row(Method::PATCH, app_path.clone(), Some(json!({"autoResend": true})), [403, 200, 403, 404, 401, 403, 404]),
         row(Method::POST, "/apps", Some(new_app), [403, 202, 403, 403, 401, 403, 403]),
         row(Method::POST, format!("{user}/resend"), None, [403, 202, 403, 404, 401, 403, 404]),
         row(Method::POST, format!("{users}/resend-expired"), None, [403, 200, 403, 404, 401, 403, 404]),
@@ -180,7 +181,7 @@ fn assert_no_leak(reply: &Reply, owned_by_a: &[&str]) {
     assert!(!owned_by_a.iter().any(|s| reply.text.contains(s)), "{}", reply.text);
 }
 
-/// What a write to A's app would change: its status, the usernames of its pool, its roles and the roles
+/// What a write to A's app would change: its status and a setting, the usernames of its pool, its roles and the roles
 /// of the user the matrix works on.
 async fn state_of(h: &Harness, admin: &str, app_id: &str, username: &str) -> (Value, Vec<String>, Value, Value) {
     let app = h.call(Method::GET, &format!("/apps/{app_id}"), Some(admin), None).await;
@@ -192,5 +193,6 @@ async fn state_of(h: &Harness, admin: &str, app_id: &str, username: &str) -> (Va
     names.sort();
     let roles = h.call(Method::GET, &format!("/apps/{app_id}/roles"), Some(admin), None).await;
     let held = h.call(Method::GET, &format!("/apps/{app_id}/users/{username}/roles"), Some(admin), None).await;
-    (app.body["status"].clone(), names, roles.body["items"].clone(), held.body["roles"].clone())
+    let app_state = json!([app.body["status"], app.body["autoResend"]]);
+    (app_state, names, roles.body["items"].clone(), held.body["roles"].clone())
 }

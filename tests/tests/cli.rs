@@ -123,6 +123,17 @@ async fn a_script_protects_an_app_invites_imports_and_deletes_it() {
     let users = json_of(&run(&h, token, &["users", "list", &id, "-o", "json"]));
     assert_eq!(users.as_array().unwrap().len(), 2, "{users}");
 
+    // A new name and session timeout, applied by the workflow: --wait returns once they are.
+    let args = ["apps", "update", &id, "--name", "Renamed", "--session-timeout-seconds", "900", "--wait", "-o", "json"];
+    let updated = json_of(&run(&h, token, &args));
+    assert_eq!(
+        (&updated["name"], &updated["sessionTimeoutSeconds"]),
+        (&serde_json::json!("Renamed"), &serde_json::json!(900))
+    );
+    assert!(updated.get("settingsChange").is_none(), "{updated}");
+    let updated = json_of(&run(&h, token, &["apps", "update", &id, "--auto-resend", "true", "-o", "json"]));
+    assert_eq!(updated["autoResend"], true, "{updated}");
+
     let events = json_of(&run(&h, token, &["apps", "events", &id, "-o", "json"]));
     assert!(events.as_array().unwrap().iter().any(|e| e["action"] == "app.active"), "{events}");
 

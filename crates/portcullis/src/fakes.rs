@@ -411,6 +411,7 @@ pub fn app(id: &str, status: AppStatus) -> App {
         version: 1,
         deletion_version: None,
         health: None,
+        settings_change: None,
     }
 }
 
@@ -435,6 +436,8 @@ pub struct MemoryListener {
     pub defaults_set: Mutex<Vec<(String, ListenerDefault)>>,
     /// The app id each rule is tagged with, by rule ARN (`create_rule` tags the rules it makes).
     pub rule_tags: Mutex<HashMap<String, String>>,
+    /// Rules modified, with what they were set to.
+    pub modified: Mutex<Vec<(String, ProtectRule)>>,
 }
 
 #[async_trait]
@@ -476,6 +479,10 @@ impl LoadBalancer for MemoryListener {
     }
     async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
         self.deleted.lock().unwrap().push(rule_arn.into());
+        Ok(())
+    }
+    async fn modify_rule(&self, rule_arn: &str, rule: &ProtectRule) -> Result<()> {
+        self.modified.lock().unwrap().push((rule_arn.into(), rule.clone()));
         Ok(())
     }
     async fn snapshot(&self, _: &str) -> Result<LoadBalancerView> {
@@ -547,6 +554,8 @@ pub struct MemoryPools {
     pub pools: Mutex<BTreeMap<String, MemoryPool>>,
     pub created: Mutex<Vec<String>>,
     pub deleted: Mutex<Vec<String>>,
+    /// Pools updated: (pool id, invitation subject, MFA).
+    pub updated: Mutex<Vec<(String, String, Mfa)>>,
 }
 
 /// One pool of [`MemoryPools`].
@@ -581,6 +590,10 @@ impl UserPools for MemoryPools {
     async fn set_mfa(&self, pool_id: &str, mfa: Mfa) -> Result<()> {
         let mut pools = self.pools.lock().unwrap();
         pools.get_mut(pool_id).ok_or_else(|| Error::Invalid(format!("no pool {pool_id}")))?.mfa = mfa;
+        Ok(())
+    }
+    async fn update_pool(&self, pool_id: &str, spec: &PoolSpec, mfa: Mfa) -> Result<()> {
+        self.updated.lock().unwrap().push((pool_id.into(), spec.invitation_subject.clone(), mfa));
         Ok(())
     }
     async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String> {

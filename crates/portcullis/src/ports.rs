@@ -188,6 +188,9 @@ pub trait LoadBalancer: Send + Sync {
     async fn rules(&self, listener_arn: &str) -> Result<Vec<ListenerRule>>;
     /// Creates the rule; `PriorityInUse` if the priority is taken.
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String>;
+    /// Sets the rule's conditions and actions to `rule`'s (its listener and priority stay). `NotFound` if
+    /// the rule is gone.
+    async fn modify_rule(&self, rule_arn: &str, rule: &ProtectRule) -> Result<()>;
     /// Deletes the rule; already gone is fine.
     async fn delete_rule(&self, rule_arn: &str) -> Result<()>;
     /// Every listener of the load balancer the listener belongs to, with its default actions and rules.
@@ -298,6 +301,9 @@ pub trait UserPools: Send + Sync {
     async fn create_pool(&self, spec: &PoolSpec) -> Result<CreatedPool>;
     /// Sets whether the pool's users sign in with a TOTP code too; the same again is a no-op.
     async fn set_mfa(&self, pool_id: &str, mfa: Mfa) -> Result<()>;
+    /// Sets the pool's invitation (and every other setting `create_pool` makes, with `mfa`), as the
+    /// provider resets whatever an update leaves out.
+    async fn update_pool(&self, pool_id: &str, spec: &PoolSpec, mfa: Mfa) -> Result<()>;
     /// Creates the client and returns its id (never its secret).
     async fn create_client(&self, pool_id: &str, spec: &ClientSpec) -> Result<String>;
     /// Creates the hosted domain and returns its host name.

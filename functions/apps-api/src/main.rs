@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use portcullis::adapters::{
     AcmCertificates, BeanstalkEnvironments, CognitoUserPools, DynamoStore, ElbLoadBalancer, JwksTokenVerifier,
-    StepFunctionsWorkflow, load_aws_config,
+    StateMachineArns, StepFunctionsWorkflow, load_aws_config,
 };
 use portcullis::api::{AppsApi, Idempotent};
 use portcullis::config::{TokenConfig, WorkflowTiming, required, table_name};
@@ -38,8 +38,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         tenants: store.clone(),
         workflow: Arc::new(StepFunctionsWorkflow::from_config(
             &aws,
-            required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,
-            required("PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN")?,
+            StateMachineArns {
+                provision: required("PORTCULLIS_PROVISION_STATE_MACHINE_ARN")?,
+                deprovision: required("PORTCULLIS_DEPROVISION_STATE_MACHINE_ARN")?,
+                settings: required("PORTCULLIS_SETTINGS_STATE_MACHINE_ARN")?,
+            },
         )),
         verifier: verifier.clone(),
         timing: WorkflowTiming::from_env()?,

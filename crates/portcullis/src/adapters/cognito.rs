@@ -69,33 +69,48 @@ fn gone_is_done<T>(result: std::result::Result<T, AwsFailure>) -> Result<()> {
     Ok(())
 }
 
+/// What creating and updating a pool both set: only admins invite, with the app's invitation; users
+/// recover their account by verified email.
+fn pool_parts(spec: &PoolSpec) -> Result<(AdminCreateUserConfigType, AccountRecoverySettingType)> {
+    let invitation = MessageTemplateType::builder()
+        .email_subject(&spec.invitation_subject)
+        .email_message(&spec.invitation_body)
+        .build();
+    let admin_create_user = AdminCreateUserConfigType::builder()
+        .allow_admin_create_user_only(true)
+        .invite_message_template(invitation)
+        .build();
+    let recovery = AccountRecoverySettingType::builder()
+        .recovery_mechanisms(
+            RecoveryOptionType::builder()
+                .name(RecoveryOptionNameType::VerifiedEmail)
+                .priority(1)
+                .build()
+                .map_err(|e| build_error("a Cognito recovery option", e))?,
+        )
+        .build();
+    Ok((admin_create_user, recovery))
+}
+
+/// The pool's MFA setting in Cognito's words (TOTP is the only second factor Portcullis sets).
+fn mfa_type(mfa: Mfa) -> UserPoolMfaType {
+    match mfa {
+        Mfa::Off => UserPoolMfaType::Off,
+        Mfa::Optional => UserPoolMfaType::Optional,
+        Mfa::Required => UserPoolMfaType::On,
+    }
+}
+
 #[async_trait]
 impl UserPools for CognitoUserPools {
     async fn create_pool(&self, spec: &PoolSpec) -> Result<CreatedPool> {
-        let invitation = MessageTemplateType::builder()
-            .email_subject(&spec.invitation_subject)
-            .email_message(&spec.invitation_body)
-            .build();
-        let recovery = AccountRecoverySettingType::builder()
-            .recovery_mechanisms(
-                RecoveryOptionType::builder()
-                    .name(RecoveryOptionNameType::VerifiedEmail)
-                    .priority(1)
-                    .build()
-                    .map_err(|e| build_error("a Cognito recovery option", e))?,
-            )
-            .build();
+        let (admin_create_user, recovery) = pool_parts(spec)?;
         let out = self
             .client
             .create_user_pool()
             .pool_name(&spec.pool_name)
             // Only admins invite: nobody can sign themselves up to an app.
-            .admin_create_user_config(
-                AdminCreateUserConfigType::builder()
-                    .allow_admin_create_user_only(true)
-                    .invite_message_template(invitation)
-                    .build(),
-            )
+            .admin_create_user_config(admin_create_user)
             .policies(password_policy(spec.temporary_password_days))
             .username_attributes(UsernameAttributeType::Email)
             .auto_verified_attributes(VerifiedAttributeType::Email)
@@ -114,12 +129,27 @@ impl UserPools for CognitoUserPools {
         }
     }
 
+    async fn update_pool(&self, pool_id: &str, spec: &PoolSpec, mfa: Mfa) -> Result<()> {
+        let (admin_create_user, recovery) = pool_parts(spec)?;
+        self.client
+            .update_user_pool()
+            .user_pool_id(pool_id)
+            .admin_create_user_config(admin_create_user)
+            .policies(password_policy(spec.temporary_password_days))
+            .auto_verified_attributes(VerifiedAttributeType::Email)
+            .account_recovery_setting(recovery)
+            .email_configuration(email_configuration(spec.ses.as_ref()))
+            .mfa_configuration(mfa_type(mfa))
+            // Tags left out would be removed, and the functions' rights on the pool with them.
+            .user_pool_tags(APP_ID_TAG, &spec.app_id)
+            .send()
+            .await
+            .map_err(|e| aws_failure("Cognito UpdateUserPool", e).into_error())?;
+        Ok(())
+    }
+
     async fn set_mfa(&self, pool_id: &str, mfa: Mfa) -> Result<()> {
-        let (configuration, totp) = match mfa {
-            Mfa::Off => (UserPoolMfaType::Off, false),
-            Mfa::Optional => (UserPoolMfaType::Optional, true),
-            Mfa::Required => (UserPoolMfaType::On, true),
-        };
+        let (configuration, totp) = (mfa_type(mfa), mfa != Mfa::Off);
         self.client
             .set_user_pool_mfa_config()
             .user_pool_id(pool_id)

@@ -43,6 +43,32 @@ fn elb_error(failure: AwsFailure) -> Error {
     }
 }
 
+/// A protecting rule's host-header condition and its two actions: sign in with the app's pool, then
+/// forward to its target group.
+fn rule_parts(rule: &ProtectRule) -> (RuleCondition, [Action; 2]) {
+    let authenticate = Action::builder()
+        .r#type(ActionTypeEnum::AuthenticateCognito)
+        .order(1)
+        .authenticate_cognito_config(
+            AuthenticateCognitoActionConfig::builder()
+                .user_pool_arn(&rule.user_pool_arn)
+                .user_pool_client_id(&rule.client_id)
+                .user_pool_domain(&rule.pool_domain_prefix)
+                .session_timeout(i64::from(rule.session_timeout_seconds))
+                .scope("openid email")
+                .on_unauthenticated_request(AuthenticateCognitoActionConditionalBehaviorEnum::Authenticate)
+                .build(),
+        )
+        .build();
+    let forward =
+        Action::builder().r#type(ActionTypeEnum::Forward).order(2).target_group_arn(&rule.target_group_arn).build();
+    let condition = RuleCondition::builder()
+        .field("host-header")
+        .host_header_config(HostHeaderConditionConfig::builder().values(&rule.host).build())
+        .build();
+    (condition, [authenticate, forward])
+}
+
 #[async_trait]
 impl LoadBalancer for ElbLoadBalancer {
     async fn listener_protocol(&self, listener_arn: &str) -> Result<Option<ListenerProtocol>> {
@@ -142,26 +168,7 @@ impl LoadBalancer for ElbLoadBalancer {
     }
 
     async fn create_rule(&self, rule: &ProtectRule) -> Result<String> {
-        let authenticate = Action::builder()
-            .r#type(ActionTypeEnum::AuthenticateCognito)
-            .order(1)
-            .authenticate_cognito_config(
-                AuthenticateCognitoActionConfig::builder()
-                    .user_pool_arn(&rule.user_pool_arn)
-                    .user_pool_client_id(&rule.client_id)
-                    .user_pool_domain(&rule.pool_domain_prefix)
-                    .session_timeout(i64::from(rule.session_timeout_seconds))
-                    .scope("openid email")
-                    .on_unauthenticated_request(AuthenticateCognitoActionConditionalBehaviorEnum::Authenticate)
-                    .build(),
-            )
-            .build();
-        let forward =
-            Action::builder().r#type(ActionTypeEnum::Forward).order(2).target_group_arn(&rule.target_group_arn).build();
-        let condition = RuleCondition::builder()
-            .field("host-header")
-            .host_header_config(HostHeaderConditionConfig::builder().values(&rule.host).build())
-            .build();
+        let (condition, [authenticate, forward]) = rule_parts(rule);
         let out = self
             .client
             .create_rule()
@@ -179,6 +186,23 @@ impl LoadBalancer for ElbLoadBalancer {
             .first()
             .and_then(|r| r.rule_arn().map(str::to_string))
             .ok_or_else(|| Error::upstream("ELB CreateRule returned no rule"))
+    }
+
+    async fn modify_rule(&self, rule_arn: &str, rule: &ProtectRule) -> Result<()> {
+        let (condition, [authenticate, forward]) = rule_parts(rule);
+        self.client
+            .modify_rule()
+            .rule_arn(rule_arn)
+            .conditions(condition)
+            .actions(authenticate)
+            .actions(forward)
+            .send()
+            .await
+            .map_err(|e| match aws_failure("ELB ModifyRule", e) {
+                failure if failure.is("RuleNotFound") => Error::NotFound(format!("rule {rule_arn} is gone")),
+                failure => elb_error(failure),
+            })?;
+        Ok(())
     }
 
     async fn delete_rule(&self, rule_arn: &str) -> Result<()> {

@@ -22,7 +22,7 @@ pub use elasticbeanstalk::BeanstalkEnvironments;
 pub use elbv2::ElbLoadBalancer;
 pub use jwks::JwksTokenVerifier;
 pub use route53::Route53Zone;
-pub use stepfunctions::StepFunctionsWorkflow;
+pub use stepfunctions::{StateMachineArns, StepFunctionsWorkflow};
 
 use std::future::Future;
 

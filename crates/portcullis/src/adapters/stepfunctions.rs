@@ -9,28 +9,36 @@ use crate::error::{Error, Result};
 use crate::ports::Workflow;
 use crate::workflow::{Execution, StateMachine};
 
-/// Starts, stops and describes executions of the provision and deprovision state machines.
+/// The ARN of each state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachineArns {
+    pub provision: String,
+    pub deprovision: String,
+    pub settings: String,
+}
+
+/// Starts, stops and describes executions of the provision, deprovision and settings state machines.
 #[derive(Debug, Clone)]
 pub struct StepFunctionsWorkflow {
     client: Client,
-    provision_arn: String,
-    deprovision_arn: String,
+    arns: StateMachineArns,
 }
 
 impl StepFunctionsWorkflow {
     /// Builds the client from the function's AWS configuration (once per cold start).
-    pub fn from_config(config: &aws_config::SdkConfig, provision_arn: String, deprovision_arn: String) -> Self {
-        Self::new(Client::new(config), provision_arn, deprovision_arn)
+    pub fn from_config(config: &aws_config::SdkConfig, arns: StateMachineArns) -> Self {
+        Self::new(Client::new(config), arns)
     }
 
-    pub fn new(client: Client, provision_arn: String, deprovision_arn: String) -> Self {
-        StepFunctionsWorkflow { client, provision_arn, deprovision_arn }
+    pub fn new(client: Client, arns: StateMachineArns) -> Self {
+        StepFunctionsWorkflow { client, arns }
     }
 
     fn machine_arn(&self, machine: StateMachine) -> &str {
         match machine {
-            StateMachine::Provision => &self.provision_arn,
-            StateMachine::Deprovision => &self.deprovision_arn,
+            StateMachine::Provision => &self.arns.provision,
+            StateMachine::Deprovision => &self.arns.deprovision,
+            StateMachine::Settings => &self.arns.settings,
         }
     }
 

@@ -1,4 +1,4 @@
-//! `/apps`: create, list, read, delete and repair protected apps.
+//! `/apps`: create, list, read, change, delete and repair protected apps.
 
 use std::sync::Arc;
 
@@ -11,8 +11,8 @@ use super::{
 };
 use crate::config::WorkflowTiming;
 use crate::domain::{
-    AccessPolicy, App, AppError, AppEvent, AppStatus, AuditAction, Caller, NewApp, Resources, Step, Tenant,
-    not_registered, validate_new_app,
+    AccessPolicy, App, AppError, AppEvent, AppStatus, AuditAction, Caller, NewApp, Resources, SettingsChange,
+    SettingsPatch, Step, Tenant, not_registered, validate_new_app,
 };
 use crate::error::{Chain, Error, Result};
 use crate::ports::{
@@ -46,6 +46,7 @@ enum Route {
     DeleteApp,
     ListAppEvents,
     RepairApp,
+    UpdateApp,
 }
 
 impl Route {
@@ -58,6 +59,7 @@ impl Route {
             (&Method::DELETE, "/apps/{id}") => Route::DeleteApp,
             (&Method::GET, "/apps/{id}/events") => Route::ListAppEvents,
             (&Method::POST, "/apps/{id}/repair") => Route::RepairApp,
+            (&Method::PATCH, "/apps/{id}") => Route::UpdateApp,
             _ => return None,
         })
     }
@@ -71,6 +73,7 @@ impl Route {
             Route::DeleteApp => "deleteApp",
             Route::ListAppEvents => "listAppEvents",
             Route::RepairApp => "repairApp",
+            Route::UpdateApp => "updateApp",
         }
     }
 }
@@ -89,6 +92,7 @@ impl Operations for AppsApi {
                 Route::DeleteApp => self.delete(&caller, request.path("id")).await,
                 Route::ListAppEvents => self.events(&caller, request).await,
                 Route::RepairApp => self.repair(&caller, request.path("id")).await,
+                Route::UpdateApp => self.update(&caller, request.path("id"), &request.body).await,
             }
         })
         .await
@@ -126,6 +130,7 @@ impl AppsApi {
             version: 1,
             deletion_version: None,
             health: None,
+            settings_change: None,
         };
         tracing::Span::current().record("app_id", app.id.as_str());
         let detail = format!("{} for {}", app.name, app.domain);
@@ -219,6 +224,58 @@ impl AppsApi {
                     break;
                 }
             }
+        }
+        Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
+    }
+
+    /// `PATCH /apps/{id}`: change an ACTIVE app's settings. What only Portcullis keeps (who may be
+    /// invited, for how long, automatic resending) changes at once: 200. A change that reaches the pool or
+    /// the rule too (name, MFA, session timeout) is applied by the settings workflow: 202, the app showing
+    /// `settingsChange` until it is done, then `app.updated` (or `app.update-failed`) in its history.
+    async fn update(&self, caller: &Caller, app_id: &str, body: &str) -> Result<ApiResponse> {
+        caller.require_admin()?;
+        let patch = SettingsPatch::parse(body)?;
+        let mut app = find_app(self.apps.as_ref(), caller, app_id).await?;
+        if app.status != AppStatus::Active {
+            return Err(Error::Conflict(format!(
+                "the app is {}; its settings can be changed once it is ACTIVE",
+                app.status.as_str()
+            )));
+        }
+        if let Some(change) = &app.settings_change {
+            return Err(Error::Conflict(format!(
+                "a change of the app's settings asked for by {} is being applied; ask again once it is done",
+                change.requested_by
+            )));
+        }
+        let current = app.settings();
+        let wanted = patch.applied_to(&current);
+        if wanted == current {
+            return Ok(json_response(StatusCode::OK, &AppView::from(&app)));
+        }
+        if !wanted.reach_beyond_the_record(&current) {
+            app.adopt(wanted.clone());
+            self.apps.update(&mut app).await?;
+            let event = AppEvent::now(&caller.actor, AuditAction::AppUpdated, wanted.changes_from(&current));
+            self.history.append(Subject::App(&app.id), &event).await?;
+            return Ok(json_response(StatusCode::OK, &AppView::from(&app)));
+        }
+        let execution = Execution::change_settings(&app, self.timing);
+        app.settings_change = Some(SettingsChange {
+            settings: wanted,
+            requested_by: caller.actor.clone(),
+            requested_at: OffsetDateTime::now_utc(),
+            execution: execution.name.clone(),
+        });
+        self.apps.update(&mut app).await?;
+        if let Err(not_started) = self.workflow.start(&execution).await {
+            // Nothing half-done: the change is dropped, and the caller may ask again.
+            app.settings_change = None;
+            if let Err(cleanup) = self.apps.update(&mut app).await {
+                tracing::error!(app_id = %app.id, error = %Chain(&not_started), "the settings change could not start");
+                return Err(cleanup);
+            }
+            return Err(not_started);
         }
         Ok(json_response(StatusCode::ACCEPTED, &AppView::from(&app)))
     }

@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(h[ALLOW], "GET, POST, OPTIONS");
         assert_eq!(names(&response, &VARY), ["Origin"]);
         let one = cors().handle(&request(Method::OPTIONS, "/apps/{id}", Some(PORTAL))).await;
-        assert_eq!(one.headers()[ACCESS_CONTROL_ALLOW_METHODS], "GET, DELETE");
+        assert_eq!(one.headers()[ACCESS_CONTROL_ALLOW_METHODS], "GET, PATCH, DELETE");
     }
 
     #[tokio::test]

@@ -21,7 +21,9 @@ pub fn needed(method: &Method, resource: &str) -> Option<Scope> {
         ) => Scope::AppsRead,
         // Preflight creates nothing: it is a read.
         (&Method::POST, "/apps/preflight") => Scope::AppsRead,
-        (&Method::POST, "/apps" | "/apps/{id}/repair") | (&Method::DELETE, "/apps/{id}") => Scope::AppsWrite,
+        (&Method::POST, "/apps" | "/apps/{id}/repair") | (&Method::DELETE | &Method::PATCH, "/apps/{id}") => {
+            Scope::AppsWrite
+        }
         (
             &Method::POST,
             "/apps/{id}/users"
@@ -74,6 +76,8 @@ mod tests {
         let err = check(&reader, &Method::POST, "/apps/{id}/repair").unwrap_err();
         assert!(err.to_string().contains("'apps:write'"), "{err}");
         assert!(check(&service(&[Scope::AppsWrite]), &Method::POST, "/apps/{id}/repair").is_ok());
+        assert!(check(&service(&[Scope::AppsWrite]), &Method::PATCH, "/apps/{id}").is_ok());
+        assert!(check(&reader, &Method::PATCH, "/apps/{id}").is_err());
         let inviter = service(&[Scope::UsersWrite]);
         assert!(check(&inviter, &Method::POST, "/apps/{id}/users/batch").is_ok());
         assert!(check(&inviter, &Method::POST, "/apps/{id}/users/resend-expired").is_ok());
@@ -94,7 +98,6 @@ mod tests {
             (Method::DELETE, "/tenant/service-tokens/{clientId}"),
             (Method::GET, "/tenant"),
             (Method::PUT, "/tenants/{tenantId}"),
-            (Method::PATCH, "/apps/{id}"),
         ] {
             assert!(matches!(check(&all, &method, resource), Err(Error::Forbidden(_))), "{method} {resource}");
         }

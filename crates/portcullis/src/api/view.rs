@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::domain::{
-    AccessPolicy, App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Mfa, Target, ValidationRecord,
-    ZoneRecord,
+    AccessPolicy, App, AppError, AppStatus, CertificateStatus, EmailSending, Health, Mfa, SettingsChange, Target,
+    ValidationRecord, ZoneRecord,
 };
 
 #[derive(Debug, Serialize)]
@@ -84,6 +84,9 @@ pub struct AppView<'a> {
     /// The last drift check; absent until the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<&'a Health>,
+    /// A change of settings being applied (`PATCH /apps/{id}`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings_change: Option<&'a SettingsChange>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -126,6 +129,7 @@ impl<'a> From<&'a App> for AppView<'a> {
             mfa: app.mfa,
             dns_record: r.alias_dns.as_ref().map(DnsRecordView::from),
             health: app.health.as_ref(),
+            settings_change: app.settings_change.as_ref(),
             created_at: app.created_at,
             updated_at: app.updated_at,
         }

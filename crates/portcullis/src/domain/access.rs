@@ -66,6 +66,17 @@ pub enum Mfa {
     Required,
 }
 
+impl Mfa {
+    /// The contract name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mfa::Off => "OFF",
+            Mfa::Optional => "OPTIONAL",
+            Mfa::Required => "REQUIRED",
+        }
+    }
+}
+
 /// Reads `mfa`: OFF, OPTIONAL or REQUIRED; `None` when absent or null.
 pub fn parse_mfa(value: Option<&serde_json::Value>) -> Result<Option<Mfa>> {
     match value {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{AccessPolicy, CertificateStatus, Closure, EmailSending, Health, Mfa, ZoneRecord};
+use super::{AccessPolicy, CertificateStatus, Closure, EmailSending, Health, Mfa, SettingsChange, ZoneRecord};
 use crate::error::{Error, Result};
 
 /// Lifecycle status. The names are part of the API contract.
@@ -224,6 +224,9 @@ pub struct App {
     /// The last drift check of the app while ACTIVE; none until the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// A change of its settings the workflow is applying (`PATCH /apps/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_change: Option<SettingsChange>,
 }
 
 impl App {

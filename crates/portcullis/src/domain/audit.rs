@@ -41,6 +41,12 @@ pub enum AuditAction {
     AppFailed,
     #[serde(rename = "app.deleted")]
     AppDeleted,
+    /// A change of the app's settings (`PATCH /apps/{id}`) took effect.
+    #[serde(rename = "app.updated")]
+    AppUpdated,
+    /// A change of the app's settings could not be applied; the app kept its settings.
+    #[serde(rename = "app.update-failed")]
+    AppUpdateFailed,
     #[serde(rename = "user.invited")]
     UserInvited,
     #[serde(rename = "user.invitation-resent")]
@@ -117,6 +123,8 @@ mod tests {
             (AuditAction::ResourcesRemoved, "resources.removed"),
             (AuditAction::AppFailed, "app.failed"),
             (AuditAction::AppDeleted, "app.deleted"),
+            (AuditAction::AppUpdated, "app.updated"),
+            (AuditAction::AppUpdateFailed, "app.update-failed"),
             (AuditAction::UserInvited, "user.invited"),
             (AuditAction::UserInvitationResent, "user.invitation-resent"),
             (AuditAction::UserRevoked, "user.revoked"),

@@ -16,6 +16,7 @@ mod preflight;
 mod priority;
 mod roles;
 mod service_token;
+mod settings;
 mod tenant;
 mod users;
 mod validate;
@@ -59,6 +60,7 @@ pub use service_token::{
     ACCESS_TOKEN_MINUTES, MAX_EXPIRES_IN_DAYS, MAX_SERVICE_TOKENS, NewServiceToken, RESOURCE_SERVER, Scope, Scopes,
     ServiceToken, validate_new_service_token,
 };
+pub use settings::{AppSettings, SettingsChange, SettingsPatch};
 pub use tenant::{
     DEFAULT_APP_QUOTA, DomainRule, GrantedTarget, Registration, SesConfig, Tenant, TenantQuotas, not_registered,
     validate_registration, validate_tenant_id,

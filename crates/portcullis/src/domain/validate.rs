@@ -53,15 +53,7 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
     let target = parse_target(body.target.ok_or_else(|| missing("target"))?, "target")?;
     let session_timeout_seconds = match body.session_timeout_seconds {
         None | Some(serde_json::Value::Null) => DEFAULT_SESSION_TIMEOUT_SECONDS,
-        Some(v) => v
-            .as_u64()
-            .filter(|s| (1..=u64::from(MAX_SESSION_TIMEOUT_SECONDS)).contains(s))
-            .and_then(|s| u32::try_from(s).ok())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "sessionTimeoutSeconds must be a whole number from 1 to {MAX_SESSION_TIMEOUT_SECONDS}"
-                ))
-            })?,
+        Some(v) => parse_session_timeout(&v)?,
     };
     let dns_alias = optional_flag(body.dns_alias, "dnsAlias")?;
     let auto_resend = optional_flag(body.auto_resend, "autoResend")?;
@@ -79,6 +71,19 @@ pub fn validate_new_app(body: &str) -> Result<NewApp> {
         default_access_days,
         mfa,
     })
+}
+
+/// Reads `sessionTimeoutSeconds`: 1 to the load balancer's 7 days.
+pub(crate) fn parse_session_timeout(value: &serde_json::Value) -> Result<u32> {
+    value
+        .as_u64()
+        .filter(|s| (1..=u64::from(MAX_SESSION_TIMEOUT_SECONDS)).contains(s))
+        .and_then(|s| u32::try_from(s).ok())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "sessionTimeoutSeconds must be a whole number from 1 to {MAX_SESSION_TIMEOUT_SECONDS}"
+            ))
+        })
 }
 
 /// A true-or-false field, false when absent.
@@ -103,7 +108,7 @@ fn required_string(value: Option<serde_json::Value>, field: &str) -> Result<Stri
 }
 
 /// Names appear in invitation emails and pool names: keep them plain.
-fn validate_name(name: String) -> Result<String> {
+pub(crate) fn validate_name(name: String) -> Result<String> {
     let name = name.trim().to_string();
     let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
     let starts_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());

@@ -11,6 +11,7 @@ mod contract;
 mod drift;
 mod failure;
 mod reminders;
+mod settings;
 mod steps;
 #[cfg(test)]
 mod steps_tests;

@@ -90,6 +90,11 @@ impl Provisioner {
             let Some(mut app) = self.apps.get(&app_ref.tenant_id, &app_ref.app_id).await? else {
                 return Ok(StepOutput::Done);
             };
+            if app.settings_change.as_ref().is_some_and(|change| change.execution == ended.name) {
+                tracing::warn!("the settings run ended outside its error handling; the change is dropped");
+                let report = FailureReport { app: app_ref.clone(), error: Some(ended.caught()), teardown: None };
+                return self.settings_failed(&mut app, &report).await;
+            }
             let provisioning = Execution::is_provisioning(&ended.name, &app);
             let stranded = if provisioning {
                 app.status == AppStatus::Provisioning
@@ -143,6 +148,8 @@ impl Provisioner {
             StepInput::Teardown(_) => self.teardown(&mut app).await,
             StepInput::MarkFailed(report) => self.mark_failed(&mut app, &report).await,
             StepInput::MarkDeleted(_) => self.mark_deleted(&mut app).await,
+            StepInput::ApplySettings(_) => self.apply_settings(&mut app).await,
+            StepInput::SettingsFailed(report) => self.settings_failed(&mut app, &report).await,
         }
     }
 
@@ -159,8 +166,19 @@ impl Provisioner {
         })
     }
 
-    async fn record(&self, app: &App, action: AuditAction, detail: impl Into<String>) -> StepResult<()> {
-        Ok(self.history.append(Subject::App(&app.id), &AppEvent::now(WORKFLOW_ACTOR, action, detail)).await?)
+    pub(super) async fn record(&self, app: &App, action: AuditAction, detail: impl Into<String>) -> StepResult<()> {
+        self.record_by(app, WORKFLOW_ACTOR, action, detail).await
+    }
+
+    /// Records an event of the app as done by `actor` (who asked for what the workflow did).
+    pub(super) async fn record_by(
+        &self,
+        app: &App,
+        actor: &str,
+        action: AuditAction,
+        detail: impl Into<String>,
+    ) -> StepResult<()> {
+        Ok(self.history.append(Subject::App(&app.id), &AppEvent::now(actor, action, detail)).await?)
     }
 
     /// RequestCertificate: ask for a DNS-validated certificate (idempotent on the app id) and show its
@@ -444,31 +462,35 @@ impl Provisioner {
 
     /// The pool, sending invitations through the tenant's SES identity when it has one.
     async fn create_pool(&self, app: &mut App) -> StepResult<()> {
-        let (invitation_subject, invitation_body) = invitation_message(&app.name, &app.url());
-        let ses = match self.tenants.get(&app.tenant_id).await?.and_then(|t| t.ses()) {
-            Some(ses) => Some(ses),
-            None => self.tenants.legacy_ses(&app.tenant_id).await?.map(|c| c.identity()),
-        };
-        let email_sending = if ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
+        let spec = self.pool_spec(app).await?;
+        let email_sending = if spec.ses.is_some() { EmailSending::Ses } else { EmailSending::CognitoDefault };
         let pool = match self.user_pools.find_pools(&app.id).await?.into_iter().next() {
             Some(found) => CreatedPool { id: found.id, arn: found.arn },
-            None => {
-                let spec = PoolSpec {
-                    pool_name: pool_name(&app.name, &app.id),
-                    app_id: app.id.clone(),
-                    invitation_subject,
-                    invitation_body,
-                    ses,
-                    temporary_password_days: TEMPORARY_PASSWORD_VALIDITY_DAYS,
-                };
-                self.user_pools.create_pool(&spec).await?
-            }
+            None => self.user_pools.create_pool(&spec).await?,
         };
         app.resources.email_sending = Some(email_sending);
         app.resources.user_pool_id = Some(pool.id);
         app.resources.user_pool_arn = Some(pool.arn);
         self.apps.update(app).await?;
         Ok(())
+    }
+
+    /// How the app's pool is made (and kept, when its settings change): its invitation names the app, and
+    /// goes through the tenant's SES identity when it has one.
+    pub(super) async fn pool_spec(&self, app: &App) -> StepResult<PoolSpec> {
+        let (invitation_subject, invitation_body) = invitation_message(&app.name, &app.url());
+        let ses = match self.tenants.get(&app.tenant_id).await?.and_then(|t| t.ses()) {
+            Some(ses) => Some(ses),
+            None => self.tenants.legacy_ses(&app.tenant_id).await?.map(|c| c.identity()),
+        };
+        Ok(PoolSpec {
+            pool_name: pool_name(&app.name, &app.id),
+            app_id: app.id.clone(),
+            invitation_subject,
+            invitation_body,
+            ses,
+            temporary_password_days: TEMPORARY_PASSWORD_VALIDITY_DAYS,
+        })
     }
 
     /// WireListener: attach the certificate to the listener, then give the app's host its rule: adopt

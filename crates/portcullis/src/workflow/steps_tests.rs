@@ -58,6 +58,9 @@ impl UserPools for Quiet {
     async fn set_mfa(&self, _: &str, _: crate::domain::Mfa) -> Result<()> {
         unreachable!()
     }
+    async fn update_pool(&self, _: &str, _: &PoolSpec, _: crate::domain::Mfa) -> Result<()> {
+        unreachable!()
+    }
     async fn create_client(&self, _: &str, _: &ClientSpec) -> Result<String> {
         unreachable!()
     }
@@ -956,4 +959,67 @@ async fn teardown_removes_what_carries_the_app_id_without_a_record_and_leaves_ot
     // Again (a retried teardown): nothing of the app is left to find.
     w.provisioner.run(StepInput::Teardown(app_ref())).await.unwrap();
     assert_eq!(pools.deleted.lock().unwrap().len(), 1);
+}
+
+// The settings state machine: a change is applied where it differs, then adopted; a failed one is put
+// back and dropped, the app keeping its settings.
+
+use super::{CaughtError, FailureReport};
+use crate::domain::{Mfa, SettingsChange};
+
+#[tokio::test]
+async fn a_settings_change_is_applied_then_adopted_and_a_failed_one_is_put_back() {
+    let mut app = app_ready_for_wiring();
+    app.status = AppStatus::Active;
+    app.resources.listener_rule_arn = Some("rule-1".into());
+    app.resources.rule_priority = Some(7);
+    let mut wanted = app.settings();
+    (wanted.name, wanted.mfa, wanted.session_timeout_seconds) = ("Renamed".into(), Mfa::Required, 900);
+    let change = |settings| SettingsChange {
+        settings,
+        requested_by: "alice".into(),
+        requested_at: time::OffsetDateTime::now_utc(),
+        execution: "app-1-settings-1".into(),
+    };
+    app.settings_change = Some(change(wanted.clone()));
+    let mut w = world(app);
+    let pools = Arc::new(MemoryPools::default());
+    pools.put("pool", unrecorded_pool("app-1", Some("client-1")));
+    w.provisioner.user_pools = pools.clone();
+
+    w.provisioner.run(StepInput::ApplySettings(app_ref())).await.unwrap();
+    let mut app = w.apps.app("app-1");
+    assert_eq!((app.settings(), app.settings_change.clone()), (wanted.clone(), None));
+    assert_eq!(pools.pool("pool").unwrap().mfa, Mfa::Required);
+    let updated = pools.updated.lock().unwrap().clone();
+    assert!(updated.len() == 1 && updated[0].1.contains("Renamed") && updated[0].2 == Mfa::Required, "{updated:?}");
+    let modified = w.listener.modified.lock().unwrap().clone();
+    assert_eq!(modified.len(), 1);
+    assert_eq!(
+        (modified[0].0.as_str(), modified[0].1.session_timeout_seconds, modified[0].1.priority),
+        ("rule-1", 900, 7)
+    );
+    let (_, event) = w.history.events.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((event.actor.as_str(), event.action), ("alice", AuditAction::AppUpdated));
+
+    // A change that could not be applied: what it may have set is put back, and it is dropped.
+    let mut next = wanted.clone();
+    (next.mfa, next.session_timeout_seconds) = (Mfa::Off, 60);
+    app.settings_change = Some(change(next));
+    w.apps.update(&mut app).await.unwrap();
+    pools.set_mfa("pool", Mfa::Off).await.unwrap();
+    let error = CaughtError { error: "AwsError".into(), cause: Some("ModifyRule refused".into()) };
+    let report = FailureReport { app: app_ref(), error: Some(error), teardown: None };
+    w.provisioner.run(StepInput::SettingsFailed(report)).await.unwrap();
+    let app = w.apps.app("app-1");
+    assert_eq!((app.settings(), app.settings_change), (wanted, None), "the app keeps its settings");
+    assert_eq!(pools.pool("pool").unwrap().mfa, Mfa::Required, "MFA put back");
+    assert_eq!(w.listener.modified.lock().unwrap().last().unwrap().1.session_timeout_seconds, 900, "the rule put back");
+    let (_, event) = w.history.events.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(event.action, AuditAction::AppUpdateFailed);
+    assert!(
+        event.detail.contains("ModifyRule refused") && event.detail.contains("keeps its settings"),
+        "{}",
+        event.detail
+    );
 }
