@@ -60,6 +60,7 @@ def resources(emulator, tmp_path_factory):
     directory = tmp_path_factory.mktemp("statemachine")
     (directory / "provision.asl.json").write_text(json.dumps(PROVISION))
     (directory / "deprovision.asl.json").write_text(json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))
+    (directory / "settings.asl.json").write_text(json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))
     (directory / "README.md").write_text("not a state machine")
     return bootstrap(emulator.url, directory)
 
@@ -74,7 +75,8 @@ def test_table(aws, resources):
 
 def test_state_machines(aws, resources):
     sfn = aws("stepfunctions")
-    assert set(resources["stateMachines"]) == {"portcullis-provision", "portcullis-deprovision"}
+    assert set(resources["stateMachines"]) == {"portcullis-provision", "portcullis-deprovision", "portcullis-settings"}
+    assert resources["settingsStateMachineArn"].endswith(":stateMachine:portcullis-settings")
     assert resources["provisionStateMachineArn"].endswith(":stateMachine:portcullis-provision")
     assert resources["deprovisionStateMachineArn"].endswith(":stateMachine:portcullis-deprovision")
     described = sfn.describe_state_machine(stateMachineArn=resources["provisionStateMachineArn"])

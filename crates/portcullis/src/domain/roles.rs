@@ -51,6 +51,10 @@ impl AppRoleBody {
         };
         let description = match &self.description {
             None | Some(serde_json::Value::Null) => None,
+            // As the contract's pattern says: no white space at either end (nothing is trimmed away).
+            Some(serde_json::Value::String(text)) if text.trim() != text => {
+                return Err(Error::Invalid("'description' must not start or end with white space".into()));
+            }
             Some(serde_json::Value::String(text)) => Some(plain_text(text, "description", 256)?),
             Some(_) => return Err(Error::Invalid("'description' must be a string".into())),
         };
@@ -148,9 +152,11 @@ mod tests {
     #[test]
     fn a_new_role_takes_a_name_and_an_optional_description() {
         let body: AppRoleBody =
-            serde_json::from_value(json!({"name": "editor", "description": " Edits pages "})).unwrap();
+            serde_json::from_value(json!({"name": "editor", "description": "Edits pages"})).unwrap();
         let role = body.validate().unwrap();
         assert_eq!((role.name.as_str(), role.description.as_deref()), ("editor", Some("Edits pages")));
+        let padded: AppRoleBody = serde_json::from_value(json!({"name": "editor", "description": " x"})).unwrap();
+        assert!(padded.validate().unwrap_err().to_string().contains("white space"));
         let body: AppRoleBody = serde_json::from_value(json!({"description": "x"})).unwrap();
         assert_eq!(body.validate().unwrap_err().to_string(), "'name' is required");
         assert!(serde_json::from_value::<AppRoleBody>(json!({"name": "x", "precedence": 1})).is_err());
