@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::types::GroupType;
 use time::OffsetDateTime;
 
-use super::cognito_users::user_error;
+use super::cognito_users::{listing_error, user_error};
 use super::{AwsFailure, aws_failure};
 use crate::adapters::CognitoAppUsers;
 use crate::domain::{AppRole, NewAppRole};
@@ -64,14 +64,7 @@ impl AppRoles for CognitoAppUsers {
             .set_next_token(next_token.map(str::to_string))
             .send()
             .await
-            .map_err(|e| {
-                let failure = aws_failure("Cognito ListGroups", e);
-                if failure.is("InvalidParameterException") && next_token.is_some() {
-                    Error::Invalid("nextToken is not a token this listing returned".into())
-                } else {
-                    user_error(failure)
-                }
-            })?;
+            .map_err(|e| listing_error(aws_failure("Cognito ListGroups", e), next_token))?;
         Ok(Page {
             items: out.groups.unwrap_or_default().into_iter().map(app_role).collect(),
             next_token: out.next_token.filter(|t| !t.is_empty()),

@@ -49,6 +49,16 @@ fn attribute(name: &str, value: &str) -> Result<AttributeType> {
     AttributeType::builder().name(name).value(value).build().map_err(|e| build_error("a Cognito user attribute", e))
 }
 
+/// A listing's failure. The page token Portcullis sealed is genuine, so Cognito refusing it means the
+/// listing changed under it (the user or role it pointed at is gone): start again, not a bad request.
+pub(super) fn listing_error(failure: AwsFailure, next_token: Option<&str>) -> Error {
+    if failure.is("InvalidParameterException") && next_token.is_some() {
+        Error::Conflict("the listing changed since this page token was given; list again from the first page".into())
+    } else {
+        user_error(failure)
+    }
+}
+
 /// Cognito's user errors, translated once.
 pub(super) fn user_error(failure: AwsFailure) -> Error {
     match failure.code.as_deref() {
@@ -160,14 +170,7 @@ impl AppUsers for CognitoAppUsers {
             .set_pagination_token(next_token.map(str::to_string))
             .send()
             .await
-            .map_err(|e| {
-                let failure = aws_failure("Cognito ListUsers", e);
-                if failure.is("InvalidParameterException") && next_token.is_some() {
-                    Error::Invalid("nextToken is not a token this listing returned".into())
-                } else {
-                    user_error(failure)
-                }
-            })?;
+            .map_err(|e| listing_error(aws_failure("Cognito ListUsers", e), next_token))?;
         Ok(Page {
             items: out.users.unwrap_or_default().into_iter().map(app_user).collect(),
             next_token: out.pagination_token.filter(|t| !t.is_empty()),
