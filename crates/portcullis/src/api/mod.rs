@@ -80,6 +80,13 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> ApiResponse {
     response
 }
 
+/// An empty 204 answer: the delete is done.
+pub fn no_content() -> ApiResponse {
+    let mut response = http::Response::new(String::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
 /// Adds a `Location` header.
 pub fn with_location(mut response: ApiResponse, location: &str) -> ApiResponse {
     if let Ok(value) = HeaderValue::from_str(location) {

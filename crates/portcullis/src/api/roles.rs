@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::apps::find_app;
 use super::users::UsersApi;
-use super::{ApiRequest, ApiResponse, Listing, PageRequest, PageScope, json_response};
+use super::{ApiRequest, ApiResponse, Listing, PageRequest, PageScope, json_response, no_content};
 use crate::domain::{
     AppRole, AppRoleBody, AuditAction, Caller, Invitee, UserRoles, parse_roles, role_changes, unknown_roles,
     validate_role_name,
@@ -57,9 +57,7 @@ impl UsersApi {
         self.backoff.retry(|| self.roles.delete(&pool_id, &role)).await?;
         self.record(caller, &app, AuditAction::RoleDeleted, format!("role '{role}', and every user's hold of it"))
             .await?;
-        let mut response = http::Response::new(String::new());
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        Ok(response)
+        Ok(no_content())
     }
 
     /// `GET /apps/{id}/users/{username}/roles`.

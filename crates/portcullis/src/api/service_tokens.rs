@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{ApiResponse, Listing, json_response, with_location};
+use super::{ApiResponse, Listing, json_response, no_content, with_location};
 use crate::domain::{
     AppEvent, AuditAction, Caller, MAX_SERVICE_TOKENS, Scope, ServiceToken, validate_new_service_token,
 };
@@ -146,8 +146,6 @@ impl ServiceTokenManagement {
         history
             .append(Subject::Tenant(tenant_id), &AppEvent::now(&caller.actor, AuditAction::ServiceTokenRevoked, detail))
             .await?;
-        let mut response = http::Response::new(String::new());
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        Ok(response)
+        Ok(no_content())
     }
 }

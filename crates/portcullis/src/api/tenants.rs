@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use super::service_tokens::ServiceTokenManagement;
 use super::{
-    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_route,
-    respond,
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_content,
+    no_route, respond,
 };
 use crate::domain::{
     AppEvent, AuditAction, Caller, Registration, Tenant, not_registered, validate_registration, validate_tenant_id,
@@ -192,9 +192,7 @@ impl TenantsApi {
         }
         self.tenants.delete(&tenant).await?;
         self.record(caller, &tenant.id, AuditAction::TenantDeleted, summary(&tenant)).await?;
-        let mut response = http::Response::new(String::new());
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        Ok(response)
+        Ok(no_content())
     }
 
     /// `GET /tenants/{tenantId}/events`: the registration's history, newest first. Also for a deleted

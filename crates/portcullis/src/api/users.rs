@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::apps::find_app;
 use super::{
-    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_route,
-    respond,
+    ApiRequest, ApiResponse, Listing, Operations, PageRequest, PageScope, authenticate, json_response, no_content,
+    no_route, respond,
 };
 use crate::domain::{
     App, AppEvent, AppStatus, AppUser, AuditAction, BatchOutcome, Caller, Invitation, InvitationStatus, Invitee,
@@ -283,9 +283,7 @@ impl UsersApi {
         self.invitations.delete(&app.id, username).await?;
         let detail = format!("{username}: signed out of the app's pool and removed; {}", app.open_session_note());
         self.record(caller, &app, AuditAction::UserRevoked, detail).await?;
-        let mut response = http::Response::new(String::new());
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        Ok(response)
+        Ok(no_content())
     }
 
     /// Invites one validated address whose roles exist: the pool first (retrying throttling), then its

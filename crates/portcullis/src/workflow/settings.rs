@@ -4,12 +4,10 @@
 //! stays ACTIVE throughout: no setting here can open a route around the login.
 
 use super::drift::protect_rule;
-use super::steps::Provisioner;
-use super::{FailureReport, StepFailure, StepOutput};
+use super::steps::{Provisioner, StepResult};
+use super::{FailureReport, StepOutput};
 use crate::domain::{App, AppSettings, AppStatus, AuditAction, SettingsChange};
 use crate::error::Chain;
-
-type StepResult<T = StepOutput> = Result<T, StepFailure>;
 
 impl Provisioner {
     /// ApplySettings: set the requested MFA, invitation and session timeout where they differ from the
@@ -32,9 +30,8 @@ impl Provisioner {
     pub(super) async fn settings_failed(&self, app: &mut App, report: &FailureReport) -> StepResult {
         let Some(change) = self.pending_change(app) else { return Ok(StepOutput::Done) };
         let why = report.error.as_ref().map(|e| e.message()).unwrap_or_else(|| "no reason given".into());
-        let mut detail = format!("{} could not be applied: {why}; the app keeps its settings", {
-            change.settings.changes_from(&app.settings())
-        });
+        let changes = change.settings.changes_from(&app.settings());
+        let mut detail = format!("{changes} could not be applied: {why}; the app keeps its settings");
         if let Err(failure) = self.set_in_aws(app, &change.settings, &app.settings()).await {
             tracing::error!(error = %Chain(&failure), "could not put the app's settings back");
             detail.push_str(&format!(

@@ -26,7 +26,7 @@ use crate::ports::{
     TenantRegistry, UserPools,
 };
 
-type StepResult<T = StepOutput> = Result<T, StepFailure>;
+pub(super) type StepResult<T = StepOutput> = Result<T, StepFailure>;
 
 /// Runs the workflow's task steps.
 pub struct Provisioner {
