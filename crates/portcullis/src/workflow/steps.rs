@@ -888,11 +888,19 @@ impl Provisioner {
     }
 
     /// MarkDeleted: the app is gone and its domain free for a new app.
+    /// A settings change still pending is dropped: the pool and rule it was for are gone, and its
+    /// requester learns so from the history.
     async fn mark_deleted(&self, app: &mut App) -> StepResult {
         app.status = AppStatus::Deleted;
         app.step = None;
+        let dropped = app.settings_change.take();
         self.apps.update(app).await?;
         self.apps.release_domain(&app.domain, &app.id).await?;
+        if let Some(change) = dropped {
+            let detail =
+                format!("{} could not be applied: the app was deleted", change.settings.changes_from(&app.settings()));
+            self.record_by(app, &change.requested_by, AuditAction::AppUpdateFailed, detail).await?;
+        }
         self.record(app, AuditAction::AppDeleted, app.domain.clone()).await?;
         Ok(StepOutput::Done)
     }

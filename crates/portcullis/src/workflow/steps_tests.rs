@@ -965,7 +965,7 @@ async fn teardown_removes_what_carries_the_app_id_without_a_record_and_leaves_ot
 // back and dropped, the app keeping its settings.
 
 use super::{CaughtError, FailureReport};
-use crate::domain::{Mfa, SettingsChange};
+use crate::domain::{Mfa, SettingsChange, WORKFLOW_ACTOR};
 
 #[tokio::test]
 async fn a_settings_change_is_applied_then_adopted_and_a_failed_one_is_put_back() {
@@ -1022,4 +1022,26 @@ async fn a_settings_change_is_applied_then_adopted_and_a_failed_one_is_put_back(
         "{}",
         event.detail
     );
+}
+
+#[tokio::test]
+async fn a_deleted_app_drops_its_pending_settings_change_and_says_so() {
+    let mut app = fakes::app("app-1", AppStatus::Deleting);
+    let mut wanted = app.settings();
+    wanted.mfa = Mfa::Required;
+    app.settings_change = Some(SettingsChange {
+        settings: wanted,
+        requested_by: "alice".into(),
+        requested_at: time::OffsetDateTime::now_utc(),
+        execution: "app-1-settings-1".into(),
+    });
+    let w = world(app);
+
+    w.provisioner.run(StepInput::MarkDeleted(app_ref())).await.unwrap();
+    let app = w.apps.app("app-1");
+    assert_eq!((app.status, app.settings_change), (AppStatus::Deleted, None));
+    let events = w.history.events.lock().unwrap().clone();
+    let recorded: Vec<_> = events.iter().map(|(_, e)| (e.actor.as_str(), e.action)).collect();
+    assert_eq!(recorded[..], [("alice", AuditAction::AppUpdateFailed), (WORKFLOW_ACTOR, AuditAction::AppDeleted)]);
+    assert!(events[0].1.detail.contains("mfa OFF → REQUIRED could not be applied: the app was deleted"), "{events:?}");
 }
