@@ -1,7 +1,8 @@
 //! Changing an ACTIVE app (`PATCH /apps/{id}`) end to end: what only Portcullis keeps changes at once;
 //! a new name, MFA or session timeout goes through the settings state machine to the app's pool (its
 //! invitation and MFA, every other setting as made) and listener rule, with the app ACTIVE and its
-//! users kept throughout, and each change in the history by whoever asked for it.
+//! users kept throughout, and each change in the history by whoever asked for it; a change that
+//! cannot be applied is put back, the app keeping its settings.
 
 use portcullis_e2e::{Harness, rule_for_host, short_id};
 use reqwest::Method;
@@ -97,4 +98,34 @@ async fn an_active_app_changes_its_settings_without_losing_its_users() {
     let reply = h.call(Method::PATCH, &path, Some(&admin), Some(&change)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(reply.body.get("settingsChange").is_none());
+
+    // A change that cannot be applied is put back. Every ApplySettings attempt dies just after its
+    // ModifyRule, so the Catch runs SettingsFailed. (Here, not in a test of its own: a die-after fault
+    // is only well defined while no other provisioner invocation runs.)
+    let rule_arn = done["listenerRuleArn"].as_str().unwrap();
+    let rule_id = rule_arn.rsplit('/').next().unwrap();
+    let attempts = 4; // the first and ApplySettings' three retries of Lambda.Unknown (settings.asl.json)
+    let fault = json!({"action": "elasticloadbalancing:ModifyRule", "kind": "die-after", "count": attempts,
+        "caller": "portcullis-provisioner", "match": rule_id});
+    let fault = h.arm_fault(&fault).await["id"].as_str().unwrap().to_string();
+    let failing = json!({"mfa": "OPTIONAL", "sessionTimeoutSeconds": 1800});
+    let reply = h.call(Method::PATCH, &path, Some(&admin), Some(&failing)).await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let after = h.app_until(&admin, id, "the change put back", |a| a.get("settingsChange").is_none()).await;
+    assert_eq!(h.fault_fired(&fault).await, attempts, "every attempt modified the rule, then died");
+    assert_eq!(
+        (&after["status"], &after["mfa"], &after["sessionTimeoutSeconds"]),
+        (&json!("ACTIVE"), &json!("REQUIRED"), &json!(900))
+    );
+    let mfa = cognito.get_user_pool_mfa_config().user_pool_id(pool).send().await.unwrap();
+    assert_eq!(mfa.mfa_configuration().map(|m| m.as_str()), Some("ON"), "MFA required again");
+    let rules = h.listener_rules(done["target"]["listenerArn"].as_str().unwrap()).await;
+    let rule = rule_for_host(&rules, domain);
+    let login = rule[0].actions().iter().find_map(|a| a.authenticate_cognito_config()).expect("still signs users in");
+    assert_eq!(login.session_timeout(), Some(900), "the rule's session timeout put back");
+    let events = h.all_pages(&format!("{path}/events"), &admin).await;
+    let failed = events.iter().find(|e| e["action"] == "app.update-failed").expect("the failure in the history");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(detail.contains("mfa REQUIRED → OPTIONAL") && detail.contains("keeps its settings"), "{detail}");
+    assert_eq!(failed["actor"], actor, "recorded for whoever asked");
 }
