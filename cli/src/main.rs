@@ -59,6 +59,10 @@ enum Command {
     /// The users invited to an app.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// An app's roles: users are given them, and the app reads them from the signed-in user's access
+    /// token (`cognito:groups`, docs/apps.md).
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// Prints a completion script for a shell.
     Completions { shell: clap_complete::Shell },
 }
@@ -260,6 +264,9 @@ enum UsersCommand {
         /// defaultAccessDays.
         #[arg(long)]
         expires_at: Option<String>,
+        /// A role of the app to give the user (repeat for more).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
     },
     /// The app's users, with where each invitation stands.
     List {
@@ -277,9 +284,38 @@ enum UsersCommand {
     ResendExpired { app: String },
     /// Removes the user from the app's pool.
     Revoke { app: String, username: String },
+    /// The roles a user holds.
+    Roles { app: String, username: String },
+    /// Sets exactly the roles a user holds: those named, and no others.
+    SetRoles {
+        app: String,
+        username: String,
+        /// A role of the app (repeat for more).
+        #[arg(long = "role", value_name = "ROLE", required_unless_present = "none")]
+        roles: Vec<String>,
+        /// Takes every role from the user.
+        #[arg(long, conflicts_with = "roles")]
+        none: bool,
+    },
     /// Invites everyone in a CSV file (email,name; a header row is optional), 100 per request, with a
     /// line per row.
     Import { app: String, file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum RolesCommand {
+    /// Adds a role to the app.
+    Create {
+        app: String,
+        /// 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter.
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// The app's roles.
+    List { app: String },
+    /// Removes a role from the app and from every user who holds it.
+    Delete { app: String, name: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -332,6 +368,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Completions { .. } => unreachable!("answered above"),
         Command::Apps(command) => apps(&api, command).await?,
         Command::Users(command) => users(&api, format, command).await?,
+        Command::Roles(command) => roles(&api, command).await?,
     };
     format.show(&shown);
     // A preflight that found a failing check is a refusal a script can branch on.
@@ -486,13 +523,16 @@ async fn wait_for(api: &Api, id: &str, until: Wait) -> Outcome<Value> {
 
 async fn users(api: &Api, format: Format, command: UsersCommand) -> Outcome<Shown> {
     match command {
-        UsersCommand::Invite { app, email, name, expires_at } => {
+        UsersCommand::Invite { app, email, name, expires_at, roles } => {
             let mut body = json!({"email": email});
             if let Some(name) = name {
                 body["name"] = json!(name);
             }
             if let Some(end) = expires_at {
                 body["expiresAt"] = json!(end);
+            }
+            if !roles.is_empty() {
+                body["roles"] = json!(roles);
             }
             Ok(Shown::User(api.call(Method::POST, &format!("/apps/{}/users", segment(&app)), Some(&body)).await?))
         }
@@ -511,6 +551,15 @@ async fn users(api: &Api, format: Format, command: UsersCommand) -> Outcome<Show
             api.call(Method::DELETE, &format!("/apps/{}/users/{}", segment(&app), segment(&username)), None).await?;
             Ok(Shown::Raw(json!({"username": username, "revoked": true})))
         }
+        UsersCommand::Roles { app, username } => {
+            let path = format!("/apps/{}/users/{}/roles", segment(&app), segment(&username));
+            Ok(Shown::UserRoles(api.get(&path).await?))
+        }
+        UsersCommand::SetRoles { app, username, roles, none: _ } => {
+            // Without --role, clap has made sure --none was given: the user is left with no role.
+            let path = format!("/apps/{}/users/{}/roles", segment(&app), segment(&username));
+            Ok(Shown::UserRoles(api.call(Method::PUT, &path, Some(&json!({"roles": roles}))).await?))
+        }
         UsersCommand::ResendExpired { app } => {
             let path = format!("/apps/{}/users/resend-expired", segment(&app));
             let answer = api.call(Method::POST, &path, None).await?;
@@ -521,6 +570,26 @@ async fn users(api: &Api, format: Format, command: UsersCommand) -> Outcome<Show
             all_done(&results, &["resent"]).map(|()| Shown::Nothing)
         }
         UsersCommand::Import { app, file } => import(api, format, &app, &file).await.map(|()| Shown::Nothing),
+    }
+}
+
+async fn roles(api: &Api, command: RolesCommand) -> Outcome<Shown> {
+    match command {
+        RolesCommand::Create { app, name, description } => {
+            let mut body = json!({"name": name});
+            if let Some(description) = description {
+                body["description"] = json!(description);
+            }
+            let created = api.call(Method::POST, &format!("/apps/{}/roles", segment(&app)), Some(&body)).await?;
+            Ok(Shown::Roles(vec![created]))
+        }
+        RolesCommand::List { app } => {
+            Ok(Shown::Roles(all_pages(api, &format!("/apps/{}/roles", segment(&app))).await?))
+        }
+        RolesCommand::Delete { app, name } => {
+            api.call(Method::DELETE, &format!("/apps/{}/roles/{}", segment(&app), segment(&name)), None).await?;
+            Ok(Shown::Raw(json!({"role": name, "deleted": true})))
+        }
     }
 }
 

@@ -13,6 +13,10 @@ fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("-")
 }
 
+fn cells(values: &[&Value]) -> Vec<String> {
+    values.iter().map(|v| text(v).to_string()).collect()
+}
+
 /// Rows under a header, each column as wide as its widest cell.
 fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -54,6 +58,9 @@ pub enum Shown {
     Events(Vec<Value>),
     User(Value),
     Users(Vec<Value>),
+    Roles(Vec<Value>),
+    /// A user's roles (`{username, roles}`).
+    UserRoles(Value),
     Preflight(Value),
     Raw(Value),
     /// Printed as it went (an import's lines).
@@ -69,6 +76,8 @@ impl Format {
             Shown::User(user) if self == Format::Json => println!("{user}"),
             Shown::User(user) => self.users(std::slice::from_ref(user)),
             Shown::Users(users) => self.users(users),
+            Shown::Roles(roles) => self.roles(roles),
+            Shown::UserRoles(held) => self.user_roles(held),
             Shown::Preflight(report) => self.preflight(report),
             Shown::Raw(value) => self.raw(value),
             Shown::Nothing => {}
@@ -116,55 +125,48 @@ impl Format {
         }
     }
 
-    fn apps(self, apps: &[Value]) {
+    /// A listing: the API's JSON array, or a table of one row per item.
+    fn listing(self, items: &[Value], header: &[&str], row: impl Fn(&Value) -> Vec<String>) {
         match self {
-            Format::Json => println!("{}", Value::Array(apps.to_vec())),
-            Format::Table => {
-                let rows: Vec<Vec<String>> = apps
-                    .iter()
-                    .map(|a| {
-                        let status = format!("{} {}", text(&a["status"]), a["step"].as_str().unwrap_or_default());
-                        vec![text(&a["id"]).into(), text(&a["domain"]).into(), status.trim_end().into()]
-                    })
-                    .collect();
-                table(&["ID", "DOMAIN", "STATUS"], &rows);
-            }
+            Format::Json => println!("{}", Value::Array(items.to_vec())),
+            Format::Table => table(header, &items.iter().map(row).collect::<Vec<_>>()),
         }
+    }
+
+    fn apps(self, apps: &[Value]) {
+        self.listing(apps, &["ID", "DOMAIN", "STATUS"], |a| {
+            let status = format!("{} {}", text(&a["status"]), a["step"].as_str().unwrap_or_default());
+            vec![text(&a["id"]).into(), text(&a["domain"]).into(), status.trim_end().into()]
+        });
     }
 
     fn events(self, events: &[Value]) {
-        match self {
-            Format::Json => println!("{}", Value::Array(events.to_vec())),
-            Format::Table => {
-                let rows: Vec<Vec<String>> = events
-                    .iter()
-                    .map(|e| {
-                        [&e["at"], &e["actor"], &e["action"], &e["detail"]]
-                            .iter()
-                            .map(|v| text(v).to_string())
-                            .collect()
-                    })
-                    .collect();
-                table(&["AT", "ACTOR", "ACTION", "DETAIL"], &rows);
-            }
-        }
+        self.listing(events, &["AT", "ACTOR", "ACTION", "DETAIL"], |e| {
+            cells(&[&e["at"], &e["actor"], &e["action"], &e["detail"]])
+        });
     }
 
     fn users(self, users: &[Value]) {
+        self.listing(users, &["USERNAME", "EMAIL", "STATUS", "INVITATION", "EXPIRES"], |u| {
+            let invitation = &u["invitation"];
+            cells(&[&u["username"], &u["email"], &u["status"], &invitation["status"], &invitation["expiresAt"]])
+        });
+    }
+
+    fn roles(self, roles: &[Value]) {
+        self.listing(roles, &["ROLE", "DESCRIPTION", "CREATED"], |r| {
+            cells(&[&r["name"], &r["description"], &r["createdAt"]])
+        });
+    }
+
+    fn user_roles(self, held: &Value) {
         match self {
-            Format::Json => println!("{}", Value::Array(users.to_vec())),
+            Format::Json => println!("{held}"),
             Format::Table => {
-                let rows: Vec<Vec<String>> = users
-                    .iter()
-                    .map(|u| {
-                        let invitation = &u["invitation"];
-                        [&u["username"], &u["email"], &u["status"], &invitation["status"], &invitation["expiresAt"]]
-                            .iter()
-                            .map(|v| text(v).to_string())
-                            .collect()
-                    })
-                    .collect();
-                table(&["USERNAME", "EMAIL", "STATUS", "INVITATION", "EXPIRES"], &rows);
+                let roles: Vec<&str> =
+                    held["roles"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let roles = if roles.is_empty() { "(none)".to_string() } else { roles.join(", ") };
+                println!("{}: {roles}", text(&held["username"]));
             }
         }
     }
@@ -174,16 +176,13 @@ impl Format {
             Format::Json => println!("{report}"),
             Format::Table => {
                 let checks = report["checks"].as_array().cloned().unwrap_or_default();
-                let rows: Vec<Vec<String>> = checks
-                    .iter()
-                    .map(|c| [&c["check"], &c["status"], &c["detail"]].iter().map(|v| text(v).to_string()).collect())
-                    .collect();
-                table(&["CHECK", "STATUS", "DETAIL"], &rows);
+                self.listing(&checks, &["CHECK", "STATUS", "DETAIL"], |c| {
+                    cells(&[&c["check"], &c["status"], &c["detail"]])
+                });
             }
         }
     }
 
-    /// One line per row of an import, as it is answered.
     /// One line per invitation sent (an import's row, or a resend).
     pub fn result_line(self, result: &Value) {
         match self {

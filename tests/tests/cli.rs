@@ -123,6 +123,29 @@ async fn a_script_protects_an_app_invites_imports_and_deletes_it() {
     let users = json_of(&run(&h, token, &["users", "list", &id, "-o", "json"]));
     assert_eq!(users.as_array().unwrap().len(), 2, "{users}");
 
+    // Roles: made, given at invite and later, taken away, and an unknown one refused.
+    for role in ["editor", "viewer"] {
+        json_of(&run(&h, token, &["roles", "create", &id, role, "--description", "Can do things", "-o", "json"]));
+    }
+    let table = stdout(&run(&h, token, &["roles", "list", &id]));
+    assert!(table.lines().next().is_some_and(|h| h.starts_with("ROLE")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("editor") && l.contains("Can do things")), "{table}");
+    let invite = ["users", "invite", &id, "--email", "rae@example.com", "--role", "editor", "-o", "json"];
+    let rae = json_of(&run(&h, token, &invite))["username"].as_str().unwrap().to_string();
+    let held = stdout(&run(&h, token, &["users", "roles", &id, &rae]));
+    assert_eq!(held.trim(), format!("{rae}: editor"));
+    let set = json_of(&run(&h, token, &["users", "set-roles", &id, &rae, "--role", "viewer", "-o", "json"]));
+    assert_eq!(set["roles"], serde_json::json!(["viewer"]), "{set}");
+    let unknown = run(&h, token, &["users", "set-roles", &id, &rae, "--role", "owner"]);
+    assert_eq!(unknown.status.code(), Some(3), "refused: {}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("owner"), "names the unknown role: {}", stderr(&unknown));
+    let none = json_of(&run(&h, token, &["users", "set-roles", &id, &rae, "--none", "-o", "json"]));
+    assert_eq!(none["roles"], serde_json::json!([]), "{none}");
+    json_of(&run(&h, token, &["roles", "delete", &id, "viewer", "-o", "json"]));
+    let roles = json_of(&run(&h, token, &["roles", "list", &id, "-o", "json"]));
+    let names: Vec<&str> = roles.as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["editor"], "{roles}");
+
     // A new name and session timeout, applied by the workflow: --wait returns once they are.
     let args = ["apps", "update", &id, "--name", "Renamed", "--session-timeout-seconds", "900", "--wait", "-o", "json"];
     let updated = json_of(&run(&h, token, &args));
