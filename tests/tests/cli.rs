@@ -40,7 +40,9 @@ fn json_of(output: &Output) -> Value {
 }
 
 async fn active_app(h: &Harness, tenant: &TestTenant) -> String {
-    let target = h.alb_target(tenant).await;
+    // On a listener of its own: the demo listener's 25 certificates are shared by the whole suite.
+    let listener = h.listener_of_its_own().await;
+    let target = h.alb_targets_on(tenant, &listener, 1).await.remove(0);
     let domain = fresh_domain("cli");
     let (listener, group) = (target["listenerArn"].as_str().unwrap(), target["targetGroupArn"].as_str().unwrap());
     let args = ["apps", "create", "--name", "Tool", "--domain", &domain, "--listener-arn", listener];
@@ -176,7 +178,7 @@ async fn a_script_repairs_an_app_whose_rule_was_deleted_and_sees_its_health() {
 
     let repaired = json_of(&run(&h, token, &["apps", "repair", &id, "-o", "json"]));
     assert_eq!(repaired["health"]["status"], "OK", "{repaired}");
-    let rules = h.listener_rules(&h.stack.listener_arn).await;
+    let rules = h.listener_rules(app["target"]["listenerArn"].as_str().unwrap()).await;
     assert_eq!(portcullis_e2e::rule_for_host(&rules, app["domain"].as_str().unwrap()).len(), 1);
     let shown = stdout(&run(&h, token, &["apps", "get", &id]));
     assert!(shown.lines().any(|l| l.starts_with("health: OK (checked ")), "{shown}");
