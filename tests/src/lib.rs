@@ -92,12 +92,23 @@ impl Harness {
         email: &str,
         password: &str,
     ) -> aws_sdk_cognitoidentityprovider::types::AuthenticationResultType {
+        self.sign_in(&self.stack.user_pool_id, &self.stack.user_pool_client_id, email, password).await
+    }
+
+    /// Signs a user in to `pool` through its app client `client` (user name and password, as an admin).
+    pub async fn sign_in(
+        &self,
+        pool: &str,
+        client: &str,
+        email: &str,
+        password: &str,
+    ) -> aws_sdk_cognitoidentityprovider::types::AuthenticationResultType {
         let out = self
             .aws
             .cognito
             .admin_initiate_auth()
-            .user_pool_id(&self.stack.user_pool_id)
-            .client_id(&self.stack.user_pool_client_id)
+            .user_pool_id(pool)
+            .client_id(client)
             .auth_flow(AuthFlowType::AdminUserPasswordAuth)
             .auth_parameters("USERNAME", email)
             .auth_parameters("PASSWORD", password)

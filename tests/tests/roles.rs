@@ -3,7 +3,6 @@
 //! `cognito:groups` claim of the user's access token (the token the load balancer forwards as
 //! `x-amzn-oidc-accesstoken`), checked against the pool's keys, issuer, client and token use.
 
-use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use portcullis_e2e::{Harness, TEST_PASSWORD, short_id};
 use reqwest::Method;
@@ -23,17 +22,8 @@ async fn access_claims(h: &Harness, app: &Value, email: &str) -> Value {
         .send()
         .await
         .expect("admin_set_user_password");
-    let signed_in = cognito
-        .admin_initiate_auth()
-        .user_pool_id(pool)
-        .client_id(client)
-        .auth_flow(AuthFlowType::AdminUserPasswordAuth)
-        .auth_parameters("USERNAME", email)
-        .auth_parameters("PASSWORD", TEST_PASSWORD)
-        .send()
-        .await
-        .expect("admin_initiate_auth");
-    let token = signed_in.authentication_result.and_then(|r| r.access_token).expect("an access token");
+    let signed_in = h.sign_in(pool, client, email, TEST_PASSWORD).await;
+    let token = signed_in.access_token.expect("an access token");
 
     let jwks_url = format!("{}/{pool}/.well-known/jwks.json", h.stack.aws_endpoint);
     let keys: JwkSet = reqwest::get(jwks_url).await.unwrap().json().await.unwrap();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::validate::plain_text;
+use super::validate::{plain_text, required_string};
 use crate::error::{Error, Result};
 
 /// Most roles one user may hold: every one travels in each request's access token.
@@ -44,11 +44,7 @@ pub struct AppRoleBody {
 
 impl AppRoleBody {
     pub fn validate(&self) -> Result<NewAppRole> {
-        let name = match &self.name {
-            Some(serde_json::Value::String(name)) => validate_role_name(name)?,
-            None | Some(serde_json::Value::Null) => return Err(Error::Invalid("'name' is required".into())),
-            Some(_) => return Err(Error::Invalid("'name' must be a string".into())),
-        };
+        let name = validate_role_name(&required_string(self.name.clone(), "name")?)?;
         let description = match &self.description {
             None | Some(serde_json::Value::Null) => None,
             // As the contract's pattern says: no white space at either end (nothing is trimmed away).

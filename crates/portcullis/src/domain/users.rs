@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::validate::{plain_text, validate_host};
+use super::validate::{plain_text, required_string, validate_host};
 use super::{parse_access_end, parse_roles};
 use crate::error::{Error, Result};
 
@@ -229,11 +229,7 @@ impl InviteeBody {
 
     /// Validates the entry.
     pub fn validate(&self) -> Result<Invitee> {
-        let email = match &self.email {
-            Some(serde_json::Value::String(s)) => validate_email(s)?,
-            None | Some(serde_json::Value::Null) => return Err(Error::Invalid("'email' is required".into())),
-            Some(_) => return Err(Error::Invalid("'email' must be a string".into())),
-        };
+        let email = validate_email(&required_string(self.email.clone(), "email")?)?;
         let name = match &self.name {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(plain_text(s, "name", 128)?),

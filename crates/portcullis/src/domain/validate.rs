@@ -99,7 +99,7 @@ fn missing(field: &str) -> Error {
     Error::Invalid(format!("'{field}' is required"))
 }
 
-fn required_string(value: Option<serde_json::Value>, field: &str) -> Result<String> {
+pub(crate) fn required_string(value: Option<serde_json::Value>, field: &str) -> Result<String> {
     match value {
         None | Some(serde_json::Value::Null) => Err(missing(field)),
         Some(serde_json::Value::String(s)) => Ok(s),
